@@ -1,0 +1,222 @@
+"""The `noc` command: the console, and its headless subcommands (simulate, ingest, report).
+
+Every error a user can cause ends in one line saying what is wrong and what to do, and a
+non-zero exit code; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from console import config as config_module
+from console.feed import FeedError
+from console.ingestion import IngestService, IngestSettings
+from store.database import StoreError, prepare
+from store.writer import Retention
+
+EXIT_FAILURE = 1
+
+
+class Failure(click.ClickException):
+    """Ends the command with `noc: <message>` and exit code 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"noc: {self.message}", err=True)
+
+
+def parse_time(value: str | None, option: str) -> int | None:
+    """Unix seconds or ISO 8601 (UTC unless it says otherwise) to milliseconds."""
+    if value is None:
+        return None
+    try:
+        return round(float(value) * 1000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither Unix seconds nor ISO 8601 (e.g. 2026-11-21T10:00:00Z)",
+            param_hint=option,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def load_settings(config_path: Path | None) -> config_module.Settings:
+    try:
+        return config_module.load(config_path)
+    except config_module.ConfigError as error:
+        raise Failure(str(error)) from None
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $NOC_CONFIG or the XDG config folder's noc/config.toml).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """noc: a terminal monitoring console for VoIP wholesale operators."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same traffic.")
+@click.option("--cps", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Average new calls per second.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Time factor (0: as fast as the subscriber reads).")
+@click.option("--scenario", default="default", show_default=True,
+              help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.")
+@click.option("--buffer", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Events kept for resuming subscribers.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop generating after this many events.")
+@click.option("--start", type=float, help="Simulated start time, Unix seconds (default: now).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every event sent, one JSON line each.")
+def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, record) -> None:
+    """Serve feed protocol v1 with realistic traffic and incidents.
+
+    The bearer token the simulator demands, if any, is read from NOC_FEED_TOKEN.
+    """
+    from console import simulator, traffic
+
+    if scenario not in traffic.SCENARIOS:
+        raise click.BadParameter(
+            f"unknown scenario {scenario!r}; choose from {', '.join(traffic.SCENARIOS)}",
+            param_hint="--scenario",
+        )
+    token = os.environ.get("NOC_FEED_TOKEN")
+    sim = simulator.Simulator(seed=seed, cps=cps, speed=speed, token=token, scenario=scenario,
+                              buffer=buffer, start=start, limit=limit, record=record)
+
+    async def serve() -> None:
+        try:
+            bound = await sim.start(host, port)
+        except OSError as error:
+            raise Failure(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        click.echo(f"noc simulate: serving ws://{host}:{bound}/feed (seed {seed}, {scenario})", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await sim.stop()
+
+    asyncio.run(serve())
+
+
+@main.command()
+@click.option("--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Database file (default: store.path in the config, or $NOC_DB).")
+@config_option
+def ingest(feed_url, db_path, config_path) -> None:
+    """Subscribe to the feed and store it, with no terminal (the daemon).
+
+    The bearer token comes from NOC_FEED_TOKEN or feed.token in the config file, never argv.
+    SIGTERM or SIGINT stores everything received, then exits 0.
+    """
+    settings = load_settings(config_path)
+    url = feed_url or settings.feed.url
+    path = db_path or settings.db_path
+    service_settings = IngestSettings(
+        failure_codes=settings.failure_codes,
+        retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
+    )
+
+    async def run() -> None:
+        try:
+            service = IngestService(path, url, token=settings.feed.token, settings=service_settings)
+        except FeedError as error:
+            raise Failure(str(error)) from None
+        try:
+            await service.open()
+        except StoreError as error:
+            raise Failure(str(error)) from None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.stop)
+        try:
+            await service.run()
+        except FeedError as error:
+            raise Failure(str(error)) from None
+
+    asyncio.run(run())
+
+
+@main.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Database file (default: store.path in the config, or $NOC_DB).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--from", "time_from", help="Start, inclusive: Unix seconds or ISO 8601 (UTC).")
+@click.option("--to", "time_to", help="End, exclusive: Unix seconds or ISO 8601 (UTC).")
+@config_option
+def report(db_path, as_json, time_from, time_to, config_path) -> None:
+    """Totals per customer and carrier over a time range (default: everything stored)."""
+    from store.queries import Reader
+
+    settings = load_settings(config_path)
+    path = db_path or settings.db_path
+    start, end = parse_time(time_from, "--from"), parse_time(time_to, "--to")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    try:
+        prepare(path, create=False)
+        result = Reader(path).report(start, end)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(format_report(result))
+
+
+def format_report(result: dict) -> str:
+    def number(value, digits=1):
+        return "-" if value is None else f"{value:,.{digits}f}"
+
+    lines = [
+        f"From {_when(result['from'])} to {_when(result['to'])} (UTC); last seq {result['last_seq']}, "
+        f"{len(result['gaps'])} gaps, {result['quarantined']} quarantined",
+        "",
+        f"{'Customer':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}{'PDD ms':>9}"
+        f"{'Revenue':>12}{'Profit':>11}",
+    ]
+    for name, c in result["customers"].items():
+        lines.append(
+            f"{name[:19]:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
+            f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
+            f"{number(c['profit'], 2):>11}"
+        )
+    lines += ["", f"{'Carrier':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}"
+                  f"{'PDD ms':>9}{'Consec.':>9}{'200':>9}{'404':>7}"]
+    for name, c in result["carriers"].items():
+        lines.append(
+            f"{name[:19]:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
+            f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{c['consecutive_failures']:>9,}"
+            f"{c['code_200']:>9,}{c['code_404']:>7,}"
+        )
+    return "\n".join(lines)
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

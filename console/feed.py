@@ -1,0 +1,200 @@
+"""The websocket feed client: connect, subscribe from the last stored seq, watch, reconnect.
+
+Frames are handed on raw through a bounded queue: when the store falls behind, `put` waits, the
+client stops reading, and the server's send buffer (then TCP) carries the load, so memory stays
+bounded and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+from console import protocol as p
+
+HEARTBEAT_TIMEOUT_S = 15.0
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+TRANSPORT_MAX_BYTES = 16 << 20  # larger than the protocol's 1 MiB so an oversized frame is
+# quarantined whole by the decoder instead of killing the connection
+QUEUE_FRAMES = 64
+
+
+class FeedError(Exception):
+    """A problem with the feed that the user must act on (bad URL, refused token); str() says what."""
+
+
+class FeedUnreachable(FeedError):
+    pass
+
+
+class FeedRefused(FeedError):
+    pass
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise FeedError(f"bad feed URL {url!r}: expected ws://HOST:PORT/PATH or wss://...")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as error:
+        raise FeedError(f"bad feed URL {url!r}: {error}") from None
+    return url
+
+
+def backoff_delays(rng: random.Random) -> itertools.Iterator[float]:
+    """0.5 s doubling to 30 s, each with jitter (between half and all of it), so that many
+    consoles cut off together do not all come back in the same instant."""
+    delay = BACKOFF_FIRST_S
+    while True:
+        yield rng.uniform(delay / 2, delay)
+        delay = min(delay * 2, BACKOFF_MAX_S)
+
+
+@dataclass
+class FeedStatus:
+    status: str  # connecting, connected, reconnecting, refused, stopped
+    detail: str = ""
+    reconnect_at_ms: int | None = None
+    connected_since_ms: int | None = None
+
+
+class FeedClient:
+    """One feed subscription, kept alive across drops.
+
+    `position` gives the last durably stored seq (asked at each connect); frames go into
+    `frames`; status changes go to `on_status`. Control messages are sent with `control()` and
+    their acks are matched by id when the consumer passes them to `acknowledge()`.
+    """
+
+    def __init__(self, url: str, *, token: str | None, position: Callable[[], int],
+                 on_status: Callable[[FeedStatus], None] = lambda status: None,
+                 heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S, queue_frames: int = QUEUE_FRAMES,
+                 rng: random.Random | None = None) -> None:
+        self.url = check_url(url)
+        self.token = token
+        self.position = position
+        self.on_status = on_status
+        self.heartbeat_timeout = heartbeat_timeout
+        self.frames: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_frames)
+        self.rng = rng or random.Random()
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self._ws: ClientConnection | None = None
+        self._pending: dict[str, asyncio.Future[p.ControlAck]] = {}
+
+    async def connect_once(self) -> ClientConnection:
+        """Open and subscribe; raises FeedRefused / FeedUnreachable with a message a user can act on."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        try:
+            ws = await connect(
+                self.url, additional_headers=headers, compression=None, ping_interval=None,
+                max_size=TRANSPORT_MAX_BYTES, max_queue=4, open_timeout=10,
+            )
+        except InvalidStatus as error:
+            code = error.response.status_code
+            if code in (401, 403):
+                raise FeedRefused(
+                    f"the feed at {self.url} refused the token (HTTP {code}): set NOC_FEED_TOKEN "
+                    "or feed.token in the config file to the token the switch expects"
+                ) from None
+            raise FeedUnreachable(f"the feed at {self.url} answered HTTP {code}: is the URL right?") from None
+        except InvalidURI as error:
+            raise FeedError(f"bad feed URL {self.url!r}: {error}") from None
+        except (OSError, socket.gaierror, asyncio.TimeoutError, websockets.exceptions.InvalidHandshake) as error:
+            raise FeedUnreachable(
+                f"cannot reach the feed at {self.url} ({error.__class__.__name__}: {error}): "
+                "is the switch's feed (or `noc simulate`) running there?"
+            ) from None
+        await ws.send(p.encode(p.Subscribe(since=self.position())).decode())
+        return ws
+
+    async def run(self, first: ClientConnection | None = None) -> None:
+        """Read forever, reconnecting with backoff; returns only when cancelled."""
+        delays = backoff_delays(self.rng)
+        ws = first
+        while True:
+            if ws is None:
+                self.on_status(FeedStatus("connecting", self.url))
+                try:
+                    ws = await self.connect_once()
+                except FeedError as error:
+                    refused = isinstance(error, FeedRefused)
+                    await self._wait_before_retry(next(delays), str(error), refused=refused)
+                    continue
+            since_ms = time.time_ns() // 1_000_000
+            self.connections += 1
+            self._ws = ws
+            self.connected.set()
+            self.on_status(FeedStatus("connected", self.url, connected_since_ms=since_ms))
+            reason, delivered = await self._read(ws)
+            if delivered:
+                delays = backoff_delays(self.rng)  # a connection that delivered starts afresh
+            self._ws = None
+            self.connected.clear()
+            self._fail_pending(reason)
+            await ws.close()
+            ws = None
+            await self._wait_before_retry(next(delays), reason)
+
+    async def _read(self, ws: ClientConnection) -> tuple[str, bool]:
+        """Pass frames on until the connection dies; say why, and whether anything came."""
+        delivered = False
+        while True:
+            try:
+                frame = await asyncio.wait_for(ws.recv(decode=False), self.heartbeat_timeout)
+            except asyncio.TimeoutError:
+                return f"no frame for {self.heartbeat_timeout:g} s: connection presumed dead", delivered
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else "no close frame"
+                return f"connection closed ({code})", delivered
+            delivered = True
+            await self.frames.put(frame)
+
+    async def _wait_before_retry(self, delay: float, reason: str, *, refused: bool = False) -> None:
+        at_ms = time.time_ns() // 1_000_000 + int(delay * 1000)
+        self.on_status(FeedStatus("refused" if refused else "reconnecting", reason, reconnect_at_ms=at_ms))
+        await asyncio.sleep(delay)
+
+    # Control messages ---------------------------------------------------------------------
+
+    async def control(self, action: str, kind: str, account: str, *, until: float | None = None,
+                      reason: str = "", request_id: str | None = None, timeout: float = 10.0) -> p.ControlAck:
+        """Send a disable/enable and wait for the server's ack with the same id."""
+        ws = self._ws
+        if ws is None:
+            raise FeedError("the feed is not connected: the control message was not sent")
+        request_id = request_id or os.urandom(8).hex()
+        message = p.Control(id=request_id, action=action, kind=kind, account=account,
+                            until=until, reason=reason)
+        future: asyncio.Future[p.ControlAck] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await ws.send(p.encode(message).decode())
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise FeedError(f"no control.ack for {request_id} within {timeout:g} s") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def acknowledge(self, ack: p.ControlAck) -> None:
+        future = self._pending.get(ack.id)
+        if future is not None and not future.done():
+            future.set_result(ack)
+
+    def _fail_pending(self, reason: str) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(FeedError(f"the feed dropped before the ack: {reason}"))

@@ -1,0 +1,413 @@
+"""Applying feed frames to live state, and collecting what the next flush must commit.
+
+The Ingestor is synchronous and does no I/O: it turns decoded frames into rows, rollup deltas
+and live-state changes in a Batch, which the writer commits in one transaction. Every rule of the
+protocol about order lives here: duplicates dropped and counted, holes in `seq` recorded as gaps,
+events that do not fit the call they name quarantined with the reason, calls silent for an hour
+of feed time closed as lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from console import protocol as p
+from store.live import LiveAttempt, LiveCall, pack, unpack
+from store import metrics, rollups
+from store.metrics import DEFAULT_FAILURE_CODES, CallRecord, ConsecutiveFailures, to_micro, to_ms
+from store.writer import Batch
+
+LOST_AFTER_MS = 3_600_000
+RECENTLY_ENDED = 50_000
+CUSTOMER, CARRIER = "customer", "carrier"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class FeedCounters:
+    events: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    gaps: int = 0
+    lost_calls: int = 0
+
+
+class Ingestor:
+    """The writer's state machine: feed frames in, a Batch of changes out."""
+
+    def __init__(self, *, failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES,
+                 lost_after_ms: int = LOST_AFTER_MS, clock=now_ms) -> None:
+        self.clock = clock
+        self.lost_after_ms = lost_after_ms
+        self.last_seq = 0
+        self.newest_ms = 0
+        self.counters = FeedCounters()
+        self.failures = ConsecutiveFailures(failure_codes=failure_codes)
+        # Open calls, least recently active first, so silent ones are found at the front.
+        self.calls: OrderedDict[str, LiveCall] = OrderedDict()
+        self.accounts: dict[tuple[str, str], tuple] = {}
+        self.channels: Counter[tuple[str, str]] = Counter()
+        self._cps: dict[tuple[str, str], list[int]] = {}
+        self._recently_ended: OrderedDict[str, None] = OrderedDict()
+        self._dirty_calls: set[str] = set()
+        self._dirty_carriers: set[str] = set()
+        self.batch = Batch()
+        self._handlers = {
+            p.Account: self._account,
+            p.CallStart: self._start,
+            p.CallAttempt: self._attempt,
+            p.CallProgress: self._progress,
+            p.CallAnswer: self._answer,
+            p.CallDtmf: self._dtmf,
+            p.CallAttemptEnd: self._attempt_end,
+            p.CallEnd: self._end,
+            p.CallReject: self._reject,
+        }
+
+    # Restoring after a restart ------------------------------------------------------------
+
+    def restore(self, feed: dict, open_calls: Iterable[bytes], carriers: Iterable[tuple[str, int]],
+                accounts: Iterable[tuple]) -> None:
+        """Rebuild live state from what the last flush committed."""
+        self.last_seq = feed["last_seq"]
+        self.newest_ms = feed["newest_ms"]
+        for name in ("events", "duplicates", "quarantined", "gaps", "lost_calls"):
+            setattr(self.counters, name, feed[name])
+        for carrier, count in carriers:
+            self.failures.counters[carrier] = count
+        for row in accounts:
+            self.accounts[(row[0], row[1])] = tuple(row)
+        for call in sorted((unpack(state) for state in open_calls), key=lambda c: c.last_ms):
+            self.calls[call.call_id] = call
+            self.channels[(CUSTOMER, call.customer)] += 1
+            for attempt in call.attempts:
+                if not attempt.ended:
+                    self.channels[(CARRIER, attempt.carrier)] += 1
+
+    # Frames in ----------------------------------------------------------------------------
+
+    def apply_frame(self, data: bytes | str) -> list[p.ServerFrame]:
+        """Apply one frame; return what is not an event (heartbeats, acks) for the feed client."""
+        others: list[p.ServerFrame] = []
+        for item in p.decode_frame(data):
+            handler = self._handlers.get(type(item))
+            if handler is not None:
+                self._event(item, handler)
+            elif isinstance(item, p.Rejected):
+                self._rejected(item)
+            elif isinstance(item, p.Gap):
+                self._gap(item.from_, item.to, announced=True)
+            else:
+                others.append(item)
+        return others
+
+    def _event(self, event, handler) -> None:
+        seq = event.seq
+        if seq <= self.last_seq:
+            self.counters.duplicates += 1
+            return
+        if seq > self.last_seq + 1:
+            self._gap(self.last_seq + 1, seq - 1, announced=False)
+        self.last_seq = seq
+        ts_ms = to_ms(event.ts)
+        reason = handler(event, ts_ms)
+        if reason is not None:
+            self._quarantine(p.encode(event).decode(), reason, seq)
+        else:
+            self.counters.events += 1
+            self.batch.events.append((seq, ts_ms, event.__struct_config__.tag, p.encode(event)))
+        if ts_ms > self.newest_ms:
+            self.newest_ms = ts_ms
+            self._close_silent_calls()
+
+    def _rejected(self, item: p.Rejected) -> None:
+        if item.seq is not None and item.seq > self.last_seq:
+            if item.seq > self.last_seq + 1:
+                self._gap(self.last_seq + 1, item.seq - 1, announced=False)
+            self.last_seq = item.seq
+        self._quarantine(item.raw, item.reason, item.seq)
+
+    def _quarantine(self, raw: str, reason: str, seq: int | None) -> None:
+        self.counters.quarantined += 1
+        self.batch.quarantine.append((self.clock(), seq, reason, raw))
+
+    def _gap(self, first: int, last: int, *, announced: bool) -> None:
+        if last < first or last <= self.last_seq:
+            return
+        first = max(first, self.last_seq + 1)
+        self.counters.gaps += 1
+        self.batch.gaps.append((first, last, self.clock(), announced))
+        self.last_seq = last
+
+    # Events ------------------------------------------------------------------------------
+
+    def _account(self, e: p.Account, ts_ms: int) -> None:
+        key = (e.kind, e.id)
+        old = self.accounts.get(key) or (e.kind, e.id, e.id, None, None, None, None, True, 0)
+
+        def keep(value, index):
+            return old[index] if value is p.UNSET else value
+
+        row = (e.kind, e.id, e.name, keep(e.channels, 3), keep(e.cps, 4), keep(e.balance, 5),
+               keep(e.currency, 6), keep(e.enabled, 7), ts_ms)
+        self.accounts[key] = row
+        self.batch.accounts[key] = row
+
+    def _known(self, kind: str, account: str, ts_ms: int) -> None:
+        """An account first seen in a call gets a row of its own, named by its id."""
+        key = (kind, account)
+        if key not in self.accounts:
+            row = (kind, account, account, None, None, None, None, True, ts_ms)
+            self.accounts[key] = row
+            self.batch.accounts[key] = row
+
+    def _start(self, e: p.CallStart, ts_ms: int) -> str | None:
+        if e.call_id in self.calls:
+            return "call_id already in progress"
+        call = LiveCall(e.seq, e.call_id, e.customer, e.cli, e.dst, ts_ms, ts_ms)
+        self.calls[e.call_id] = call
+        self._recently_ended.pop(e.call_id, None)
+        self._known(CUSTOMER, e.customer, ts_ms)
+        self._channel_opened(CUSTOMER, e.customer, ts_ms)
+        self._touch(call, ts_ms)
+        return None
+
+    def _open_call(self, call_id: str) -> tuple[LiveCall | None, str | None]:
+        call = self.calls.get(call_id)
+        if call is not None:
+            return call, None
+        if call_id in self._recently_ended:
+            return None, "call already ended"
+        return None, "unknown call_id"
+
+    def _attempt(self, e: p.CallAttempt, ts_ms: int) -> str | None:
+        call, reason = self._open_call(e.call_id)
+        if call is None:
+            return reason
+        if call.attempt(e.attempt) is not None:
+            return f"attempt {e.attempt} already started"
+        call.attempts.append(LiveAttempt(e.attempt, e.carrier, e.route, ts_ms))
+        self._known(CARRIER, e.carrier, ts_ms)
+        self._channel_opened(CARRIER, e.carrier, ts_ms)
+        self._touch(call, ts_ms)
+        return None
+
+    def _call_attempt(self, call_id: str, number: int) -> tuple[LiveCall | None, LiveAttempt | None, str | None]:
+        call, reason = self._open_call(call_id)
+        if call is None:
+            return None, None, reason
+        attempt = call.attempt(number)
+        if attempt is None:
+            return call, None, f"attempt {number} was never started"
+        return call, attempt, None
+
+    def _progress(self, e: p.CallProgress, ts_ms: int) -> str | None:
+        call, attempt, reason = self._call_attempt(e.call_id, e.attempt)
+        if attempt is None:
+            return reason
+        if attempt.progress_ms is None:
+            attempt.progress_ms = ts_ms
+        if call.progress_ms is None:
+            call.progress_ms = ts_ms
+        self._touch(call, ts_ms)
+        return None
+
+    def _answer(self, e: p.CallAnswer, ts_ms: int) -> str | None:
+        call, attempt, reason = self._call_attempt(e.call_id, e.attempt)
+        if attempt is None:
+            return reason
+        if attempt.ended:
+            return f"attempt {e.attempt} already ended"
+        attempt.answer_ms = ts_ms
+        if call.answer_ms is None:
+            call.answer_ms = ts_ms
+        self.failures.answered(attempt.carrier)
+        self._dirty_carriers.add(attempt.carrier)
+        self._touch(call, ts_ms)
+        return None
+
+    def _dtmf(self, e: p.CallDtmf, ts_ms: int) -> str | None:
+        call, reason = self._open_call(e.call_id)
+        if call is None:
+            return reason
+        call.dtmf_count += 1
+        self._touch(call, ts_ms)
+        return None
+
+    def _attempt_end(self, e: p.CallAttemptEnd, ts_ms: int) -> str | None:
+        call, attempt, reason = self._call_attempt(e.call_id, e.attempt)
+        if attempt is None:
+            return reason
+        if attempt.ended:
+            return f"attempt {e.attempt} already ended"
+        self._finish_attempt(attempt, ts_ms, e.code, e.reason)
+        self._touch(call, ts_ms)
+        return None
+
+    def _finish_attempt(self, attempt: LiveAttempt, ts_ms: int, code: int, reason: str | None) -> None:
+        attempt.end_ms, attempt.code, attempt.reason = ts_ms, code, reason
+        self.channels[(CARRIER, attempt.carrier)] -= 1
+        self.failures.attempt_ended(attempt.carrier, code)
+        self._dirty_carriers.add(attempt.carrier)
+        if not metrics.is_answered(code):
+            # A failed attempt counts now; an answered one waits for its call's duration.
+            self._add(CARRIER, attempt.carrier, attempt.route, attempt.start_ms,
+                      metrics.attempt_totals(attempt.record()))
+            self._count_code(CARRIER, attempt.carrier, attempt.start_ms, code)
+
+    def _end(self, e: p.CallEnd, ts_ms: int) -> str | None:
+        call, reason = self._open_call(e.call_id)
+        if call is None:
+            return "second call.end for the call" if reason == "call already ended" else reason
+        duration_ms = to_ms(e.duration)
+        record = call.record(
+            ts_ms, e.code,
+            duration_ms=duration_ms,
+            billed_ms=to_ms(e.billed) if e.billed is not p.UNSET else duration_ms,
+            charge_micro=to_micro(e.charge) if e.charge is not p.UNSET else 0,
+            cost_micro=to_micro(e.cost) if e.cost is not p.UNSET else 0,
+            hangup=e.hangup if e.hangup is not p.UNSET else "",
+        )
+        self._close(call, ts_ms, record)
+        return None
+
+    def _reject(self, e: p.CallReject, ts_ms: int) -> None:
+        self._known(CUSTOMER, e.customer, ts_ms)
+        self.batch.rejects.append((e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason))
+        self._add(CUSTOMER, e.customer, "", ts_ms, metrics.breach_totals(e.reason))
+
+    # Ending calls ------------------------------------------------------------------------
+
+    def _close(self, call: LiveCall, ts_ms: int, record: CallRecord | None = None) -> None:
+        """End a call: unended attempts close as code 0, then the call's record is final."""
+        for attempt in call.attempts:
+            if not attempt.ended:
+                self._finish_attempt(attempt, ts_ms, metrics.LOST_CODE, "closed with its call")
+        if record is None:
+            record = call.record(ts_ms, metrics.LOST_CODE, hangup="lost")
+        del self.calls[call.call_id]
+        self._recently_ended[call.call_id] = None
+        if len(self._recently_ended) > RECENTLY_ENDED:
+            self._recently_ended.popitem(last=False)
+        self._dirty_calls.discard(call.call_id)
+        self.batch.open_calls.pop(call.seq, None)
+        self.batch.closed_calls.add(call.seq)
+        self.channels[(CUSTOMER, call.customer)] -= 1
+
+        self._add(CUSTOMER, call.customer, record.route, call.start_ms, metrics.call_totals(record))
+        self._count_code(CUSTOMER, call.customer, call.start_ms, record.code)
+        for attempt in record.attempts:
+            if metrics.is_answered(attempt.code):
+                self._add(CARRIER, attempt.carrier, attempt.route, attempt.start_ms,
+                          metrics.attempt_totals(attempt))
+                self._count_code(CARRIER, attempt.carrier, attempt.start_ms, attempt.code)
+        for failed, next_answered in metrics.call_failovers(record):
+            self._add(CARRIER, failed.carrier, failed.route, failed.start_ms,
+                      metrics.failover_totals(failed, next_answered))
+        self.batch.calls.append((
+            call.seq, record.call_id, record.customer, record.cli, record.dst, record.route,
+            call.carrier, len(record.attempts), record.start_ms, record.end_ms, record.code,
+            record.duration_ms, record.billed_ms, record.charge_micro, record.cost_micro,
+            record.progress_ms, record.dtmf_count, record.hangup,
+        ))
+        self.batch.attempts.extend(
+            (call.seq, a.attempt, a.carrier, a.route, a.start_ms, a.end_ms, a.code, a.progress_ms,
+             a.duration_ms, a.cost_micro, a.reason)
+            for a in record.attempts
+        )
+
+    def _close_silent_calls(self) -> None:
+        """Close calls with no event for an hour of feed time, so they stop holding a channel."""
+        cutoff = self.newest_ms - self.lost_after_ms
+        while self.calls:
+            call = next(iter(self.calls.values()))
+            if call.last_ms >= cutoff:
+                return
+            self.counters.lost_calls += 1
+            self._close(call, self.newest_ms)
+
+    # Live state --------------------------------------------------------------------------
+
+    def _touch(self, call: LiveCall, ts_ms: int) -> None:
+        if ts_ms > call.last_ms:
+            call.last_ms = ts_ms
+            self.calls.move_to_end(call.call_id)
+        self._dirty_calls.add(call.call_id)
+
+    def _channel_opened(self, kind: str, account: str, ts_ms: int) -> None:
+        key = (kind, account)
+        self.channels[key] += 1
+        second = ts_ms // 1000
+        window = self._cps.get(key)
+        if window is None or window[0] != second:
+            window = self._cps[key] = [second, 0]
+        window[1] += 1
+        peaks = self._rollup(kind, account, "", ts_ms)
+        cps_index, channels_index = rollups.FIELD_INDEX["peak_cps"], rollups.FIELD_INDEX["peak_channels"]
+        peaks[cps_index] = max(peaks[cps_index], window[1])
+        peaks[channels_index] = max(peaks[channels_index], self.channels[key])
+
+    def _rollup(self, kind: str, account: str, route: str, ts_ms: int) -> list[int]:
+        key = (kind, account, route, ts_ms - ts_ms % 60_000)
+        row = self.batch.rollups.get(key)
+        if row is None:
+            row = self.batch.rollups[key] = rollups.zero()
+        return row
+
+    def _add(self, kind: str, account: str, route: str, ts_ms: int, totals: metrics.Totals) -> None:
+        rollups.add_into(self._rollup(kind, account, route, ts_ms), totals.as_tuple())
+
+    def _count_code(self, kind: str, account: str, ts_ms: int, code: int) -> None:
+        key = (kind, account, ts_ms - ts_ms % 3_600_000, code)
+        self.batch.codes[key] = self.batch.codes.get(key, 0) + 1
+
+    def cps_now(self, kind: str, account: str) -> int:
+        window = self._cps.get((kind, account))
+        return window[1] if window and window[0] == self.newest_ms // 1000 else 0
+
+    # Flushing ----------------------------------------------------------------------------
+
+    def set_feed_status(self, **fields: object) -> None:
+        """Feed connection state (status, detail, reconnect_at_ms, ...) for the next flush."""
+        self.batch.feed.update(fields)
+
+    def has_changes(self) -> bool:
+        b = self.batch
+        return bool(len(b) or b.feed or b.closed_calls or b.accounts or self._dirty_calls)
+
+    def take_batch(self) -> Batch:
+        """Hand over everything since the last call, live state included; start a new batch."""
+        batch, self.batch = self.batch, Batch()
+        for call_id in self._dirty_calls:
+            call = self.calls[call_id]
+            batch.open_calls[call.seq] = (
+                call.seq, call.call_id, call.customer, call.carrier, call.dst, call.start_ms,
+                call.answer_ms, call.last_ms, pack(call),
+            )
+        self._dirty_calls.clear()
+        stamp = self.clock()
+        for carrier in self._dirty_carriers:
+            batch.carrier_state[carrier] = (carrier, self.failures.counters.get(carrier, 0), stamp)
+        self._dirty_carriers.clear()
+        batch.live_accounts = [
+            (kind, account, channels, self.cps_now(kind, account), stamp)
+            for (kind, account), channels in self.channels.items()
+            if channels or self.cps_now(kind, account)
+        ]
+        batch.feed.update(
+            last_seq=self.last_seq,
+            newest_ms=self.newest_ms,
+            events=self.counters.events,
+            duplicates=self.counters.duplicates,
+            quarantined=self.counters.quarantined,
+            gaps=self.counters.gaps,
+            lost_calls=self.counters.lost_calls,
+            updated_ms=stamp,
+        )
+        return batch

@@ -1,0 +1,225 @@
+"""Feed protocol v1: the frames a server sends and the client sends back, as typed structs.
+
+Decoding is strict (types are checked, identifiers are 1 to 64 printable characters) so that a bad
+event is caught here, with a reason, rather than half-applied later. Unknown extra fields are
+ignored, as the protocol asks.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+MAX_FRAME_BYTES = 1 << 20
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Seq = Annotated[int, msgspec.Meta(ge=1)]
+Ts = Annotated[float, msgspec.Meta(ge=0)]
+AttemptNo = Annotated[int, msgspec.Meta(ge=1)]
+SipCode = Annotated[int, msgspec.Meta(ge=100, le=699)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Event(msgspec.Struct, tag_field="type", gc=False):
+    seq: Seq
+    ts: Ts
+
+
+class Account(_Event, tag="account"):
+    kind: Literal["customer", "carrier"]
+    id: Id
+    name: str
+    channels: Annotated[int, msgspec.Meta(ge=0)] | UnsetType = UNSET
+    cps: Annotated[float, msgspec.Meta(ge=0)] | UnsetType = UNSET
+    balance: float | UnsetType = UNSET
+    currency: str | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class CallStart(_Event, tag="call.start"):
+    call_id: Id
+    customer: Id
+    cli: str
+    dst: str
+
+
+class CallAttempt(_Event, tag="call.attempt"):
+    call_id: Id
+    attempt: AttemptNo
+    carrier: Id
+    route: str
+
+
+class CallProgress(_Event, tag="call.progress"):
+    call_id: Id
+    attempt: AttemptNo
+    code: Literal[180, 183]
+
+
+class CallAnswer(_Event, tag="call.answer"):
+    call_id: Id
+    attempt: AttemptNo
+
+
+class CallDtmf(_Event, tag="call.dtmf"):
+    call_id: Id
+    digit: str
+
+
+class CallAttemptEnd(_Event, tag="call.attempt_end"):
+    call_id: Id
+    attempt: AttemptNo
+    code: SipCode
+    reason: str | None = None
+
+
+class CallEnd(_Event, tag="call.end"):
+    call_id: Id
+    code: SipCode
+    duration: Seconds
+    billed: Seconds | UnsetType = UNSET
+    charge: float | UnsetType = UNSET
+    cost: float | UnsetType = UNSET
+    hangup: Literal["caller", "callee", "switch"] | UnsetType = UNSET
+
+
+RejectReason = Literal["channel_limit", "cps_limit", "balance", "disabled", "no_route"]
+
+
+class CallReject(_Event, tag="call.reject"):
+    customer: Id
+    cli: str
+    dst: str
+    code: SipCode
+    reason: RejectReason
+
+
+class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat", gc=False):
+    ts: float
+    last_seq: int
+
+
+class Gap(msgspec.Struct, tag_field="type", tag="gap", gc=False):
+    from_: Annotated[int, msgspec.Meta(ge=1)] = msgspec.field(name="from")
+    to: Annotated[int, msgspec.Meta(ge=1)] = 0
+
+
+class ControlAck(msgspec.Struct, tag_field="type", tag="control.ack", gc=False):
+    id: str
+    ok: bool
+    error: str | None = None
+
+
+class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe"):
+    since: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Control(msgspec.Struct, tag_field="type", tag="control", omit_defaults=True):
+    id: str
+    action: Literal["disable", "enable"]
+    kind: Literal["customer", "carrier"]
+    account: Id
+    reason: str = ""
+    until: float | None = None
+
+
+CallEvent = CallStart | CallAttempt | CallProgress | CallAnswer | CallDtmf | CallAttemptEnd | CallEnd
+Event = Account | CallReject | CallEvent
+ServerFrame = Event | Heartbeat | Gap | ControlAck
+ClientFrame = Subscribe | Control
+
+EVENT_TYPES = frozenset(
+    cls.__struct_config__.tag
+    for cls in (
+        Account, CallStart, CallAttempt, CallProgress, CallAnswer, CallDtmf, CallAttemptEnd,
+        CallEnd, CallReject, Heartbeat, Gap, ControlAck,
+    )
+)
+
+_frame_decoder = msgspec.json.Decoder(list[ServerFrame] | ServerFrame)
+_item_decoder = msgspec.json.Decoder(ServerFrame)
+_raw_decoder = msgspec.json.Decoder(list[msgspec.Raw] | msgspec.Raw)
+_client_decoder = msgspec.json.Decoder(ClientFrame)
+_encoder = msgspec.json.Encoder()
+
+
+class Rejected(msgspec.Struct, gc=False):
+    """One piece of a frame that could not be used: its raw text, why, and its seq if it had one."""
+
+    raw: str
+    reason: str
+    seq: int | None = None
+
+
+def decode_frame(data: bytes | str) -> list[ServerFrame | Rejected]:
+    """The items a frame holds, in order, each decoded or, if bad, a Rejected with the reason.
+
+    The whole frame is decoded in one call (the fast path); only when that fails is it taken
+    apart element by element, so one bad event costs its batch a slower decode, never its loss.
+    """
+    if isinstance(data, str):
+        data = data.encode()
+    if len(data) > MAX_FRAME_BYTES:
+        return [Rejected(_whole(data), f"frame of {len(data)} bytes refused: over the 1 MiB limit")]
+    try:
+        decoded = _frame_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _decode_slowly(data)
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+def _decode_slowly(data: bytes) -> list[ServerFrame | Rejected]:
+    try:
+        raw = _raw_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        return [Rejected(_whole(data), f"not JSON: {error}")]
+    items: list[ServerFrame | Rejected] = []
+    for piece in raw if isinstance(raw, list) else [raw]:
+        piece_bytes = bytes(piece)
+        try:
+            items.append(_item_decoder.decode(piece_bytes))
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            items.append(
+                Rejected(_whole(piece_bytes), _reason(piece_bytes, error), _seq_of(piece_bytes))
+            )
+    return items
+
+
+def _reason(piece: bytes, error: Exception) -> str:
+    try:
+        obj = msgspec.json.decode(piece)
+    except msgspec.DecodeError:
+        return f"not JSON: {error}"
+    if not isinstance(obj, dict):
+        return f"not an event object: {type(obj).__name__}"
+    kind = obj.get("type")
+    if kind is None:
+        return "missing field `type`"
+    if kind not in EVENT_TYPES:
+        return f"unknown event type {str(kind)[:64]!r}"
+    return f"bad {kind}: {error}"
+
+
+def _seq_of(piece: bytes) -> int | None:
+    try:
+        obj = msgspec.json.decode(piece)
+    except msgspec.DecodeError:
+        return None
+    seq = obj.get("seq") if isinstance(obj, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else None
+
+
+def _whole(data: bytes) -> str:
+    """The raw text kept in quarantine: all of it, so that nothing is lost."""
+    return data.decode("utf-8", "replace")
+
+
+def encode(message: msgspec.Struct | dict | list) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_client_frame(data: bytes | str) -> ClientFrame:
+    """Decode what a client sends (the simulator's side); raises msgspec errors on bad input."""
+    return _client_decoder.decode(data)

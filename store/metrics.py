@@ -1,0 +1,306 @@
+"""The metric definitions of feed protocol v1, as pure functions.
+
+Everything additive is kept as integers (milliseconds, micro-units of currency) so that a sum is
+the same whatever order it is taken in: a rollup of rollups equals a scan of the calls, figure for
+figure. Ratios are computed only at the end, from those sums, by the functions below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+
+MICRO = 1_000_000
+NER_CODES = frozenset({486, 600, 603, 480, 487})
+DEFAULT_FAILURE_CODES = frozenset({408, *range(500, 600)})
+LOST_CODE = 0
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds (a feed number with up to millisecond precision) to whole milliseconds."""
+    return round(seconds * 1000)
+
+
+def to_micro(amount: float) -> int:
+    """An amount of money to whole micro-units."""
+    return round(amount * MICRO)
+
+
+def is_answered(code: int) -> bool:
+    return 200 <= code < 300
+
+
+def is_network_effective(code: int) -> bool:
+    return is_answered(code) or code in NER_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One carrier attempt, as ended. `duration_ms` and `cost_micro` are the call's if it answered."""
+
+    carrier: str
+    route: str
+    attempt: int
+    start_ms: int
+    end_ms: int
+    code: int
+    progress_ms: int | None = None
+    duration_ms: int = 0
+    cost_micro: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call as ended (its CDR)."""
+
+    call_id: str
+    customer: str
+    start_ms: int
+    end_ms: int
+    code: int
+    cli: str = ""
+    dst: str = ""
+    route: str = ""
+    duration_ms: int = 0
+    billed_ms: int = 0
+    charge_micro: int = 0
+    cost_micro: int = 0
+    progress_ms: int | None = None
+    dtmf_count: int = 0
+    hangup: str = ""
+    attempts: tuple[AttemptRecord, ...] = ()
+
+
+PEAK_FIELDS = ("peak_cps", "peak_channels")
+
+
+@dataclass(slots=True)
+class Totals:
+    """Additive counters for one account (and route) over one bucket; peaks merge by max."""
+
+    attempts: int = 0
+    answered: int = 0
+    ner_answered: int = 0
+    duration_ms: int = 0
+    billed_ms: int = 0
+    pdd_sum_ms: int = 0
+    pdd_count: int = 0
+    dtmf_calls: int = 0
+    revenue_micro: int = 0
+    cost_micro: int = 0
+    code_200: int = 0
+    code_404: int = 0
+    failover: int = 0
+    failover_answered: int = 0
+    lost: int = 0
+    breach_channel: int = 0
+    breach_cps: int = 0
+    breach_other: int = 0
+    peak_cps: int = 0
+    peak_channels: int = 0
+
+    def add(self, other: Totals) -> Totals:
+        for name in COUNTER_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in PEAK_FIELDS:
+            setattr(self, name, max(getattr(self, name), getattr(other, name)))
+        return self
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in TOTALS_FIELDS)
+
+
+TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
+COUNTER_FIELDS = tuple(name for name in TOTALS_FIELDS if name not in PEAK_FIELDS)
+
+
+def sum_totals(parts: Iterable[Totals]) -> Totals:
+    total = Totals()
+    for part in parts:
+        total.add(part)
+    return total
+
+
+def call_totals(call: CallRecord) -> Totals:
+    """A call's contribution to its customer's totals."""
+    answered = is_answered(call.code)
+    has_pdd = call.progress_ms is not None
+    return Totals(
+        attempts=1,
+        answered=int(answered),
+        ner_answered=int(is_network_effective(call.code)),
+        duration_ms=call.duration_ms,
+        billed_ms=call.billed_ms,
+        pdd_sum_ms=call.progress_ms - call.start_ms if has_pdd else 0,
+        pdd_count=int(has_pdd),
+        dtmf_calls=int(answered and call.dtmf_count > 0),
+        revenue_micro=call.charge_micro,
+        cost_micro=call.cost_micro,
+        code_200=int(call.code == 200),
+        code_404=int(call.code == 404),
+        lost=int(call.code == LOST_CODE),
+    )
+
+
+def attempt_totals(attempt: AttemptRecord) -> Totals:
+    """An ended attempt's contribution to its carrier's totals (failover counted apart)."""
+    answered = is_answered(attempt.code)
+    has_pdd = attempt.progress_ms is not None
+    return Totals(
+        attempts=1,
+        answered=int(answered),
+        ner_answered=int(is_network_effective(attempt.code)),
+        duration_ms=attempt.duration_ms if answered else 0,
+        pdd_sum_ms=attempt.progress_ms - attempt.start_ms if has_pdd else 0,
+        pdd_count=int(has_pdd),
+        cost_micro=attempt.cost_micro if answered else 0,
+        code_200=int(attempt.code == 200),
+        code_404=int(attempt.code == 404),
+        lost=int(attempt.code == LOST_CODE),
+    )
+
+
+def failover_totals(failed: AttemptRecord, next_answered: bool) -> Totals:
+    """A failed attempt that was followed by another on the same call, for the failed carrier."""
+    return Totals(failover=1, failover_answered=int(next_answered))
+
+
+def breach_totals(reason: str) -> Totals:
+    """A `call.reject` by reason: channel limit, CPS limit, or any other."""
+    if reason == "channel_limit":
+        return Totals(breach_channel=1)
+    if reason == "cps_limit":
+        return Totals(breach_cps=1)
+    return Totals(breach_other=1)
+
+
+def call_failovers(call: CallRecord) -> list[tuple[AttemptRecord, bool]]:
+    """Each failed attempt of a call followed by another, with whether the next one answered."""
+    ordered = sorted(call.attempts, key=lambda a: a.attempt)
+    return [
+        (current, is_answered(following.code))
+        for current, following in zip(ordered, ordered[1:], strict=False)
+        if not is_answered(current.code)
+    ]
+
+
+# Ratios, from totals. Each is None where its denominator is zero.
+
+def asr(t: Totals) -> float | None:
+    return 100 * t.answered / t.attempts if t.attempts else None
+
+
+def ner(t: Totals) -> float | None:
+    return 100 * t.ner_answered / t.attempts if t.attempts else None
+
+
+def acd(t: Totals) -> float | None:
+    """Average answered duration in seconds."""
+    return t.duration_ms / 1000 / t.answered if t.answered else None
+
+
+def minutes(t: Totals) -> float:
+    return t.duration_ms / 60000
+
+
+def billed_minutes(t: Totals) -> float:
+    return t.billed_ms / 60000
+
+
+def pdd_ms(t: Totals) -> float | None:
+    return t.pdd_sum_ms / t.pdd_count if t.pdd_count else None
+
+
+def dtmf_pct(t: Totals) -> float | None:
+    return 100 * t.dtmf_calls / t.answered if t.answered else None
+
+
+def revenue(t: Totals) -> float:
+    return t.revenue_micro / MICRO
+
+
+def cost(t: Totals) -> float:
+    return t.cost_micro / MICRO
+
+
+def profit(t: Totals) -> float:
+    return (t.revenue_micro - t.cost_micro) / MICRO
+
+
+def profit_pct(t: Totals) -> float | None:
+    """Profit as a share of revenue (margin)."""
+    return 100 * (t.revenue_micro - t.cost_micro) / t.revenue_micro if t.revenue_micro else None
+
+
+def share_404(t: Totals) -> float | None:
+    """Code consistency: the share of 404 among attempts that ended 200 or 404."""
+    both = t.code_200 + t.code_404
+    return 100 * t.code_404 / both if both else None
+
+
+def never_404(t: Totals, busy_attempts: int = 1000) -> bool:
+    """A busy carrier that has never returned 404 may be answering calls to dead numbers."""
+    return t.attempts >= busy_attempts and t.code_404 == 0
+
+
+# Carrier health counters over an ordered stream.
+
+def is_carrier_failure(code: int, failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES) -> bool:
+    return code in failure_codes
+
+
+@dataclass(slots=True)
+class ConsecutiveFailures:
+    """Per carrier: `call.answer` resets to 0; an attempt ending in a failure code adds one."""
+
+    failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def answered(self, carrier: str) -> None:
+        self.counters[carrier] = 0
+
+    def attempt_ended(self, carrier: str, code: int) -> None:
+        if code in self.failure_codes:
+            self.counters[carrier] = self.counters.get(carrier, 0) + 1
+        else:
+            self.counters.setdefault(carrier, 0)
+
+
+def customer_report(t: Totals) -> dict:
+    """One customer's figures in the shape of `noc report --json`."""
+    return {
+        "attempts": t.attempts,
+        "answered": t.answered,
+        "asr": asr(t),
+        "ner": ner(t),
+        "acd": acd(t),
+        "minutes": minutes(t),
+        "pdd_ms": pdd_ms(t),
+        "dtmf_pct": dtmf_pct(t),
+        "revenue": revenue(t),
+        "cost": cost(t),
+        "profit": profit(t),
+        "breaches": {
+            "channel_limit": t.breach_channel,
+            "cps_limit": t.breach_cps,
+            "other": t.breach_other,
+        },
+    }
+
+
+def carrier_report(t: Totals, consecutive_failures: int) -> dict:
+    """One carrier's figures in the shape of `noc report --json`."""
+    return {
+        "attempts": t.attempts,
+        "answered": t.answered,
+        "asr": asr(t),
+        "ner": ner(t),
+        "acd": acd(t),
+        "minutes": minutes(t),
+        "pdd_ms": pdd_ms(t),
+        "cost": cost(t),
+        "consecutive_failures": consecutive_failures,
+        "code_200": t.code_200,
+        "code_404": t.code_404,
+    }

@@ -1,0 +1,254 @@
+"""The schema: SQLModel tables for years of CDRs, their rollups, and the writer's live state.
+
+Times are integer milliseconds since the Unix epoch (UTC); money is integer micro-units; buckets
+are UTC. Calls and attempts are keyed by the `seq` of their `call.start` event, which is unique and
+time-ordered, so inserts append to the end of the primary key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+
+
+class Meta(SQLModel, table=True):
+    """Identifies the file as noc's and records its schema version."""
+
+    __tablename__ = "noc_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class FeedState(SQLModel, table=True):
+    """One row: where the feed stands, written in the same transaction as the data it covers."""
+
+    __tablename__ = "feed_state"
+    id: int = Field(default=1, primary_key=True)
+    feed_url: str = ""
+    last_seq: int = 0
+    newest_ms: int = 0
+    status: str = "never connected"
+    detail: str = ""
+    reconnect_at_ms: int | None = None
+    connected_since_ms: int | None = None
+    last_frame_ms: int | None = None
+    events: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    gaps: int = 0
+    lost_calls: int = 0
+    updated_ms: int = 0
+    writer_pid: int | None = None
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+    kind: str = Field(primary_key=True)
+    id: str = Field(primary_key=True)
+    name: str = ""
+    channels: int | None = None
+    cps: float | None = None
+    balance: float | None = None
+    currency: str | None = None
+    enabled: bool = True
+    updated_ms: int = 0
+
+
+class Call(SQLModel, table=True):
+    """A call's record, final once written (the CDR)."""
+
+    __tablename__ = "call"
+    __table_args__ = (Index("ix_call_customer_start", "customer", "start_ms"),)
+    seq: int = Field(primary_key=True)
+    call_id: str
+    customer: str
+    cli: str = ""
+    dst: str = ""
+    route: str = ""
+    carrier: str = ""
+    attempts: int = 0
+    start_ms: int = Field(index=True)
+    end_ms: int
+    code: int
+    duration_ms: int = 0
+    billed_ms: int = 0
+    charge_micro: int = 0
+    cost_micro: int = 0
+    progress_ms: int | None = None
+    dtmf_count: int = 0
+    hangup: str = ""
+
+
+class Attempt(SQLModel, table=True):
+    """One carrier attempt of a call; a call's later attempts are its failovers."""
+
+    __tablename__ = "attempt"
+    __table_args__ = (Index("ix_attempt_carrier_start", "carrier", "start_ms"),)
+    call_seq: int = Field(primary_key=True)
+    attempt: int = Field(primary_key=True)
+    carrier: str
+    route: str = ""
+    start_ms: int = Field(index=True)
+    end_ms: int
+    code: int
+    progress_ms: int | None = None
+    duration_ms: int = 0
+    cost_micro: int = 0
+    reason: str | None = None
+
+
+class Reject(SQLModel, table=True):
+    """A `call.reject`: refused by the switch before any carrier attempt."""
+
+    __tablename__ = "reject"
+    __table_args__ = (Index("ix_reject_customer_ts", "customer", "ts_ms"),)
+    seq: int = Field(primary_key=True)
+    ts_ms: int
+    customer: str
+    cli: str = ""
+    dst: str = ""
+    code: int
+    reason: str
+
+
+class EventLog(SQLModel, table=True):
+    """Every stored event as received, keyed by seq, for replay and audit."""
+
+    __tablename__ = "event_log"
+    seq: int = Field(primary_key=True)
+    ts_ms: int = Field(index=True)
+    type: str
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class OpenCall(SQLModel, table=True):
+    """A call in progress (a dialog), persisted at each flush so a restart or a viewer sees it."""
+
+    __tablename__ = "open_call"
+    seq: int = Field(primary_key=True)
+    call_id: str = Field(index=True)
+    customer: str
+    carrier: str = ""
+    dst: str = ""
+    start_ms: int
+    answer_ms: int | None = None
+    last_ms: int
+    state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CarrierState(SQLModel, table=True):
+    __tablename__ = "carrier_state"
+    carrier: str = Field(primary_key=True)
+    consecutive_failures: int = 0
+    updated_ms: int = 0
+
+
+class LiveAccount(SQLModel, table=True):
+    """Channels and calls per second now, per account, as the writer saw them at its last flush."""
+
+    __tablename__ = "live_account"
+    kind: str = Field(primary_key=True)
+    id: str = Field(primary_key=True)
+    channels: int = 0
+    cps: int = 0
+    updated_ms: int = 0
+
+
+class Quarantine(SQLModel, table=True):
+    """Feed input that could not be used, kept whole with the reason."""
+
+    __tablename__ = "quarantine"
+    id: int | None = Field(default=None, primary_key=True)
+    received_ms: int = Field(index=True)
+    seq: int | None = None
+    reason: str
+    raw: str
+
+
+class Gap(SQLModel, table=True):
+    """Events the server said (or the sequence showed) are lost for good."""
+
+    __tablename__ = "gap"
+    id: int | None = Field(default=None, primary_key=True)
+    from_seq: int
+    to_seq: int
+    detected_ms: int
+    announced: bool = True
+
+
+class ControlRequest(SQLModel, table=True):
+    """An action asked for by any console (disable, enable), carried out by the writer."""
+
+    __tablename__ = "control_request"
+    id: str = Field(primary_key=True)
+    created_ms: int
+    action: str
+    kind: str
+    account: str
+    until_ms: int | None = None
+    reason: str = ""
+    requested_by: str = ""
+    status: str = "pending"
+    error: str = ""
+    done_ms: int | None = None
+
+
+class _RollupKey(SQLModel):
+    kind: str = Field(primary_key=True)
+    account: str = Field(primary_key=True)
+    route: str = Field(primary_key=True, default="")
+    bucket: int = Field(primary_key=True)
+
+
+class RollupTotals(_RollupKey):
+    """The columns of store.metrics.Totals, in the same order."""
+
+    attempts: int = 0
+    answered: int = 0
+    ner_answered: int = 0
+    duration_ms: int = 0
+    billed_ms: int = 0
+    pdd_sum_ms: int = 0
+    pdd_count: int = 0
+    dtmf_calls: int = 0
+    revenue_micro: int = 0
+    cost_micro: int = 0
+    code_200: int = 0
+    code_404: int = 0
+    failover: int = 0
+    failover_answered: int = 0
+    lost: int = 0
+    breach_channel: int = 0
+    breach_cps: int = 0
+    breach_other: int = 0
+    peak_cps: int = 0
+    peak_channels: int = 0
+
+
+class RollupMinute(RollupTotals, table=True):
+    """Per account and route (route '' is the account's total) per UTC minute; pruned after days."""
+
+    __tablename__ = "rollup_minute"
+
+
+class RollupHour(RollupTotals, table=True):
+    __tablename__ = "rollup_hour"
+
+
+class RollupDay(RollupTotals, table=True):
+    __tablename__ = "rollup_day"
+
+
+class CodeHour(SQLModel, table=True):
+    """Final SIP codes per account per UTC hour (calls for customers, attempts for carriers)."""
+
+    __tablename__ = "code_hour"
+    kind: str = Field(primary_key=True)
+    account: str = Field(primary_key=True)
+    bucket: int = Field(primary_key=True)
+    code: int = Field(primary_key=True)
+    count: int = 0
+
+
+ROLLUP_TABLES = {"minute": RollupMinute, "hour": RollupHour, "day": RollupDay}
+BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}

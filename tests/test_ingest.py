@@ -1,0 +1,178 @@
+"""The ingest rules on hand-written streams, stored in a real SQLite file and read back by report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from console.ingest import Ingestor
+from store.database import prepare
+from store.queries import Reader
+from store.writer import StoreWriter
+from tests.reference import reference_report
+
+T0 = 1_763_700_000.0  # a whole hour, UTC
+
+
+def ev(seq, type_, ts, **fields):
+    return {"seq": seq, "type": type_, "ts": T0 + ts, **fields}
+
+
+def answered_call(seq, call_id, at, *, customer="acme", carrier="c1", duration=30.0,
+                  charge=0.05, cost=0.03, pdd=2.0, route="44"):
+    return [
+        ev(seq, "call.start", at, call_id=call_id, customer=customer, cli="1", dst=route + "1"),
+        ev(seq + 1, "call.attempt", at + 0.01, call_id=call_id, attempt=1, carrier=carrier, route=route),
+        ev(seq + 2, "call.progress", at + pdd, call_id=call_id, attempt=1, code=180),
+        ev(seq + 3, "call.answer", at + pdd + 1, call_id=call_id, attempt=1),
+        ev(seq + 4, "call.attempt_end", at + pdd + 1 + duration, call_id=call_id, attempt=1, code=200),
+        ev(seq + 5, "call.end", at + pdd + 1 + duration, call_id=call_id, code=200,
+           duration=duration, billed=duration, charge=charge, cost=cost, hangup="caller"),
+    ]
+
+
+def failover_call(seq, call_id, at, *, customer="acme"):
+    """Fails 503 on c1, then is answered on c2."""
+    return [
+        ev(seq, "call.start", at, call_id=call_id, customer=customer, cli="1", dst="491"),
+        ev(seq + 1, "call.attempt", at, call_id=call_id, attempt=1, carrier="c1", route="49"),
+        ev(seq + 2, "call.attempt_end", at + 1, call_id=call_id, attempt=1, code=503),
+        ev(seq + 3, "call.attempt", at + 1, call_id=call_id, attempt=2, carrier="c2", route="49"),
+        ev(seq + 4, "call.progress", at + 3.5, call_id=call_id, attempt=2, code=183),
+        ev(seq + 5, "call.answer", at + 4, call_id=call_id, attempt=2),
+        ev(seq + 6, "call.attempt_end", at + 64, call_id=call_id, attempt=2, code=200),
+        ev(seq + 7, "call.end", at + 64, call_id=call_id, code=200, duration=60.0, billed=60,
+           charge=0.1, cost=0.07, hangup="callee"),
+    ]
+
+
+class Harness:
+    """An Ingestor and a writer on a real database file, flushed by hand."""
+
+    def __init__(self, path) -> None:
+        prepare(path)
+        self.path = path
+        self.ingestor = Ingestor(clock=lambda: 0)
+        self.writer = StoreWriter(path)
+        self.writer._open()
+
+    def feed(self, *frames) -> None:
+        for frame in frames:
+            self.ingestor.apply_frame(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def flush(self) -> None:
+        self.writer.write_now(self.ingestor.take_batch())
+
+    def report(self, **range_ms) -> dict:
+        self.flush()
+        return Reader(self.path).report(**range_ms)
+
+
+@pytest.fixture
+def harness(tmp_path):
+    h = Harness(tmp_path / "noc.db")
+    yield h
+    h.writer._connection.close()
+
+
+def test_answered_call_and_failover_figures(harness):
+    events = answered_call(1, "a", 0) + failover_call(7, "b", 10)
+    harness.feed(events)
+    report = harness.report()
+    assert report["customers"] == reference_report(events)["customers"]
+    assert report["carriers"] == reference_report(events)["carriers"]
+    acme = report["customers"]["acme"]
+    assert (acme["attempts"], acme["answered"], acme["asr"]) == (2, 2, 100.0)
+    assert acme["revenue"] == 0.15 and acme["profit"] == pytest.approx(0.05)
+    assert report["carriers"]["c1"]["attempts"] == 2
+    assert report["carriers"]["c1"]["consecutive_failures"] == 1
+
+
+def test_duplicates_are_dropped_and_counted_apart(harness):
+    events = answered_call(1, "a", 0)
+    harness.feed(events, events[2:])
+    report = harness.report()
+    assert report["customers"]["acme"]["attempts"] == 1
+    state = Reader(harness.path).feed_state()
+    assert (state.duplicates, state.quarantined, state.last_seq) == (4, 0, 6)
+
+
+def test_a_hole_in_seq_is_stored_as_a_gap(harness):
+    events = answered_call(1, "a", 0)
+    harness.feed(events[:2], events[4:], {"type": "gap", "from": 7, "to": 9})
+    report = harness.report()
+    assert report["gaps"] == [[3, 4], [7, 9]]
+    assert report["last_seq"] == 9
+
+
+def test_bad_input_is_quarantined_and_the_stream_goes_on(harness):
+    start, attempt, progress, answer, attempt_end, end = answered_call(1, "a", 0)
+
+    def renumbered(event, seq):
+        return {**event, "seq": seq}
+
+    harness.feed(
+        "not json at all",
+        [start, {"seq": 2, "type": "call.teleport", "ts": T0}, renumbered(attempt, 3)],
+        [ev(4, "call.end", 1, call_id="nobody", code=200, duration=1.0), renumbered(attempt, 5)],
+        [renumbered(e, seq) for e, seq in ((progress, 6), (answer, 7), (attempt_end, 8), (end, 9))],
+        [ev(10, "call.end", 50, call_id="a", code=200, duration=1.0)],
+        [ev(11, "call.start", 60, call_id="x", customer="acme", cli=5, dst="1")],
+    )
+    harness.flush()
+    with Reader(harness.path).connection() as db:
+        rows = db.execute("SELECT seq, reason FROM quarantine ORDER BY id").fetchall()
+    assert rows[0][0] is None and rows[0][1].startswith("not JSON")
+    assert rows[1:5] == [
+        (2, "unknown event type 'call.teleport'"),
+        (4, "unknown call_id"),
+        (5, "attempt 1 already started"),
+        (10, "second call.end for the call"),
+    ]
+    assert rows[5][0] == 11 and rows[5][1].startswith("bad call.start: Expected `str`, got `int`")
+    report = Reader(harness.path).report()
+    assert report["customers"]["acme"]["attempts"] == 1
+    assert (report["quarantined"], report["last_seq"], report["gaps"]) == (6, 11, [])
+
+
+def test_a_silent_call_is_closed_as_lost_after_an_hour_of_feed_time(harness):
+    start = [ev(1, "call.start", 0, call_id="z", customer="acme", cli="1", dst="1"),
+             ev(2, "call.attempt", 1, call_id="z", attempt=1, carrier="c1", route="1")]
+    later = answered_call(3, "a", 3602)
+    harness.feed(start, later)
+    report = harness.report()
+    assert report["customers"]["acme"]["attempts"] == 2
+    assert report["carriers"]["c1"]["attempts"] == 2
+    assert report["customers"] == reference_report(start + later)["customers"]
+    with Reader(harness.path).connection() as db:
+        assert db.execute("SELECT count(*) FROM open_call").fetchone()[0] == 0
+        assert db.execute("SELECT code FROM call WHERE call_id = 'z'").fetchone()[0] == 0
+
+
+def test_a_range_counts_calls_by_start_and_uses_the_records_at_ragged_edges(harness):
+    events = []
+    for n in range(10):
+        events += answered_call(1 + 6 * n, f"c{n}", n * 900.5)
+    harness.feed(events)
+    harness.flush()
+    for lo, hi in [(0, 3600), (899.9, 4000.3), (1800.2, 1800.9), (0, 86400)]:
+        got = harness.report(time_from_ms=round((T0 + lo) * 1000), time_to_ms=round((T0 + hi) * 1000))
+        want = reference_report(events, time_from=T0 + lo, time_to=T0 + hi)
+        assert got["customers"] == want["customers"], (lo, hi)
+        assert got["carriers"] == want["carriers"], (lo, hi)
+
+
+def test_live_state_survives_a_restart(harness, tmp_path):
+    events = failover_call(1, "b", 0)
+    harness.feed(events[:4])
+    harness.flush()
+    restarted = Harness(harness.path)
+    from console.ingestion import load_state
+
+    restarted.ingestor.restore(*load_state(restarted.writer._connection))
+    assert restarted.ingestor.last_seq == 4
+    assert restarted.ingestor.channels[("carrier", "c2")] == 1
+    assert restarted.ingestor.failures.counters["c1"] == 1
+    restarted.feed(events[4:])
+    assert restarted.report()["customers"] == reference_report(events)["customers"]
