@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
 import socket
 import time
@@ -170,24 +169,20 @@ class FeedClient:
 
     # Control messages ---------------------------------------------------------------------
 
-    async def control(self, action: str, kind: str, account: str, *, until: float | None = None,
-                      reason: str = "", request_id: str | None = None, timeout: float = 10.0) -> p.ControlAck:
-        """Send a disable/enable and wait for the server's ack with the same id."""
+    async def control(self, message: p.Control, *, timeout: float = 10.0) -> p.ControlAck:
+        """Send a control message and wait for the server's ack with the same id."""
         ws = self._ws
         if ws is None:
             raise FeedError("the feed is not connected: the control message was not sent")
-        request_id = request_id or os.urandom(8).hex()
-        message = p.Control(id=request_id, action=action, kind=kind, account=account,
-                            until=until, reason=reason)
         future: asyncio.Future[p.ControlAck] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        self._pending[message.id] = future
         try:
             await ws.send(p.encode(message).decode())
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            raise FeedError(f"no control.ack for {request_id} within {timeout:g} s") from None
+            raise FeedError(f"no control.ack for {message.id} within {timeout:g} s") from None
         finally:
-            self._pending.pop(request_id, None)
+            self._pending.pop(message.id, None)
 
     def acknowledge(self, ack: p.ControlAck) -> None:
         future = self._pending.get(ack.id)

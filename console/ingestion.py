@@ -49,11 +49,17 @@ def load_state(connection: sqlite3.Connection) -> tuple[dict, list[bytes], list[
     return feed, open_calls, carriers, accounts
 
 
-def pending_controls(connection: sqlite3.Connection) -> list[tuple]:
-    return connection.execute(
-        "SELECT id, action, kind, account, until_ms, reason FROM control_request "
+def pending_controls(connection: sqlite3.Connection) -> list[p.Control]:
+    rows = connection.execute(
+        "SELECT id, action, kind, account, call_id, until_ms, reason FROM control_request "
         "WHERE status = 'pending' ORDER BY created_ms"
     ).fetchall()
+    return [
+        p.Control(id=request_id, action=action, kind=kind or None, account=account or None,
+                  call_id=call_id or None, reason=reason,
+                  until=until_ms / 1000 if until_ms is not None else None)
+        for request_id, action, kind, account, call_id, until_ms, reason in rows
+    ]
 
 
 class IngestService:
@@ -189,28 +195,24 @@ class IngestService:
 
     async def _watch_control_requests(self, every: float = 0.5) -> None:
         while True:
-            for row in await self.writer.read(pending_controls):
-                if row[0] not in self._controls_in_flight:
-                    self._spawn(self._carry_out_control(*row))
+            for message in await self.writer.read(pending_controls):
+                if message.id not in self._controls_in_flight:
+                    self._spawn(self._carry_out_control(message))
             await asyncio.sleep(every)
 
-    async def _carry_out_control(self, request_id: str, action: str, kind: str, account: str,
-                                 until_ms: int | None, reason: str) -> None:
+    async def _carry_out_control(self, message: p.Control) -> None:
         """A viewer's (or the alert engine's) request, sent on the feed and its outcome stored."""
-        self._controls_in_flight.add(request_id)
+        self._controls_in_flight.add(message.id)
         try:
-            await self._set_control(request_id, "sent", "")
+            await self._set_control(message.id, "sent", "")
             try:
-                ack = await self.client.control(
-                    action, kind, account, request_id=request_id, reason=reason,
-                    until=until_ms / 1000 if until_ms is not None else None,
-                )
+                ack = await self.client.control(message)
                 status, error = ("acked", "") if ack.ok else ("failed", ack.error or "refused")
             except Exception as failure:  # any failure is the request's outcome, shown to the user
                 status, error = "failed", str(failure)
-            await self._set_control(request_id, status, error)
+            await self._set_control(message.id, status, error)
         finally:
-            self._controls_in_flight.discard(request_id)
+            self._controls_in_flight.discard(message.id)
 
     async def _set_control(self, request_id: str, status: str, error: str) -> None:
         def update(connection: sqlite3.Connection) -> None:

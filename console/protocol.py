@@ -117,10 +117,14 @@ class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe"):
 
 
 class Control(msgspec.Struct, tag_field="type", tag="control", omit_defaults=True):
+    """disable/enable an account (v1); `hangup` of one call by `call_id` is noc's extension, as
+    v1 has no way to end a call: a server that does not know it answers ok=false."""
+
     id: str
-    action: Literal["disable", "enable"]
-    kind: Literal["customer", "carrier"]
-    account: Id
+    action: Literal["disable", "enable", "hangup"]
+    kind: Literal["customer", "carrier"] | None = None
+    account: Id | None = None
+    call_id: Id | None = None
     reason: str = ""
     until: float | None = None
 

@@ -183,8 +183,9 @@ class ControlRequest(SQLModel, table=True):
     id: str = Field(primary_key=True)
     created_ms: int
     action: str
-    kind: str
-    account: str
+    kind: str = ""
+    account: str = ""
+    call_id: str = ""
     until_ms: int | None = None
     reason: str = ""
     requested_by: str = ""
