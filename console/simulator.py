@@ -110,20 +110,22 @@ class Simulator:
         record: append every event generated to this file, one JSON line each.
         keep_history: also keep every event dict in `history` (for tests).
         heartbeat: wall seconds between heartbeats to each subscriber.
+        backfill: simulated seconds of history to generate at once before running in time
+            (the demo starts with the last half hour already on its graphs).
     """
 
     def __init__(self, seed: int = 1, cps: float = 20.0, speed: float = 1.0,
                  token: str | None = None, scenario: str = "default", buffer: int = 100_000,
                  start: float | None = None, limit: int | None = None,
                  record: str | Path | None = None, keep_history: bool = False,
-                 heartbeat: float = 2.0) -> None:
+                 heartbeat: float = 2.0, backfill: float = 0.0) -> None:
         if speed < 0:
             raise ValueError("speed must be 0 or more")
         self.speed = speed
         self.token = token
         self.limit = limit
         self.heartbeat = heartbeat
-        start_ts = round(time.time() if start is None else start, 3)
+        start_ts = round((time.time() - backfill) if start is None else start, 3)
         self.traffic = Traffic(seed, cps, scenario, start_ts)
         self.controls: list[Control] = []  # every valid control message received, in order
         self.history: list[dict] = []  # every event published, if keep_history
@@ -136,7 +138,9 @@ class Simulator:
         self._generator: asyncio.Task | None = None
         self._demand = asyncio.Event()  # speed 0: a subscriber has caught up with the head
         self._paused = False
-        self._clock_sim = self.traffic.now  # simulated time at the wall moment `_clock_wall`
+        # Simulated time at the wall moment `_clock_wall`; ahead of the model by the backfill,
+        # which the first ticks then generate as fast as they can.
+        self._clock_sim = self.traffic.now + backfill
         self._clock_wall = time.monotonic()
         self._incidents_logged = 0
 

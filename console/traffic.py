@@ -262,6 +262,9 @@ class _Call:
     code: int = 0  # the current attempt's planned outcome, then its final code
     false_answer: bool = False
     duration_ms: int = 0
+    answered_at: int | None = None
+    attempt_open: bool = False  # an attempt is under way (not between failovers)
+    ended: bool = False  # hung up by a control message: its scheduled events are void
 
 
 Action = Callable[[Any, int], None]
@@ -285,6 +288,7 @@ class Traffic:
         self._heap: list[tuple[int, int, Action, Any]] = []
         self._order = itertools.count()
         self._ready: list[dict] = []
+        self._live: dict[str, _Call] = {}  # calls in progress, for `hangup` controls
         self._now = round(start_ts * 1000)
         self._call_numbers = itertools.count(1)
         self._call_id_prefix = f"s{seed}-{int(start_ts)}-"
@@ -326,6 +330,8 @@ class Traffic:
         `until` (Unix seconds of simulated time) re-enables a disabled account by itself; it
         means nothing on `enable`, which also cancels a pending automatic re-enable.
         """
+        if control.action == "hangup":
+            return self._hang_up_by_control(control.call_id or "")
         account = self._accounts.get((control.kind, control.account))
         if account is None:
             return False, f"unknown {control.kind} {control.account!r}", []
@@ -335,6 +341,25 @@ class Traffic:
             when = max(self._now, round(control.until * 1000))
             self._push(when, self._auto_enable, (account, account.disable_token))
         return True, None, self._number([account.state_event(self._now)])
+
+    def _hang_up_by_control(self, call_id: str) -> tuple[bool, str | None, list[dict]]:
+        """End a call in progress now, as the switch would on an operator's request."""
+        call = self._live.get(call_id)
+        if call is None:
+            return False, f"no call {call_id!r} in progress", []
+        t = self._now
+        if call.answered_at is not None:
+            call.duration_ms = max(1, t - call.answered_at)
+            self._hang_up(call, t, hangup="switch")
+        else:
+            if call.attempt_open:
+                call.attempt_open = False
+                call.carrier.active -= 1
+                self._ready.append({"seq": 0, "type": "call.attempt_end", "ts": t / 1000,
+                                    "call_id": call.id, "attempt": call.attempt, "code": 487,
+                                    "reason": "Request Terminated"})
+            self._end_unanswered(call, t, 487, hangup="switch")
+        return True, None, self._take(None)
 
     def stamp(self, events: Iterable[dict]) -> list[dict]:
         """Copies of arbitrary event dicts with the next seqs (for injected test events)."""
@@ -440,6 +465,7 @@ class Traffic:
                                 "code": REJECT_CODES[reason], "reason": reason})
             return
         call = _Call(self._call_id_prefix + str(next(self._call_numbers)), customer, route)
+        self._live[call.id] = call
         customer.active += 1
         if customer.cps:
             customer.recent_starts.append(t)
@@ -473,6 +499,8 @@ class Traffic:
         return None
 
     def _attempt(self, call: _Call, t: int) -> None:
+        if call.ended:
+            return
         index = self._next_carrier(call.route, call.next_choice)
         if index is None:  # failover found no carrier left: the last failure stands
             self._end_unanswered(call, t, call.code)
@@ -481,6 +509,7 @@ class Traffic:
         call.next_choice = index + 1
         call.attempt += 1
         call.carrier = carrier
+        call.attempt_open = True
         carrier.active += 1
         self._ready.append({"seq": 0, "type": "call.attempt", "ts": t / 1000, "call_id": call.id,
                             "attempt": call.attempt, "carrier": carrier.id,
@@ -532,18 +561,23 @@ class Traffic:
         return max(100, round(customer.profile.pdd_ms * carrier.profile.pdd_factor * spread))
 
     def _progress(self, call: _Call, t: int) -> None:
+        if call.ended:
+            return
         code = 183 if call.false_answer or self._rng.random() < 0.3 else 180
         self._ready.append({"seq": 0, "type": "call.progress", "ts": t / 1000,
                             "call_id": call.id, "attempt": call.attempt, "code": code})
 
     def _settle(self, call: _Call, t: int) -> None:
         """The attempt's outcome is due: an answer, or a final code (503 if the carrier is down)."""
+        if call.ended:
+            return
         carrier = call.carrier
         code = 503 if carrier.outage else call.code
         if code == 200:
             self._answer(call, t)
             return
         call.code = code
+        call.attempt_open = False
         carrier.active -= 1
         self._ready.append({"seq": 0, "type": "call.attempt_end", "ts": t / 1000,
                             "call_id": call.id, "attempt": call.attempt, "code": code,
@@ -553,14 +587,17 @@ class Traffic:
         else:
             self._end_unanswered(call, t, code)
 
-    def _end_unanswered(self, call: _Call, t: int, code: int) -> None:
+    def _end_unanswered(self, call: _Call, t: int, code: int, hangup: str | None = None) -> None:
+        call.ended = True
+        self._live.pop(call.id, None)
         call.customer.active -= 1
         self._ready.append({"seq": 0, "type": "call.end", "ts": t / 1000, "call_id": call.id,
                             "code": code, "duration": 0, "billed": 0, "charge": 0, "cost": 0,
-                            "hangup": UNANSWERED_HANGUP.get(code, "switch")})
+                            "hangup": hangup or UNANSWERED_HANGUP.get(code, "switch")})
 
     def _answer(self, call: _Call, t: int) -> None:
         rng = self._rng
+        call.answered_at = t
         self._ready.append({"seq": 0, "type": "call.answer", "ts": t / 1000, "call_id": call.id,
                             "attempt": call.attempt})
         if call.false_answer:
@@ -585,11 +622,17 @@ class Traffic:
 
     def _dtmf(self, payload: tuple[_Call, str], t: int) -> None:
         call, digit = payload
+        if call.ended:
+            return
         self._ready.append({"seq": 0, "type": "call.dtmf", "ts": t / 1000, "call_id": call.id,
                             "digit": digit})
 
-    def _hang_up(self, call: _Call, t: int) -> None:
+    def _hang_up(self, call: _Call, t: int, hangup: str | None = None) -> None:
         """An answered call ends: bill it, charge the customer, free the channels."""
+        if call.ended:
+            return
+        call.ended = True
+        self._live.pop(call.id, None)
         customer, carrier = call.customer, call.carrier
         increment = customer.profile.increment_s * 1000
         billed_ms = -(-call.duration_ms // increment) * increment
@@ -600,7 +643,8 @@ class Traffic:
         customer.balance_changed = True
         customer.active -= 1
         carrier.active -= 1
-        hangup = "caller" if call.false_answer or self._rng.random() < 0.55 else "callee"
+        if hangup is None:
+            hangup = "caller" if call.false_answer or self._rng.random() < 0.55 else "callee"
         ts = t / 1000
         self._ready.append({"seq": 0, "type": "call.attempt_end", "ts": ts, "call_id": call.id,
                             "attempt": call.attempt, "code": 200, "reason": "OK"})

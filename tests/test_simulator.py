@@ -277,6 +277,23 @@ def test_a_control_for_an_unknown_account_fails():
     assert traffic.head == head
 
 
+def test_hangup_ends_a_call_in_progress_now_and_voids_its_later_events():
+    traffic, events = run_model("calm", 60)
+    ended = {e["call_id"] for e in events if e["type"] == "call.end"}
+    answered = {e["call_id"] for e in events if e["type"] == "call.answer"}
+    call_id = next(c for c in sorted(answered) if c not in ended)
+    ok, error, hung = traffic.apply_control(
+        Control(id="h1", action="hangup", call_id=call_id))
+    assert ok and error is None
+    assert [(e["type"], e["code"]) for e in hung if e["call_id"] == call_id] == [
+        ("call.attempt_end", 200), ("call.end", 200)]
+    assert hung[-1]["hangup"] == "switch" and hung[-1]["duration"] > 0
+    later = traffic.advance_to(T0 + 3000)
+    assert not [e for e in later if e.get("call_id") == call_id]
+    assert traffic.apply_control(Control(id="h2", action="hangup", call_id=call_id))[:2] == (
+        False, f"no call {call_id!r} in progress")
+
+
 def test_customer_limits_scale_with_the_call_rate():
     slow, fast = Traffic(1, 5.0, "calm", T0), Traffic(1, 200.0, "calm", T0)
     limits = {e["id"]: e for e in slow.advance_to(T0)}
