@@ -14,13 +14,15 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from console import config as config_module
 from console.feed import FeedError
+from console.options import ConsoleOptions
 from console.ingestion import IngestService, IngestSettings
-from store.database import StoreError, prepare
+from store.database import StoreError, WriterLock, prepare
 from store.writer import Retention
 
 EXIT_FAILURE = 1
@@ -60,16 +62,130 @@ def load_settings(config_path: Path | None) -> config_module.Settings:
         raise Failure(str(error)) from None
 
 
+def console_options(command):
+    """Options every console command shares."""
+    for option in reversed([
+        click.option("--refresh", type=click.FloatRange(min=0.1),
+                     help="Seconds between screen refreshes (default 1; console.refresh)."),
+        click.option("--read-only", is_flag=True, default=None,
+                     help="Forbid actions (ending calls, penalties): for wall displays."),
+        click.option("--timezone", help="Display time zone, e.g. Europe/London (data stays UTC)."),
+        click.option("--low-colour", "--low-color", "low_colour", is_flag=True,
+                     help="Use only the 16 ANSI colours (NO_COLOR is honoured as well)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def console_settings(settings: config_module.Settings, path: Path, *, refresh, read_only,
+                     timezone, low_colour) -> ConsoleOptions:
+    zone = timezone or settings.console.timezone
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--timezone") from None
+    return ConsoleOptions(
+        db_path=path,
+        refresh=refresh or settings.console.refresh,
+        read_only=settings.console.read_only if read_only is None else read_only,
+        timezone=zone,
+        theme="ansi-dark" if low_colour else settings.console.theme,
+    )
+
+
+def ingest_settings(settings: config_module.Settings) -> IngestSettings:
+    return IngestSettings(
+        failure_codes=settings.failure_codes,
+        retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
+    )
+
+
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Config file (default: $NOC_CONFIG or the XDG config folder's noc/config.toml).",
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """noc: a terminal monitoring console for VoIP wholesale operators."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+@click.option("--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Database file (default: store.path in the config, or $NOC_DB).")
+@click.option("--viewer", is_flag=True, help="Only view the database, even if no writer runs.")
+@console_options
+@config_option
+@click.pass_context
+def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_flags) -> None:
+    """noc: a terminal monitoring console for VoIP wholesale operators.
+
+    With no command, opens the console on the configured database. If no `noc ingest` (or other
+    console) is writing to it, this console subscribes to the feed and writes it itself;
+    otherwise it is a viewer of what the writer stores.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if ctx.invoked_subcommand is not None:
+        return
+    from console.app import NocApp
+
+    settings = load_settings(config_path)
+    path = db_path or settings.db_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    service = None
+    if not viewer and not WriterLock.for_database(path).held_by_other():
+        try:
+            service = IngestService(path, feed_url or settings.feed.url, token=settings.feed.token,
+                                    settings=ingest_settings(settings))
+        except FeedError as error:
+            raise Failure(str(error)) from None
+    try:
+        prepare(path, create=service is not None)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    NocApp(console_settings(settings, path, **console_flags), service=service).run()
+
+
+@main.command()
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same traffic.")
+@click.option("--cps", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Average new calls per second.")
+@click.option("--scenario", default="default", show_default=True,
+              help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.")
+@click.option("--backfill", default=1800.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds of history generated at start.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Database file (default: demo.db in the XDG data folder; started afresh).")
+@console_options
+@config_option
+def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
+    """The simulator on loopback and the console against it: a living network, no switch needed."""
+    from console import traffic
+    from console.app import NocApp
+    from console.simulator import Simulator
+
+    if scenario not in traffic.SCENARIOS:
+        raise click.BadParameter(
+            f"unknown scenario {scenario!r}; choose from {', '.join(traffic.SCENARIOS)}",
+            param_hint="--scenario",
+        )
+    settings = load_settings(config_path)
+    path = db_path or config_module.default_db_path().with_name("demo.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if WriterLock.for_database(path).held_by_other():
+        raise Failure(f"{path} is in use by another noc demo: stop it, or give --db another file")
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)  # the simulator starts at seq 1: so must the database
+    prepare(path)
+    simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill)
+
+    async def start(app: NocApp) -> None:
+        port = await simulator.start("127.0.0.1", 0)
+        app.service = IngestService(path, f"ws://127.0.0.1:{port}/feed", token=None,
+                                    settings=ingest_settings(settings))
+
+    async def stop(app: NocApp) -> None:
+        await simulator.stop()
+
+    options = console_settings(settings, path, **console_flags)
+    NocApp(options, on_start=start, on_stop=stop).run()
 
 
 @main.command()
@@ -134,10 +250,7 @@ def ingest(feed_url, db_path, config_path) -> None:
     settings = load_settings(config_path)
     url = feed_url or settings.feed.url
     path = db_path or settings.db_path
-    service_settings = IngestSettings(
-        failure_codes=settings.failure_codes,
-        retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
-    )
+    service_settings = ingest_settings(settings)
 
     async def run() -> None:
         try:

@@ -108,17 +108,25 @@ class StoreWriter:
         self._last_prune_ms = 0
 
     async def open(self) -> None:
-        await self._run(self._open)
+        await self._run(self.open_now)
 
-    def _open(self) -> None:
+    def open_now(self) -> None:
+        """Open the connection on the calling thread (tools and tests that write synchronously)."""
         self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         configure(self._connection, writer=True)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._run(self._connection.close)
-            self._connection = None
+        await self._run(self.close_now)
         self._executor.shutdown(wait=True)
+
+    def close_now(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def checkpoint_now(self) -> None:
+        """Fold the WAL into the database file, so that the file alone holds everything."""
+        self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def write(self, batch: Batch) -> None:
         await self._run(self.write_now, batch)

@@ -55,7 +55,7 @@ class Harness:
         self.path = path
         self.ingestor = Ingestor(clock=lambda: 0)
         self.writer = StoreWriter(path)
-        self.writer._open()
+        self.writer.open_now()
 
     def feed(self, *frames) -> None:
         for frame in frames:

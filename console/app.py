@@ -1,0 +1,223 @@
+"""The Textual app: wires the store's read models to the screens, and runs the writer if it is one.
+
+One refresh loop feeds the visible screen a snapshot at a steady rate (never per event). Reads
+run on worker threads; polls never overlap (the next is armed when the last one ends); and when
+the database has not changed since the last poll, nothing is read at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from datetime import tzinfo
+from functools import partial
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from textual.app import App
+from textual.binding import Binding
+from textual.timer import Timer
+from textual.worker import WorkerState
+
+from console.ingest import now_ms
+from console.ingestion import IngestService
+from console.options import ConsoleOptions
+from screens.alerts import AlertsScreen
+from screens.base import DataScreen
+from screens.carrier import CarrierScreen
+from screens.carriers import CarriersScreen
+from screens.customer import CustomerScreen
+from screens.customers import CustomersScreen
+from screens.dashboard import DashboardScreen
+from screens.help import HelpScreen
+from screens.palette import AccountCommands
+from screens.quarantine import QuarantineScreen
+from screens.timezone import TimezonePicker
+from store.actions import request_control
+from store.database import StoreError
+from store.views import ConsoleData
+
+STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows move with time
+WATCHDOG_S = 5.0
+
+
+class NocApp(App):
+    """noc's console. With a `service` it is the database's writer too; without, a viewer."""
+
+    TITLE = "noc"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {AccountCommands}
+    MODES = {
+        "dashboard": DashboardScreen,
+        "customers": CustomersScreen,
+        "carriers": CarriersScreen,
+        "alerts": AlertsScreen,
+        "quarantine": QuarantineScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [
+        Binding("1", "switch_mode('dashboard')", "Dashboard"),
+        Binding("2", "switch_mode('customers')", "Customers"),
+        Binding("3", "switch_mode('carriers')", "Carriers"),
+        Binding("4", "switch_mode('alerts')", "Alerts"),
+        Binding("5", "switch_mode('quarantine')", "Quarantine"),
+        Binding("z", "pick_timezone", "Time zone"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+r", "refresh_data", "Refresh now", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, options: ConsoleOptions, *, service: IngestService | None = None,
+                 on_start: Callable[[NocApp], Awaitable[None]] | None = None,
+                 on_stop: Callable[[NocApp], Awaitable[None]] | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.service = service
+        self.on_start = on_start
+        self.on_stop = on_stop
+        self.data = ConsoleData(options.db_path)
+        self.clock = options.clock
+        self.display_tz: tzinfo = ZoneInfo(options.timezone)
+        self.role = "writer" if service is not None else "viewer"
+        self.theme = options.theme
+        self._poll_timer: Timer | None = None
+        self._polling = False
+        self._poll_again = False
+        self._data_version: int | None = None
+        self._last_read = 0.0
+        self._probe: sqlite3.Connection | None = None
+        self._parent_pid = os.getppid()
+
+    @property
+    def read_only(self) -> bool:
+        return self.options.read_only
+
+    # Start and stop -------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        self._probe = sqlite3.connect(f"file:{self.options.db_path}?mode=ro", uri=True,
+                                      check_same_thread=False)
+        if self.on_start is not None:
+            await self.on_start(self)
+        if self.service is not None:
+            self.role = "writer"
+            self.run_worker(self._run_writer(), name="writer", group="writer")
+        if self.options.watchdog:
+            self._watch_terminal()
+        self.call_after_refresh(self._poll)
+
+    async def _run_writer(self) -> None:
+        try:
+            await self.service.open()
+        except StoreError as error:
+            self.service, self.role = None, "viewer"
+            self.notify(f"{error} (this console stays a viewer)", severity="error", timeout=30)
+            return
+        await self.service.run(connect_first=False)
+
+    async def action_quit(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            for worker in self.workers:
+                if worker.group == "writer":
+                    await worker.wait()
+        if self.on_stop is not None:
+            await self.on_stop(self)
+        self.exit()
+
+    def _watch_terminal(self) -> None:
+        """Exit when the SSH session drops: on SIGHUP, or when the parent shell is gone."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: self.call_later(self.action_quit)
+            )
+        except (NotImplementedError, RuntimeError):
+            pass  # no signals where the loop is not the main thread's (tests)
+        self.set_interval(WATCHDOG_S, self._check_parent)
+
+    async def _check_parent(self) -> None:
+        if os.getppid() != self._parent_pid:
+            await self.action_quit()
+
+    # The refresh loop -----------------------------------------------------------------
+
+    def refresh_data(self) -> None:
+        """Poll now (after a filter changed, a screen came back, or ctrl+r)."""
+        if self._polling:
+            self._poll_again = True
+            return
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self._data_version = None
+        self.call_later(self._poll)
+
+    def action_refresh_data(self) -> None:
+        self.refresh_data()
+
+    def _store_changed(self) -> bool:
+        version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+        feed_updated = self._probe.execute("SELECT updated_ms FROM feed_state").fetchone()
+        marker = (version, feed_updated)
+        changed = marker != self._data_version
+        self._data_version = marker
+        return changed
+
+    async def _poll(self) -> None:
+        self._polling = True
+        self._poll_timer = None
+        try:
+            screen = self.screen
+            if isinstance(screen, DataScreen):
+                now = time.monotonic()
+                stale = now - self._last_read > STALE_AFTER_S or screen._last_snapshot is None
+                if self._store_changed() or stale:
+                    self._last_read = now
+                    worker = self.run_worker(
+                        partial(screen.gather, self.data, self.clock()), thread=True,
+                        group="poll", exit_on_error=False,
+                    )
+                    await worker.wait()
+                    if worker.state == WorkerState.SUCCESS and screen is self.screen:
+                        screen.deliver(worker.result)
+                    elif worker.state == WorkerState.ERROR:
+                        self.notify(f"could not read the store: {worker.error}", severity="error")
+        except Exception as error:  # a failed read must not stop the loop; it is shown instead
+            self.notify(f"could not read the store: {error}", severity="error")
+        finally:
+            self._polling = False
+            delay = 0 if self._poll_again else self.options.refresh
+            self._poll_again = False
+            self._poll_timer = self.set_timer(delay, self._poll)
+
+    # Actions --------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_pick_timezone(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.display_tz = ZoneInfo(name)
+                self.notify(f"Times shown in {name}; buckets stay UTC")
+                if isinstance(self.screen, DataScreen):
+                    self.screen.refresh_now()
+
+        self.push_screen(TimezonePicker(str(self.display_tz)), chosen)
+
+    def open_account(self, kind: str, account: str) -> None:
+        """Jump to a customer or carrier (from a list or the command palette)."""
+        self.switch_mode("customers" if kind == "customer" else "carriers")
+        screen = CustomerScreen(account) if kind == "customer" else CarrierScreen(account)
+        self.push_screen(screen)
+
+    def request_control(self, **fields) -> str | None:
+        """Ask the writer to carry out a control action; refused in read-only mode."""
+        if self.read_only:
+            self.notify("Read-only console: actions are disabled", severity="warning")
+            return None
+        return request_control(self.options.db_path, now_ms=self.clock(),
+                               requested_by=f"console pid {os.getpid()}", **fields)

@@ -1,0 +1,20 @@
+"""How a console is run: which database, how often it refreshes, what it may do, how it looks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from console.ingest import now_ms
+
+
+@dataclass
+class ConsoleOptions:
+    db_path: Path
+    refresh: float = 1.0
+    read_only: bool = False
+    timezone: str = "UTC"
+    theme: str = "textual-dark"
+    clock: Callable[[], int] = field(default=now_ms)  # tests pass a fixed clock
+    watchdog: bool = True  # exit when the terminal goes away (off under test)

@@ -1,0 +1,158 @@
+"""What a test of noc needs, public and documented: a seeded database, a fixed clock, an app
+factory and a scripted feed. The pytest fixtures in `console.pytest_plugin` wrap these.
+
+The seeded database is built by the real path (traffic model -> Ingestor -> StoreWriter), offline
+and deterministic: the same seed and clock give the same file, so snapshots do not drift.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from console.ingest import Ingestor
+from console.simulator import Simulator
+from console.traffic import Traffic
+from store.database import WriterLock, prepare
+from store.writer import StoreWriter
+
+FIXED_NOW_MS = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
+BATCH_EVENTS = 20_000
+
+
+def fixed_clock(now_ms: int = FIXED_NOW_MS) -> Callable[[], int]:
+    """A clock that always says `now_ms` (Unix milliseconds)."""
+    return lambda: now_ms
+
+
+def seed_events(now_ms: int = FIXED_NOW_MS, *, seed: int = 7, history_days: float = 3,
+                busy_hours: float = 2) -> Iterable[dict]:
+    """Protocol events: `history_days` of light traffic, then `busy_hours` up to `now_ms` of
+    busy traffic during a carrier outage (so a failing carrier shows), renumbered as one feed."""
+    now = now_ms / 1000
+    busy_start = now - busy_hours * 3600
+    phases = (
+        Traffic(seed, cps=0.05, scenario="calm", start_ts=busy_start - history_days * 86400),
+        Traffic(seed + 1, cps=2.0, scenario="outage", start_ts=busy_start),
+    )
+    seq = 0
+    for traffic, until in zip(phases, (busy_start, now), strict=True):
+        while traffic.now < until:
+            for event in traffic.advance_to(min(until, traffic.now + 600)):
+                seq += 1
+                yield {**event, "seq": seq}
+
+
+def seed_database(path: str | Path, *, now_ms: int = FIXED_NOW_MS, seed: int = 7,
+                  history_days: float = 3, busy_hours: float = 2) -> Path:
+    """Create (or replace) a database at `path` holding `seed_events`, as a writer would store it,
+    with the feed shown as connected at `now_ms`."""
+    path = Path(path)
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)
+    prepare(path)
+    ingestor = Ingestor(clock=fixed_clock(now_ms))
+    writer = StoreWriter(path)
+    writer.open_now()
+    try:
+        frame: list[dict] = []
+        for event in seed_events(now_ms, seed=seed, history_days=history_days,
+                                 busy_hours=busy_hours):
+            frame.append(event)
+            if len(frame) >= BATCH_EVENTS:
+                ingestor.apply_frame(json.dumps(frame))
+                writer.write_now(ingestor.take_batch())
+                frame.clear()
+        ingestor.apply_frame(json.dumps(frame))
+        ingestor.set_feed_status(status="connected", detail="ws://127.0.0.1:8765/feed",
+                                 feed_url="ws://127.0.0.1:8765/feed",
+                                 connected_since_ms=now_ms - 3_600_000, last_frame_ms=now_ms)
+        writer.write_now(ingestor.take_batch())
+        writer.checkpoint_now()
+    finally:
+        writer.close_now()
+    return path
+
+
+def copy_database(source: Path, target: Path) -> Path:
+    """A private copy of a seeded database (each test may write to its own)."""
+    shutil.copyfile(source, target)
+    return target
+
+
+def hold_writer_lock(path: Path) -> WriterLock:
+    """Pretend a writer runs on `path`, so viewers show a healthy feed rather than 'stale'."""
+    lock = WriterLock.for_database(path)
+    lock.acquire()
+    return lock
+
+
+def make_app(db_path: Path, *, clock: Callable[[], int] | None = None, read_only: bool = False,
+             timezone: str = "UTC", theme: str = "textual-dark", refresh: float = 1.0):
+    """A console (viewer) on `db_path` with a fixed clock and no terminal watchdog."""
+    from console.app import NocApp
+    from console.options import ConsoleOptions
+
+    options = ConsoleOptions(db_path=Path(db_path), clock=clock or fixed_clock(),
+                             read_only=read_only, timezone=timezone, theme=theme,
+                             refresh=refresh, watchdog=False)
+    return NocApp(options)
+
+
+class ScriptedFeed:
+    """A real feed server on loopback that sends only what the test tells it to.
+
+    It is the simulator with its traffic paused: `send` publishes events (seqs assigned in
+    order), `send_raw` a raw frame, `drop` cuts every connection; `controls` lists the control
+    messages received.
+    """
+
+    def __init__(self, *, token: str | None = None) -> None:
+        self.simulator = Simulator(speed=1.0, token=token, keep_history=True, heartbeat=1.0)
+        self.simulator.pause()
+        self.url = ""
+
+    async def start(self) -> ScriptedFeed:
+        port = await self.simulator.start("127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{port}/feed"
+        return self
+
+    async def stop(self) -> None:
+        await self.simulator.stop()
+
+    def send(self, events: Iterable[dict]) -> list[dict]:
+        return self.simulator.inject_events(list(events))
+
+    def send_raw(self, frame: str | bytes) -> None:
+        self.simulator.inject_raw(frame)
+
+    def drop(self) -> None:
+        self.simulator.drop_connections()
+
+    @property
+    def controls(self) -> list:
+        return self.simulator.controls
+
+
+async def settle(pilot, timeout: float = 10.0) -> None:
+    """Wait until the visible screen has been fed its first snapshot and every worker is done,
+    so that a snapshot or an assertion sees data, not a loading state."""
+    import asyncio
+
+    from screens.base import DataScreen
+
+    app = pilot.app
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await pilot.pause()
+        screen = app.screen
+        ready = not isinstance(screen, DataScreen) or screen.has_data
+        if ready and not any(w.is_running for w in app.workers if w.group != "writer"):
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{type(screen).__name__} got no data within {timeout} s")
+        await asyncio.sleep(0.02)
+    await pilot.pause()

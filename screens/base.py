@@ -1,0 +1,52 @@
+"""What every data screen shares: it is fed snapshots, never events.
+
+The app asks the current screen to `gather` a snapshot from the store on a worker thread at the
+refresh rate, and hands the result to `show` on the UI thread. A screen updates its widgets only
+where the snapshot differs from the last one, so an idle console does no drawing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from textual.screen import Screen
+
+from store.views import ConsoleData
+
+
+class DataScreen(Screen):
+    """A screen fed by the app's refresh loop."""
+
+    _last_snapshot: Any = None
+
+    def gather(self, data: ConsoleData, now_ms: int) -> Any:
+        """Read what the screen shows (runs on a worker thread: no widget access here)."""
+        raise NotImplementedError
+
+    def show(self, snapshot: Any) -> None:
+        """Update widgets from a snapshot (UI thread)."""
+        raise NotImplementedError
+
+    @property
+    def has_data(self) -> bool:
+        return self._last_snapshot is not None
+
+    def deliver(self, snapshot: Any) -> None:
+        if snapshot != self._last_snapshot:
+            self._last_snapshot = snapshot
+            self.show(snapshot)
+
+    def refresh_now(self) -> None:
+        """Forget the last snapshot and ask for a new one at once (after a filter changes)."""
+        self._last_snapshot = None
+        self.app.refresh_data()
+
+    @property
+    def tz(self) -> tzinfo:
+        return self.app.display_tz
+
+    def when(self, ms: int | None, pattern: str = "%Y-%m-%d %H:%M:%S") -> str:
+        if ms is None:
+            return "–"
+        return datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.tz).strftime(pattern)

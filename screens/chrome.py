@@ -1,0 +1,58 @@
+"""The header every screen shares: where you are, the feed's state, the time in the chosen zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import get_args
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from store.views import FeedView
+from widgets.feed_badge import FeedBadge, FeedStatus
+
+WRITER_STALE_MS = 30_000
+STATUSES = get_args(FeedStatus)
+
+
+class NocHeader(Horizontal):
+    """`noc › Carriers › borealis-tel   ● connected · seq 1,234 · 2 gaps      14:05 UTC`"""
+
+    DEFAULT_CSS = """
+    NocHeader {
+        height: 1;
+        dock: top;
+        background: $panel;
+        padding: 0 1;
+        & > #where { width: auto; text-style: bold; color: $primary; padding-right: 2; }
+        & > FeedBadge { width: 1fr; }
+        & > #when { width: auto; color: $text-muted; padding-left: 1; }
+    }
+    """
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"noc › {self.where}", id="where")
+        yield FeedBadge()
+        yield Static("", id="when")
+
+    def show_feed(self, feed: FeedView, now_ms: int, *, role: str, read_only: bool,
+                  tz) -> None:
+        reconnect = None
+        if feed.reconnect_at_ms is not None and feed.status in ("reconnecting", "refused"):
+            reconnect = max(0.0, (feed.reconnect_at_ms - now_ms) / 1000)
+        stale = role == "viewer" and (
+            not feed.writer_running or now_ms - feed.updated_ms > WRITER_STALE_MS
+        )
+        status = feed.status if feed.status in STATUSES else "stopped"
+        self.query_one(FeedBadge).update_state(
+            status, reconnect_in_s=reconnect, gaps=feed.gaps, quarantined=feed.quarantined,
+            duplicates=feed.duplicates, last_seq=feed.last_seq, role=role, stale=stale,
+        )
+        moment = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(tz)
+        mode = " · read-only" if read_only else ""
+        self.query_one("#when", Static).update(f"{moment:%H:%M} {moment.tzname()}{mode}")

@@ -1,0 +1,165 @@
+"""The dashboard: the whole network at a glance, and the problems that need a person now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from screens.base import DataScreen
+from screens.chrome import NocHeader
+from screens.summary import SummaryPane
+from store.views import ConsoleData, DashboardView, FeedView, SeriesView, SummaryRow
+from widgets.gauge import Gauge
+from widgets.series_plot import SeriesPlot
+
+GRAPHS = {  # key in store.views.SERIES -> (title, unit)
+    "channels": ("Live channels", ""),
+    "asr": ("ASR", "%"),
+    "acd": ("ACD", "s"),
+    "pdd_ms": ("PDD", "ms"),
+    "dtmf_pct": ("DTMF", "%"),
+}
+SEVERITY_MARK = {  # a mark that reads without colour, and a colour for those who have it
+    "critical": ("‼", "bold reverse red"),
+    "error": ("✖", "bold red"),
+    "warning": ("▲", "yellow"),
+    "info": ("·", "dim"),
+}
+
+
+@dataclass(frozen=True)
+class DashboardSnapshot:
+    now_ms: int
+    feed: FeedView
+    view: DashboardView
+    series: SeriesView
+    summary: tuple[SummaryRow, ...]
+
+
+class DashboardScreen(DataScreen):
+    """Feed, channels against limits, checklist, balances, graphs and the 24 h summary."""
+
+    TITLE = "Dashboard"
+    BINDINGS = [
+        Binding("g", "next_graph", "Next graph"),
+        Binding("p", "per_carrier", "Total/per carrier"),
+        Binding("enter", "open_check", "Open", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.graph = "channels"
+        self.per_carrier = False
+        self.summary_mode = "live"
+
+    def compose(self) -> ComposeResult:
+        yield NocHeader("Dashboard")
+        with Horizontal(id="strip"):
+            yield Gauge("Channels", id="channels")
+            yield Static("", id="cps")
+        with Horizontal(id="middle"):
+            with Vertical(id="side"):
+                yield Static("Checklist", classes="section-title")
+                yield OptionList(id="checks")
+                yield Static("Balances", classes="section-title")
+                yield OptionList(id="balances")
+            yield SeriesPlot(id="graph")
+        yield SummaryPane("network-summary", id="summary")
+        yield Footer()
+
+    # Reading and showing --------------------------------------------------------------
+
+    def gather(self, data: ConsoleData, now_ms: int) -> DashboardSnapshot:
+        view = data.dashboard(now_ms)
+        per = "carrier" if self.per_carrier else "total"
+        return DashboardSnapshot(
+            now_ms=now_ms,
+            feed=view.feed,
+            view=view,
+            series=data.series(None, None, "hour", now_ms, per=per),
+            summary=tuple(data.summary("customer", None, self.summary_mode, now_ms)),
+        )
+
+    def show(self, snapshot: DashboardSnapshot) -> None:
+        view = snapshot.view
+        self.query_one(NocHeader).show_feed(
+            snapshot.feed, snapshot.now_ms, role=self.app.role, read_only=self.app.read_only,
+            tz=self.tz,
+        )
+        self.query_one("#channels", Gauge).update_value(view.channels, view.channel_limit,
+                                                        "Channels ")
+        self.query_one("#cps", Static).update(f"CPS {view.cps:,}")
+        self._show_checks(view)
+        self._show_balances(view)
+        self._show_graph(snapshot.series)
+        self.query_one(SummaryPane).show_rows(snapshot.summary)
+
+    def _show_checks(self, view: DashboardView) -> None:
+        checks = self.query_one("#checks", OptionList)
+        options = [
+            Option(Text.assemble(SEVERITY_MARK[c.severity], " ", c.text),
+                   id=f"{c.subject[0]}:{c.subject[1]}:{n}")
+            for n, c in enumerate(view.checks)
+        ] or [Option(Text("✓ nothing needs attention", style="green"), disabled=True)]
+        _replace_options(checks, options)
+
+    def _show_balances(self, view: DashboardView) -> None:
+        rows = []
+        for b in view.balances:
+            amount = "–" if b.balance is None else f"{b.balance:,.2f} {b.currency or ''}".strip()
+            line = Text.assemble(f"{b.name[:20]:<20} ", (amount, "bold red" if b.low else ""))
+            if b.low:
+                line.append(" low", style="red")
+            rows.append(Option(line, id=f"customer:{b.id}"))
+        _replace_options(self.query_one("#balances", OptionList), rows)
+
+    def _show_graph(self, series: SeriesView) -> None:
+        title, unit = GRAPHS[self.graph]
+        if self.per_carrier and self.graph != "channels":
+            values = dict(series.per_account.get(self.graph, {}))
+            title += " per carrier"
+        else:
+            values = {"total": series.series[self.graph]}
+        self.query_one(SeriesPlot).set_series(series.times, values, title=f"{title} · last hour",
+                                              unit=unit, tz=self.tz)
+
+    # Actions --------------------------------------------------------------------------
+
+    def action_next_graph(self) -> None:
+        names = list(GRAPHS)
+        self.graph = names[(names.index(self.graph) + 1) % len(names)]
+        self.refresh_now()
+
+    def action_per_carrier(self) -> None:
+        self.per_carrier = not self.per_carrier
+        self.refresh_now()
+
+    def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:
+        self.summary_mode = event.mode
+        self.refresh_now()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        kind, _, rest = (event.option.id or "").partition(":")
+        account = rest.split(":")[0]
+        if kind in ("customer", "carrier") and account:
+            self.app.open_account(kind, account)
+        elif kind == "feed":
+            self.app.switch_mode("quarantine")
+
+
+def _replace_options(option_list: OptionList, options: list[Option]) -> None:
+    """Swap the options only when they changed, keeping the highlighted line where it was."""
+    current = [(str(o.prompt), o.id) for o in option_list.options]
+    if current == [(str(o.prompt), o.id) for o in options]:
+        return
+    highlighted = option_list.highlighted
+    option_list.clear_options()
+    option_list.add_options(options)
+    if highlighted is not None and options:
+        option_list.highlighted = min(highlighted, len(options) - 1)

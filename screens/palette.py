@@ -1,0 +1,32 @@
+"""The command palette finds customers and carriers by name: type it, press Enter, you are there."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class AccountCommands(Provider):
+    """Every customer and carrier in the store, as 'Open customer NAME' / 'Open carrier NAME'."""
+
+    async def startup(self) -> None:
+        worker = self.app.run_worker(self.app.data.account_names, thread=True, group="palette")
+        await worker.wait()
+        self.accounts = worker.result or []
+
+    def _commands(self):
+        for kind, account, name in self.accounts:
+            label = name if name == account else f"{name} ({account})"
+            yield f"Open {kind} {label}", partial(self.app.open_account, kind, account)
+
+    async def discover(self) -> Hits:
+        for text, callback in self._commands():
+            yield DiscoveryHit(text, callback)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback)

@@ -1,0 +1,1102 @@
+"""Read models behind every console screen: plain frozen dataclasses read from a noc database.
+
+Summaries come from the rollups, never from a scan of the call table; lists are read along an
+index, newest first, and LIMITed. Each public method of ConsoleData opens its own read-only
+connection and reads in one transaction, so a view is one consistent snapshot even while the
+writer commits. Times are integer ms UTC (series times excepted: Unix seconds, for plotting);
+money is in currency units; every ratio comes from store.metrics and is None where it has no
+denominator (an empty bucket has no ASR, which is not an ASR of 0).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from heapq import merge
+from itertools import islice
+from operator import attrgetter
+from pathlib import Path
+
+from store import metrics, models
+from store.database import BUSY_TIMEOUT_MS, WriterLock
+from store.live import LiveAttempt, LiveCall, unpack
+from store.metrics import TOTALS_FIELDS, Totals
+from store.rollups import ALL_ROUTES, bucket_of
+
+MINUTE_MS, HOUR_MS, DAY_MS = (models.BUCKET_MS[p] for p in ("minute", "hour", "day"))
+CUSTOMER, CARRIER = "customer", "carrier"
+KINDS = (CUSTOMER, CARRIER)
+
+SEVERITIES = ("info", "warning", "error", "critical")  # least to most severe
+FAILURE_SEVERITY = ((1000, "critical"), (200, "error"), (50, "warning"))
+NEVER_404_ATTEMPTS = 200
+LOW_BALANCE = 50.0
+WRITER_STALE_MS = 60_000  # the writer flushes at least every heartbeat (5 s) while connected
+SEARCH_WINDOW_MS = 7 * DAY_MS
+PREVIEW_CHARS = 500  # a quarantined frame may be megabytes long
+FEED_STATUS_SEVERITY = {"connecting": "warning", "reconnecting": "warning"}  # others: error
+IN_FORCE = "('pending', 'sent', 'acked')"  # control request statuses that still stand
+
+# segment -> (rollup period, number of buckets)
+SEGMENTS = {"hour": ("minute", 60), "day": ("hour", 24), "week": ("hour", 168),
+            "month": ("day", 30)}
+SUMMARY_MODES = ("live", "daily", "monthly")
+
+SERIES: dict[str, Callable[[Totals], float | int | None]] = {
+    "attempts": attrgetter("attempts"),
+    "answered": attrgetter("answered"),
+    "channels": attrgetter("peak_channels"),
+    "cps": attrgetter("peak_cps"),
+    "asr": metrics.asr,
+    "acd": metrics.acd,
+    "pdd_ms": metrics.pdd_ms,
+    "dtmf_pct": metrics.dtmf_pct,
+    "ner": metrics.ner,
+    "minutes": metrics.minutes,
+    "channel_breaches": attrgetter("breach_channel"),
+    "cps_breaches": attrgetter("breach_cps"),
+}
+
+SUMMARY_COLUMNS = ("Date", "Attempts", "Connected", "ASR", "ACD", "Duration", "Billed", "Revenue",
+                   "Cost", "Profit", "Profit %", "PDD", "NER")
+
+TOTALS_SUMS = ", ".join(f"coalesce(sum({name}), 0)" for name in TOTALS_FIELDS)
+
+# A customer's routes, found by hopping along the rollups' primary key (kind, account, route,
+# bucket) from one route to the next: one index probe per route, whatever the history's length.
+KNOWN_ROUTES = """
+WITH RECURSIVE known(route) AS (
+    SELECT min(route) FROM rollup_hour WHERE kind = 'customer' AND account = :customer
+        AND route > ''
+    UNION ALL
+    SELECT (SELECT min(route) FROM rollup_hour WHERE kind = 'customer' AND account = :customer
+        AND route > known.route)
+    FROM known WHERE known.route IS NOT NULL
+)
+"""
+
+
+# Views ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedView:
+    status: str  # never connected, connecting, connected, reconnecting, refused, stopped
+    detail: str
+    reconnect_at_ms: int | None
+    connected_since_ms: int | None
+    last_frame_ms: int | None
+    last_seq: int
+    events: int
+    duplicates: int
+    quarantined: int
+    gaps: int
+    lost_calls: int
+    updated_ms: int
+    newest_ms: int
+    writer_pid: int | None
+    feed_url: str
+    writer_running: bool  # some process holds the writer lock of the database
+
+
+FEED_COLUMNS = tuple(f.name for f in fields(FeedView) if f.name != "writer_running")
+
+
+@dataclass(frozen=True)
+class Balance:
+    id: str
+    name: str
+    balance: float | None
+    currency: str | None
+    low: bool
+
+
+@dataclass(frozen=True)
+class CarrierHealth:
+    id: str
+    name: str
+    consecutive_failures: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class Check:
+    """An open problem, for the dashboard's checklist."""
+
+    severity: str  # one of SEVERITIES
+    subject: tuple[str, str]  # ("customer"|"carrier", id), ("feed", ""|"gaps"|"quarantine")
+    text: str
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    feed: FeedView
+    channels: int  # live channels of all customers
+    channel_limit: int | None  # sum of the customers' channel limits; None when none is set
+    cps: int  # calls per second of all customers, now
+    balances: tuple[Balance, ...]  # customers, low ones first
+    carriers: tuple[CarrierHealth, ...]  # most consecutive failures first
+    checks: tuple[Check, ...]  # most severe first
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    segment: str
+    times: tuple[int, ...]  # bucket starts, Unix seconds, oldest first, every bucket present
+    series: Mapping[str, tuple[float | int | None, ...]]  # metric (SERIES) -> values, in total
+    per_account: Mapping[str, Mapping[str, tuple[float | int | None, ...]]]  # metric -> id -> ...
+
+
+@dataclass(frozen=True)
+class CodeCount:
+    code: int
+    count: int
+    share_pct: float
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    kind: str
+    id: str
+    name: str
+    balance: float | None
+    currency: str | None
+    low_balance: bool
+    enabled: bool
+    status: str  # penalty, disabled, inactive (no call in 24 h) or active, in that precedence
+    penalty_until_ms: int | None
+    channels: int
+    channel_limit: int | None
+    cps: int
+    cps_limit: float | None
+    attempts: int  # over the last hour, as are asr, acd and pdd_ms
+    asr: float | None
+    acd: float | None
+    pdd_ms: float | None
+    last_call_ms: int | None
+    consecutive_failures: int | None  # carriers only
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    bucket_ms: int
+    label: str  # UTC: "2025-11-21 04:00", "2025-11-21" or "2025-11"
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class RouteStat:
+    route: str  # '' gathers the rejects whose number matches no known route
+    channels: int  # now
+    attempts: int  # the rest over the window
+    answered: int
+    asr: float | None
+    acd: float | None
+    channel_breaches: int
+    cps_breaches: int
+    other_breaches: int
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """An ended call, or a reject (no carrier, no attempt, `reason` says why it was refused)."""
+
+    seq: int
+    call_id: str
+    start_ms: int
+    customer: str
+    cli: str
+    dst: str
+    route: str
+    carrier: str  # the carrier that answered, else the last one tried
+    code: int
+    duration_s: float
+    attempts: int
+    charge: float
+    pdd_ms: int | None
+    hangup: str
+    rejected: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CarrierCallRow:
+    """One attempt on a carrier, with its call."""
+
+    call_seq: int
+    call_id: str
+    attempt: int
+    start_ms: int
+    customer: str
+    cli: str
+    dst: str
+    route: str
+    code: int
+    reason: str
+    duration_s: float
+    pdd_ms: int | None
+    cost: float
+    call_code: int  # what the customer got in the end
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    attempt: int
+    carrier: str
+    route: str
+    start_ms: int
+    end_ms: int | None  # None while the attempt goes on
+    code: int | None
+    reason: str
+    pdd_ms: int | None
+    duration_s: float
+    ended: bool
+
+
+@dataclass(frozen=True)
+class DialogRow:
+    seq: int
+    call_id: str
+    customer: str
+    cli: str
+    dst: str
+    route: str
+    carrier: str
+    attempt: int  # the number of the latest attempt, 0 before the first
+    state: str  # trying, ringing, answered
+    start_ms: int
+    age_s: float
+    answered_s: float | None
+
+
+@dataclass(frozen=True)
+class CodeConsistency:
+    code_200: int
+    code_404: int
+    share_404: float | None
+
+
+@dataclass(frozen=True)
+class CarrierMainView:
+    carrier: str
+    name: str
+    channels: int
+    consecutive_failures: int
+    failures_updated_ms: int | None
+    codes_24h: CodeConsistency
+    codes_all_time: CodeConsistency
+    never_404: bool  # busy over 24 h and not one 404: may answer calls to dead numbers
+    failover: int  # over 24 h: failed attempts followed by another attempt on the call
+    failover_answered: int  # ... of which the next attempt answered
+    last_24h: Totals
+
+
+@dataclass(frozen=True)
+class FailoverRow:
+    call_seq: int
+    call_id: str
+    start_ms: int
+    customer: str
+    cli: str
+    dst: str
+    route: str
+    failed_code: int
+    failed_reason: str
+    answered_by: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    id: int
+    received_ms: int
+    seq: int | None
+    reason: str
+    preview: str  # the start of the raw input; quarantine_raw(id) gives all of it
+
+
+@dataclass(frozen=True)
+class GapRow:
+    id: int
+    from_seq: int
+    to_seq: int
+    events: int
+    detected_ms: int
+    announced: bool
+
+
+@dataclass(frozen=True)
+class ControlRow:
+    id: str
+    created_ms: int
+    action: str
+    kind: str
+    account: str
+    call_id: str
+    until_ms: int | None
+    reason: str
+    requested_by: str
+    status: str  # pending, sent, acked, failed
+    error: str
+    done_ms: int | None
+    penalty: bool  # a disable still standing, with its end in the future
+
+
+CONTROL_COLUMNS = tuple(f.name for f in fields(ControlRow) if f.name != "penalty")
+
+
+# Helpers for the screens ----------------------------------------------------------------------
+
+def summary_cells(row: SummaryRow) -> tuple:
+    """A summary row as the values of SUMMARY_COLUMNS (durations in minutes, money in units)."""
+    t = row.totals
+    return (row.label, t.attempts, t.answered, metrics.asr(t), metrics.acd(t), metrics.minutes(t),
+            metrics.billed_minutes(t), metrics.revenue(t), metrics.cost(t), metrics.profit(t),
+            metrics.profit_pct(t), metrics.pdd_ms(t), metrics.ner(t))
+
+
+def summary_total(rows: Iterable[SummaryRow]) -> SummaryRow:
+    """The figures of several rows together (true ratios, not an average of averages)."""
+    rows = list(rows)
+    start = min((row.bucket_ms for row in rows), default=0)
+    return SummaryRow(start, "Total", metrics.sum_totals(row.totals for row in rows))
+
+
+def failures_severity(consecutive_failures: int) -> str | None:
+    for threshold, severity in FAILURE_SEVERITY:
+        if consecutive_failures >= threshold:
+            return severity
+    return None
+
+
+# Reading --------------------------------------------------------------------------------------
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                 isolation_level=None)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return connection
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whole buckets of one rollup period, [start_ms, end_ms), the last one holding `now`."""
+
+    period: str
+    start_ms: int
+    end_ms: int
+
+    @classmethod
+    def ending_at(cls, now_ms: int, period: str, count: int) -> Window:
+        end = bucket_of(now_ms, period) + models.BUCKET_MS[period]
+        return cls(period, end - count * models.BUCKET_MS[period], end)
+
+    @property
+    def table(self) -> str:
+        return models.ROLLUP_TABLES[self.period].__tablename__
+
+    def buckets(self) -> range:
+        return range(self.start_ms, self.end_ms, models.BUCKET_MS[self.period])
+
+
+def _scope(kind: str, account: str | None) -> tuple[str, dict]:
+    """One account, or every account of a kind listed through the account table, so that the
+    rollups' primary key is probed account by account instead of scanned."""
+    if account is None:
+        return "kind = :kind AND account IN (SELECT id FROM account WHERE kind = :kind)", {
+            "kind": kind}
+    return "kind = :kind AND account = :account", {"kind": kind, "account": account}
+
+
+def _bucket_totals(db: sqlite3.Connection, window: Window, kind: str, account: str | None,
+                   keys: tuple[str, ...] = ()) -> Iterator[tuple[tuple, int, Totals]]:
+    """Account totals (route '') per `keys` and bucket over a window. Accounts in one bucket add
+    up, peaks too (the sum of the accounts' peaks, an upper bound of their joint peak)."""
+    where, params = _scope(kind, account)
+    group = ", ".join((*keys, "bucket"))
+    rows = db.execute(
+        f"SELECT {group}, {TOTALS_SUMS} FROM {window.table} WHERE {where} AND route = :route "
+        f"AND bucket >= :start AND bucket < :end GROUP BY {group}",
+        {**params, "route": ALL_ROUTES, "start": window.start_ms, "end": window.end_ms},
+    )
+    width = len(keys)
+    for row in rows:
+        yield row[:width], row[width], Totals(*row[width + 1:])
+
+
+def _totals_by_bucket(db: sqlite3.Connection, window: Window, kind: str,
+                      account: str | None) -> dict[int, Totals]:
+    return {bucket: totals for _, bucket, totals in _bucket_totals(db, window, kind, account)}
+
+
+def _totals_by_account(db: sqlite3.Connection, window: Window, kind: str,
+                       account: str | None = None) -> dict[str, Totals]:
+    """Per account over the whole window (buckets merged: counters add, peaks by max)."""
+    found: dict[str, Totals] = defaultdict(Totals)
+    for (each,), _, totals in _bucket_totals(db, window, kind, account, ("account",)):
+        found[each].add(totals)
+    return found
+
+
+@dataclass(frozen=True)
+class _Account:
+    kind: str
+    id: str
+    name: str
+    channels: int | None
+    cps: float | None
+    balance: float | None
+    currency: str | None
+    enabled: bool
+
+
+def _accounts(db: sqlite3.Connection, kind: str | None = None) -> list[_Account]:
+    columns = ", ".join(f.name for f in fields(_Account))
+    if kind is None:
+        rows = db.execute(f"SELECT {columns} FROM account ORDER BY kind, id")
+    else:
+        rows = db.execute(f"SELECT {columns} FROM account WHERE kind = ? ORDER BY id", (kind,))
+    return [_Account(*row[:7], bool(row[7])) for row in rows]
+
+
+def _live(db: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
+    """(kind, id) -> (channels, calls per second), as of the writer's last flush."""
+    return {(kind, account): (channels, cps) for kind, account, channels, cps
+            in db.execute("SELECT kind, id, channels, cps FROM live_account")}
+
+
+def _failures(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """carrier -> (consecutive failures, updated_ms)."""
+    return {carrier: (count, updated) for carrier, count, updated in db.execute(
+        "SELECT carrier, consecutive_failures, updated_ms FROM carrier_state")}
+
+
+def _open_calls(db: sqlite3.Connection, customer: str | None = None) -> list[LiveCall]:
+    if customer is None:
+        rows = db.execute("SELECT state FROM open_call")
+    else:
+        rows = db.execute("SELECT state FROM open_call WHERE customer = ?", (customer,))
+    return [unpack(state) for state, in rows]
+
+
+def _penalties(db: sqlite3.Connection, now_ms: int) -> dict[tuple[str, str], tuple[int, str]]:
+    """(kind, account) -> (until_ms, request id) of the latest standing disable that ends in the
+    future, unless a later enable stands."""
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+    for request_id, action, kind, account, until_ms in db.execute(
+        "SELECT id, action, kind, account, until_ms FROM control_request "
+        f"WHERE action IN ('disable', 'enable') AND status IN {IN_FORCE} ORDER BY created_ms"
+    ):
+        if action == "disable" and until_ms is not None and until_ms > now_ms:
+            found[(kind, account)] = (until_ms, request_id)
+        else:
+            found.pop((kind, account), None)
+    return found
+
+
+def _month_start(year: int, month: int) -> int:
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _pdd(progress_ms: int | None, start_ms: int) -> int | None:
+    return progress_ms - start_ms if progress_ms is not None else None
+
+
+@dataclass(frozen=True)
+class _Search:
+    """The filters of the call lists: a number (substring of cli or dst), a code, a carrier."""
+
+    number: str = ""
+    code: int | None = None
+    carrier: str = ""
+
+    def sql(self, *, cli: str = "cli", dst: str = "dst", code: str = "code",
+            carrier: str = "carrier") -> tuple[str, dict]:
+        """' AND ...' conditions on the given columns, and their parameters."""
+        clauses, params = [], {}
+        if self.number:
+            clauses.append(f"(instr({cli}, :number) > 0 OR instr({dst}, :number) > 0)")
+            params["number"] = self.number
+        if self.code is not None:
+            clauses.append(f"{code} = :code")
+            params["code"] = self.code
+        if self.carrier:
+            clauses.append(f"{carrier} = :carrier")
+            params["carrier"] = self.carrier
+        return "".join(f" AND {clause}" for clause in clauses), params
+
+    def matches_reject(self, cli: str, dst: str, code: int) -> bool:
+        return (not self.carrier
+                and (not self.number or self.number in cli or self.number in dst)
+                and (self.code is None or self.code == code))
+
+
+# The console's data ---------------------------------------------------------------------------
+
+class ConsoleData:
+    """The read models of every screen, from a noc database (any number of viewers at once)."""
+
+    def __init__(self, path: str | Path, *, low_balance: float = LOW_BALANCE) -> None:
+        self.path = Path(path)
+        self.low_balance = low_balance
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with closing(connect_read_only(self.path)) as db:
+            db.execute("BEGIN")  # one snapshot for every read of the view
+            yield db
+
+    # Feed ---------------------------------------------------------------------------------
+
+    def feed(self) -> FeedView:
+        with self._read() as db:
+            return self._feed(db)
+
+    def _feed(self, db: sqlite3.Connection) -> FeedView:
+        columns = ", ".join(FEED_COLUMNS)
+        row = db.execute(f"SELECT {columns} FROM feed_state WHERE id = 1").fetchone()
+        running = WriterLock.for_database(self.path).held_by_other()
+        return FeedView(*row, writer_running=running)
+
+    def account_names(self) -> list[tuple[str, str, str]]:
+        """(kind, id, name) of every account, for finding one by name."""
+        with self._read() as db:
+            return db.execute("SELECT kind, id, name FROM account ORDER BY kind, name").fetchall()
+
+    # Dashboard ----------------------------------------------------------------------------
+
+    def dashboard(self, now_ms: int) -> DashboardView:
+        with self._read() as db:
+            feed = self._feed(db)
+            accounts = _accounts(db)
+            live = _live(db)
+            spend = _totals_by_account(db, Window.ending_at(now_ms, "minute", 60), CUSTOMER)
+            carrier_day = _totals_by_account(db, Window.ending_at(now_ms, "hour", 24), CARRIER)
+            failures = _failures(db)
+            lost_in_gaps = db.execute(
+                "SELECT coalesce(sum(to_seq - from_seq + 1), 0) FROM gap").fetchone()[0]
+        customers = [a for a in accounts if a.kind == CUSTOMER]
+        carriers = [a for a in accounts if a.kind == CARRIER]
+        balances = sorted(
+            (Balance(a.id, a.name, a.balance, a.currency, self._low(a, spend.get(a.id)))
+             for a in customers),
+            key=lambda b: (not b.low, b.id),
+        )
+        health = sorted(
+            (CarrierHealth(a.id, a.name, failures.get(a.id, (0, 0))[0],
+                           live.get((CARRIER, a.id), (0, 0))[0]) for a in carriers),
+            key=lambda c: (-c.consecutive_failures, c.id),
+        )
+        limits = [a.channels for a in customers if a.channels is not None]
+        checks = [
+            *_feed_checks(feed, lost_in_gaps, now_ms),
+            *_carrier_checks(health, carrier_day),
+            *_balance_checks(balances),
+            *_disabled_checks(accounts),
+        ]
+        return DashboardView(
+            feed=feed,
+            channels=sum(live.get((CUSTOMER, a.id), (0, 0))[0] for a in customers),
+            channel_limit=sum(limits) if limits else None,
+            cps=sum(live.get((CUSTOMER, a.id), (0, 0))[1] for a in customers),
+            balances=tuple(balances),
+            carriers=tuple(health),
+            checks=tuple(sorted(checks, key=lambda c: -SEVERITIES.index(c.severity))),
+        )
+
+    def _low(self, account: _Account, last_hour: Totals | None) -> bool:
+        """Out of credit, below the absolute threshold, or below an hour of its current spend."""
+        if account.balance is None:
+            return False
+        hour_spend = metrics.revenue(last_hour) if last_hour is not None else 0.0
+        return (account.balance <= 0 or account.balance < self.low_balance
+                or account.balance < hour_spend)
+
+    # Graphs -------------------------------------------------------------------------------
+
+    def series(self, kind: str | None, account: str | None, segment: str, now_ms: int,
+               per: str = "total") -> SeriesView:
+        """Metrics per bucket over a segment (hour, day, week, month).
+
+        kind None means customers. With per="carrier" (or "customer") `per_account` also holds
+        one series per account of that kind with traffic in the segment, busiest first (only
+        that account if one is given); a customer's traffic is not split by carrier in the store.
+        """
+        kind = kind or (per if per != "total" else CUSTOMER)
+        _check_kind(kind)
+        if per != "total" and kind != per:
+            raise ValueError(f"per={per!r} series exist for {per}s, not for {kind}s")
+        window = _segment_window(segment, now_ms)
+        buckets = window.buckets()
+        with self._read() as db:
+            total = _totals_by_bucket(db, window, kind, account)
+            by_account: dict[str, dict[int, Totals]] = defaultdict(dict)
+            if per != "total":
+                for (each,), bucket, totals in _bucket_totals(db, window, kind, account,
+                                                              ("account",)):
+                    by_account[each][bucket] = totals
+        busiest = sorted(by_account, key=lambda a: -sum(t.attempts for t in by_account[a].values()))
+        return SeriesView(
+            segment=segment,
+            times=tuple(bucket // 1000 for bucket in buckets),
+            series={name: _values(total, buckets, f) for name, f in SERIES.items()},
+            per_account={name: {a: _values(by_account[a], buckets, f) for a in busiest}
+                         for name, f in SERIES.items()} if per != "total" else {},
+        )
+
+    def codes(self, kind: str | None, account: str | None, segment: str,
+              now_ms: int) -> list[CodeCount]:
+        """Final SIP codes (of calls for customers, of attempts for carriers) over the hours
+        that overlap the segment, most frequent first."""
+        series_window = _segment_window(segment, now_ms)
+        start = bucket_of(series_window.start_ms, "hour")
+        kind = kind or CUSTOMER
+        _check_kind(kind)
+        where, params = _scope(kind, account)
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT code, sum(count) FROM code_hour WHERE {where} AND bucket >= :start "
+                "AND bucket < :end GROUP BY code",
+                {**params, "start": start, "end": series_window.end_ms},
+            ).fetchall()
+        total = sum(count for _, count in rows)
+        return [CodeCount(code, count, 100 * count / total)
+                for code, count in sorted(rows, key=lambda row: (-row[1], row[0]))]
+
+    # Accounts -----------------------------------------------------------------------------
+
+    def accounts(self, kind: str, now_ms: int) -> list[AccountRow]:
+        """Every account of a kind with its state now and its figures over the last hour."""
+        _check_kind(kind)
+        with self._read() as db:
+            last_hour = _totals_by_account(db, Window.ending_at(now_ms, "minute", 60), kind)
+            live = _live(db)
+            penalties = _penalties(db, now_ms)
+            failures = _failures(db)
+            open_starts = _open_call_starts(_open_calls(db))
+            return [
+                self._account_row(account, last_hour.get(account.id, Totals()),
+                                  live.get((kind, account.id), (0, 0)),
+                                  penalties.get((kind, account.id), (None, ""))[0],
+                                  failures.get(account.id, (0, 0))[0] if kind == CARRIER else None,
+                                  _last_call_ms(db, account, open_starts), now_ms)
+                for account in _accounts(db, kind)
+            ]
+
+    def _account_row(self, account: _Account, hour: Totals, live: tuple[int, int],
+                     penalty_until_ms: int | None, failures: int | None,
+                     last_call_ms: int | None, now_ms: int) -> AccountRow:
+        if penalty_until_ms is not None:
+            status = "penalty"
+        elif not account.enabled:
+            status = "disabled"
+        elif last_call_ms is None or last_call_ms < now_ms - DAY_MS:
+            status = "inactive"
+        else:
+            status = "active"
+        return AccountRow(
+            kind=account.kind, id=account.id, name=account.name, balance=account.balance,
+            currency=account.currency,
+            low_balance=account.kind == CUSTOMER and self._low(account, hour),
+            enabled=account.enabled, status=status, penalty_until_ms=penalty_until_ms,
+            channels=live[0], channel_limit=account.channels, cps=live[1], cps_limit=account.cps,
+            attempts=hour.attempts, asr=metrics.asr(hour), acd=metrics.acd(hour),
+            pdd_ms=metrics.pdd_ms(hour), last_call_ms=last_call_ms,
+            consecutive_failures=failures,
+        )
+
+    # Summaries ----------------------------------------------------------------------------
+
+    def summary(self, kind: str, account: str | None, mode: str, now_ms: int) -> list[SummaryRow]:
+        """The billing table, newest first, empty buckets included: live (24 hours by hour),
+        daily (31 days) or monthly (12 UTC calendar months). account None: the whole kind."""
+        _check_kind(kind)
+        with self._read() as db:
+            if mode == "live":
+                return _bucket_rows(db, Window.ending_at(now_ms, "hour", 24), kind, account,
+                                    "%Y-%m-%d %H:%M")
+            if mode == "daily":
+                return _bucket_rows(db, Window.ending_at(now_ms, "day", 31), kind, account,
+                                    "%Y-%m-%d")
+            if mode == "monthly":
+                return _monthly_rows(db, now_ms, kind, account)
+        raise ValueError(f"unknown summary mode {mode!r}: one of {', '.join(SUMMARY_MODES)}")
+
+    # Routes -------------------------------------------------------------------------------
+
+    def route_stats(self, customer: str, now_ms: int, window_ms: int = DAY_MS) -> list[RouteStat]:
+        """Per route of a customer: channels now, traffic and breaches over the window's hours.
+
+        Rejects carry no route: each goes to the longest known route that prefixes its number.
+        """
+        window = Window.ending_at(now_ms, "hour", max(1, -(-window_ms // HOUR_MS)))
+        with self._read() as db:
+            routes = [route for route, in db.execute(
+                f"{KNOWN_ROUTES} SELECT route FROM known WHERE route IS NOT NULL",
+                {"customer": customer})]
+            traffic: dict[str, Totals] = defaultdict(Totals)
+            for route, _, *values in db.execute(
+                f"{KNOWN_ROUTES} SELECT route, bucket, {TOTALS_SUMS} FROM rollup_hour "
+                "WHERE kind = 'customer' AND account = :customer "
+                "AND route IN (SELECT route FROM known) AND bucket >= :start AND bucket < :end "
+                "GROUP BY route, bucket",
+                {"customer": customer, "start": window.start_ms, "end": window.end_ms},
+            ):
+                traffic[route].add(Totals(*values))
+            rejects = db.execute(
+                "SELECT dst, reason FROM reject WHERE customer = ? AND ts_ms >= ? AND ts_ms < ?",
+                (customer, window.start_ms, window.end_ms),
+            ).fetchall()
+            channels: dict[str, int] = defaultdict(int)
+            for call in _open_calls(db, customer):
+                channels[call.route] += 1
+        by_length = sorted(routes, key=len, reverse=True)
+        for dst, reason in rejects:
+            route = next((r for r in by_length if dst.startswith(r)), ALL_ROUTES)
+            traffic[route].add(metrics.breach_totals(reason))
+        stats = [_route_stat(route, channels.get(route, 0), traffic.get(route, Totals()))
+                 for route in {*traffic, *channels}]
+        return sorted((s for s in stats if s.channels or s.attempts or _breaches(s)),
+                      key=lambda s: (-s.attempts, -s.channels, s.route))
+
+    # Calls --------------------------------------------------------------------------------
+
+    def latest_calls(self, customer: str | None, now_ms: int, *, number: str = "",
+                     code: int | None = None, carrier: str = "", limit: int = 200,
+                     window_ms: int = SEARCH_WINDOW_MS) -> list[CallRow]:
+        """Ended calls and rejects started in the window, newest first, filtered by a number
+        (substring of cli or dst), a final code, a carrier (which leaves rejects out)."""
+        search = _Search(number, code, carrier)
+        since = now_ms - window_ms
+        with self._read() as db:
+            calls = _latest_ended_calls(db, customer, since, search, limit)
+            rejects = _latest_rejects(db, customer, since, search, limit)
+        newest = merge(calls, rejects, key=lambda row: (row.start_ms, row.seq), reverse=True)
+        return list(islice(newest, limit))
+
+    def carrier_calls(self, carrier: str, now_ms: int, *, number: str = "",
+                      code: int | None = None, limit: int = 200,
+                      window_ms: int = SEARCH_WINDOW_MS) -> list[CarrierCallRow]:
+        """A carrier's ended attempts started in the window, newest first."""
+        filters, params = _Search(number, code).sql(cli="c.cli", dst="c.dst", code="a.code")
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT a.call_seq, c.call_id, a.attempt, a.start_ms, c.customer, c.cli, c.dst, "
+                "a.route, a.code, a.reason, a.duration_ms, a.progress_ms, a.cost_micro, c.code "
+                "FROM attempt a JOIN call c ON c.seq = a.call_seq "
+                f"WHERE a.carrier = :carrier AND a.start_ms >= :since{filters} "
+                "ORDER BY a.start_ms DESC LIMIT :limit",
+                {**params, "carrier": carrier, "since": now_ms - window_ms, "limit": limit},
+            ).fetchall()
+        return [
+            CarrierCallRow(seq, call_id, attempt, start, customer, cli, dst, route, code,
+                           reason or "", duration / 1000, _pdd(progress, start),
+                           cost / metrics.MICRO, call_code)
+            for (seq, call_id, attempt, start, customer, cli, dst, route, code, reason, duration,
+                 progress, cost, call_code) in rows
+        ]
+
+    def call_attempts(self, call_seq: int) -> list[AttemptRow]:
+        """A call's carrier attempts in order, ended call or call in progress."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT attempt, carrier, route, start_ms, end_ms, code, reason, progress_ms, "
+                "duration_ms FROM attempt WHERE call_seq = ? ORDER BY attempt", (call_seq,),
+            ).fetchall()
+            if not rows:
+                state = db.execute("SELECT state FROM open_call WHERE seq = ?",
+                                   (call_seq,)).fetchone()
+                return [_live_attempt_row(a) for a in unpack(state[0]).attempts] if state else []
+        return [
+            AttemptRow(attempt, carrier, route, start, end, code, reason or "",
+                       _pdd(progress, start), duration / 1000, ended=True)
+            for attempt, carrier, route, start, end, code, reason, progress, duration in rows
+        ]
+
+    def dialogs(self, customer: str | None, now_ms: int, limit: int = 1000) -> list[DialogRow]:
+        """Calls in progress, newest first."""
+        with self._read() as db:
+            calls = _open_calls(db, customer)
+        newest = sorted(calls, key=lambda c: (c.start_ms, c.seq), reverse=True)[:limit]
+        return [_dialog_row(call, now_ms) for call in newest]
+
+    # Carriers -----------------------------------------------------------------------------
+
+    def carrier_main(self, carrier: str, now_ms: int) -> CarrierMainView:
+        """Consecutive failures, code consistency (24 h and all time), failovers, 24 h totals."""
+        with self._read() as db:
+            day = _totals_by_account(db, Window.ending_at(now_ms, "hour", 24), CARRIER,
+                                     carrier).get(carrier, Totals())
+            all_time = Totals(*db.execute(
+                f"SELECT {TOTALS_SUMS} FROM rollup_day WHERE kind = 'carrier' AND account = ? "
+                "AND route = ''", (carrier,)).fetchone())
+            name = db.execute("SELECT name FROM account WHERE kind = 'carrier' AND id = ?",
+                              (carrier,)).fetchone()
+            failures, updated = _failures(db).get(carrier, (0, None))
+            channels = _live(db).get((CARRIER, carrier), (0, 0))[0]
+        return CarrierMainView(
+            carrier=carrier, name=name[0] if name else carrier, channels=channels,
+            consecutive_failures=failures, failures_updated_ms=updated,
+            codes_24h=_code_consistency(day), codes_all_time=_code_consistency(all_time),
+            never_404=metrics.never_404(day, busy_attempts=NEVER_404_ATTEMPTS),
+            failover=day.failover, failover_answered=day.failover_answered, last_24h=day,
+        )
+
+    def failovers(self, carrier: str, now_ms: int, limit: int = 200,
+                  window_ms: int = SEARCH_WINDOW_MS) -> list[FailoverRow]:
+        """Calls that failed on this carrier and were answered by the next attempt, newest
+        first (the tab used to spot false answer supervision)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT a.call_seq, c.call_id, a.start_ms, c.customer, c.cli, c.dst, a.route, "
+                "a.code, a.reason, b.carrier, b.duration_ms "
+                "FROM attempt a JOIN attempt b ON b.call_seq = a.call_seq "
+                "AND b.attempt = a.attempt + 1 JOIN call c ON c.seq = a.call_seq "
+                "WHERE a.carrier = ? AND a.start_ms >= ? AND a.code NOT BETWEEN 200 AND 299 "
+                "AND b.code BETWEEN 200 AND 299 ORDER BY a.start_ms DESC LIMIT ?",
+                (carrier, now_ms - window_ms, limit),
+            ).fetchall()
+        return [
+            FailoverRow(seq, call_id, start, customer, cli, dst, route, code, reason or "",
+                        answered_by, duration / 1000)
+            for (seq, call_id, start, customer, cli, dst, route, code, reason, answered_by,
+                 duration) in rows
+        ]
+
+    # Feed trouble and requests ------------------------------------------------------------
+
+    def quarantine(self, limit: int = 500, offset: int = 0) -> list[QuarantineRow]:
+        """Quarantined input, newest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, received_ms, seq, reason, substr(raw, 1, ?) FROM quarantine "
+                "ORDER BY id DESC LIMIT ? OFFSET ?", (PREVIEW_CHARS, limit, offset)).fetchall()
+        return [QuarantineRow(*row) for row in rows]
+
+    def quarantine_raw(self, quarantine_id: int) -> str | None:
+        with self._read() as db:
+            row = db.execute("SELECT raw FROM quarantine WHERE id = ?", (quarantine_id,)).fetchone()
+        return row[0] if row else None
+
+    def quarantine_count(self) -> int:
+        with self._read() as db:
+            return db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+
+    def gaps(self) -> list[GapRow]:
+        with self._read() as db:
+            rows = db.execute("SELECT id, from_seq, to_seq, detected_ms, announced FROM gap "
+                              "ORDER BY id DESC").fetchall()
+        return [GapRow(gap_id, first, last, last - first + 1, detected, bool(announced))
+                for gap_id, first, last, detected, announced in rows]
+
+    def control_requests(self, now_ms: int, limit: int = 200) -> list[ControlRow]:
+        """Requests of the last 24 h, plus older ones still waiting or still in force."""
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {', '.join(CONTROL_COLUMNS)} FROM control_request "
+                "WHERE created_ms >= :since OR status IN ('pending', 'sent') OR until_ms > :now "
+                "ORDER BY created_ms DESC LIMIT :limit",
+                {"since": now_ms - DAY_MS, "now": now_ms, "limit": limit},
+            ).fetchall()
+            standing = {request_id for _, request_id in _penalties(db, now_ms).values()}
+        return [ControlRow(*row, penalty=row[0] in standing) for row in rows]
+
+
+# Building the views ---------------------------------------------------------------------------
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown account kind {kind!r}: customer or carrier")
+
+
+def _segment_window(segment: str, now_ms: int) -> Window:
+    if segment not in SEGMENTS:
+        raise ValueError(f"unknown segment {segment!r}: one of {', '.join(SEGMENTS)}")
+    period, count = SEGMENTS[segment]
+    return Window.ending_at(now_ms, period, count)
+
+
+def _values(by_bucket: Mapping[int, Totals], buckets: Sequence[int],
+            metric: Callable[[Totals], float | int | None]) -> tuple[float | int | None, ...]:
+    empty = Totals()
+    return tuple(metric(by_bucket.get(bucket, empty)) for bucket in buckets)
+
+
+def _bucket_rows(db: sqlite3.Connection, window: Window, kind: str, account: str | None,
+                 label: str) -> list[SummaryRow]:
+    found = _totals_by_bucket(db, window, kind, account)
+    return [SummaryRow(bucket, _utc(bucket).strftime(label), found.get(bucket, Totals()))
+            for bucket in reversed(window.buckets())]
+
+
+def _monthly_rows(db: sqlite3.Connection, now_ms: int, kind: str,
+                  account: str | None) -> list[SummaryRow]:
+    now = _utc(now_ms)
+    months = [divmod(now.year * 12 + now.month - 1 - back, 12) for back in range(12)]
+    starts = [_month_start(year, month + 1) for year, month in months]  # newest first
+    window = Window("day", starts[-1], bucket_of(now_ms, "day") + DAY_MS)
+    by_month: dict[int, Totals] = defaultdict(Totals)
+    for day, totals in _totals_by_bucket(db, window, kind, account).items():
+        by_month[next(start for start in starts if start <= day)].add(totals)
+    return [SummaryRow(start, _utc(start).strftime("%Y-%m"), by_month.get(start, Totals()))
+            for start in starts]
+
+
+def _open_call_starts(calls: Iterable[LiveCall]) -> dict[tuple[str, str], int]:
+    """(kind, id) -> the newest start of a call (customers) or attempt (carriers) in progress."""
+    found: dict[tuple[str, str], int] = {}
+    for call in calls:
+        starts = [((CUSTOMER, call.customer), call.start_ms)]
+        starts += [((CARRIER, a.carrier), a.start_ms) for a in call.attempts]
+        for key, start in starts:
+            found[key] = max(found.get(key, start), start)
+    return found
+
+
+def _last_call_ms(db: sqlite3.Connection, account: _Account,
+                  open_starts: Mapping[tuple[str, str], int]) -> int | None:
+    """The newest call (attempt) start: one probe of the (customer|carrier, start_ms) index."""
+    table, column = ("call", "customer") if account.kind == CUSTOMER else ("attempt", "carrier")
+    ended = db.execute(f"SELECT max(start_ms) FROM {table} WHERE {column} = ?",
+                       (account.id,)).fetchone()[0]
+    starts = [s for s in (ended, open_starts.get((account.kind, account.id))) if s is not None]
+    return max(starts, default=None)
+
+
+def _route_stat(route: str, channels: int, t: Totals) -> RouteStat:
+    return RouteStat(route, channels, t.attempts, t.answered, metrics.asr(t), metrics.acd(t),
+                     t.breach_channel, t.breach_cps, t.breach_other)
+
+
+def _breaches(stat: RouteStat) -> int:
+    return stat.channel_breaches + stat.cps_breaches + stat.other_breaches
+
+
+def _latest_ended_calls(db: sqlite3.Connection, customer: str | None, since: int,
+                        search: _Search, limit: int) -> list[CallRow]:
+    filters, params = search.sql()
+    scope = "customer = :customer AND " if customer is not None else ""
+    rows = db.execute(
+        "SELECT seq, call_id, start_ms, customer, cli, dst, route, carrier, code, duration_ms, "
+        "attempts, charge_micro, progress_ms, hangup FROM call "
+        f"WHERE {scope}start_ms >= :since{filters} ORDER BY start_ms DESC, seq DESC LIMIT :limit",
+        {**params, "customer": customer, "since": since, "limit": limit},
+    )
+    return [
+        CallRow(seq, call_id, start, cust, cli, dst, route, carrier, code, duration / 1000,
+                attempts, charge / metrics.MICRO, _pdd(progress, start), hangup)
+        for (seq, call_id, start, cust, cli, dst, route, carrier, code, duration, attempts,
+             charge, progress, hangup) in rows
+    ]
+
+
+def _latest_rejects(db: sqlite3.Connection, customer: str | None, since: int, search: _Search,
+                    limit: int) -> list[CallRow]:
+    """Rejects newest first, read lazily and filtered here so the scan stops at the limit or at
+    the window's start: a customer's along the (customer, ts_ms) index; everyone's backwards in
+    seq (feed) order, as the table has no time index of its own."""
+    if search.carrier:
+        return []
+    if customer is None:
+        rows = db.execute("SELECT seq, ts_ms, customer, cli, dst, code, reason FROM reject "
+                          "ORDER BY seq DESC")
+    else:
+        rows = db.execute("SELECT seq, ts_ms, customer, cli, dst, code, reason FROM reject "
+                          "WHERE customer = ? AND ts_ms >= ? ORDER BY ts_ms DESC, seq DESC",
+                          (customer, since))
+    found = []
+    for seq, ts, cust, cli, dst, code, reason in rows:
+        if ts < since or len(found) == limit:
+            break
+        if search.matches_reject(cli, dst, code):
+            found.append(CallRow(seq, "", ts, cust, cli, dst, "", "", code, 0.0, 0, 0.0, None,
+                                 "", rejected=True, reason=reason))
+    return found
+
+
+def _live_attempt_row(attempt: LiveAttempt) -> AttemptRow:
+    return AttemptRow(attempt.attempt, attempt.carrier, attempt.route, attempt.start_ms,
+                      attempt.end_ms, attempt.code, attempt.reason or "",
+                      _pdd(attempt.progress_ms, attempt.start_ms), 0.0, ended=attempt.ended)
+
+
+def _dialog_row(call: LiveCall, now_ms: int) -> DialogRow:
+    latest = call.attempts[-1] if call.attempts else None
+    if call.answer_ms is not None:
+        state = "answered"
+    elif latest is not None and not latest.ended and latest.progress_ms is not None:
+        state = "ringing"
+    else:
+        state = "trying"
+    return DialogRow(
+        seq=call.seq, call_id=call.call_id, customer=call.customer, cli=call.cli, dst=call.dst,
+        route=call.route, carrier=call.carrier, attempt=latest.attempt if latest else 0,
+        state=state, start_ms=call.start_ms, age_s=(now_ms - call.start_ms) / 1000,
+        answered_s=(now_ms - call.answer_ms) / 1000 if call.answer_ms is not None else None,
+    )
+
+
+def _code_consistency(t: Totals) -> CodeConsistency:
+    return CodeConsistency(t.code_200, t.code_404, metrics.share_404(t))
+
+
+# Checks ---------------------------------------------------------------------------------------
+
+FEED = ("feed", "")
+
+
+def _feed_checks(feed: FeedView, lost_in_gaps: int, now_ms: int) -> Iterator[Check]:
+    if not feed.writer_running:
+        yield Check("error", FEED, f"no writer is storing the feed (last status: {feed.status}): "
+                                   "start `noc ingest`, or a console as the writer")
+    elif feed.status != "connected":
+        text = f"feed {feed.status}"
+        if feed.reconnect_at_ms is not None:
+            text += f", next try in {max(0, feed.reconnect_at_ms - now_ms) // 1000} s"
+        yield Check(FEED_STATUS_SEVERITY.get(feed.status, "error"), FEED,
+                    f"{text}: {feed.detail}" if feed.detail else text)
+    elif now_ms - feed.updated_ms > WRITER_STALE_MS:
+        yield Check("warning", FEED, f"the writer has stored nothing for "
+                                     f"{(now_ms - feed.updated_ms) // 1000} s")
+    if feed.gaps:
+        yield Check("warning", ("feed", "gaps"),
+                    f"{feed.gaps} gap(s) in the feed: {lost_in_gaps} events lost for good")
+    if feed.quarantined:
+        yield Check("warning", ("feed", "quarantine"),
+                    f"{feed.quarantined} feed events quarantined")
+
+
+def _carrier_checks(health: Sequence[CarrierHealth],
+                    last_24h: Mapping[str, Totals]) -> Iterator[Check]:
+    names = {carrier.id: carrier.name for carrier in health}
+    for carrier in health:
+        severity = failures_severity(carrier.consecutive_failures)
+        if severity is not None:
+            yield Check(severity, (CARRIER, carrier.id), f"carrier {carrier.name}: "
+                        f"{carrier.consecutive_failures} consecutive failures")
+    for carrier, totals in sorted(last_24h.items()):
+        if metrics.never_404(totals, busy_attempts=NEVER_404_ATTEMPTS):
+            yield Check("warning", (CARRIER, carrier),
+                        f"carrier {names.get(carrier, carrier)}: {totals.attempts} attempts in "
+                        "24 h and not one 404: it may answer calls to numbers that do not exist")
+
+
+def _balance_checks(balances: Iterable[Balance]) -> Iterator[Check]:
+    for b in balances:
+        if b.low:
+            severity = "error" if b.balance <= 0 else "warning"
+            amount = f"{b.balance:.2f} {b.currency or ''}".rstrip()
+            yield Check(severity, (CUSTOMER, b.id), f"customer {b.name}: low balance, {amount}")
+
+
+def _disabled_checks(accounts: Iterable[_Account]) -> Iterator[Check]:
+    for a in accounts:
+        if not a.enabled:
+            yield Check("warning", (a.kind, a.id), f"{a.kind} {a.name} is disabled")

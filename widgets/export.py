@@ -1,0 +1,212 @@
+"""Writing table figures to CSV, JSON or XLSX, and the small modal that asks where to.
+
+The format follows the file's extension. Numbers are written as numbers (no thousands
+separators, no "%"), rounded as the table shows them, so an export matches the screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import xlsxwriter
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, RadioButton, RadioSet, Static
+from xlsxwriter.exceptions import XlsxWriterException
+
+Scope = Literal["all", "selection"]
+Value = str | int | float | None
+
+
+class ExportError(Exception):
+    """The export cannot be written; str() says why, in words meant for the user."""
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    label: str
+    decimals: int | None = None  # None for a text column
+    suffix: str = ""  # shown after numbers in spreadsheets, e.g. "%"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    rows: int
+
+
+def write_table(
+    path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]
+) -> None:
+    """Write a header and rows to `path`, in the format its extension names."""
+    writer = _WRITERS.get(path.suffix.lower())
+    if writer is None:
+        known = ", ".join(_WRITERS)
+        raise ExportError(f"Unknown file type {path.suffix or '(none)'!r}: use {known}")
+    if not path.parent.is_dir():
+        raise ExportError(f"Folder {path.parent} does not exist")
+    try:
+        writer(path, columns, rows)
+    except (OSError, XlsxWriterException) as err:
+        reason = err.strerror if isinstance(err, OSError) else str(err)
+        raise ExportError(f"Cannot write {path}: {reason}") from err
+
+
+def _write_csv(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]):
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(column.label for column in columns)
+        writer.writerows(["" if value is None else value for value in row] for row in rows)
+
+
+def _write_json(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]):
+    labels = [column.label for column in columns]
+    records = [dict(zip(labels, row, strict=True)) for row in rows]
+    path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _write_xlsx(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]):
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    header = workbook.add_format({"bold": True})
+    number_formats = [
+        None if column.decimals is None else workbook.add_format({"num_format": _excel(column)})
+        for column in columns
+    ]
+    for x, column in enumerate(columns):
+        sheet.write_string(0, x, column.label, header)
+        width = max((len(str(row[x])) for row in rows), default=0)
+        sheet.set_column(x, x, max(width, len(column.label)) + 2)
+    for y, row in enumerate(rows, start=1):
+        for x, value in enumerate(row):
+            if isinstance(value, str):
+                sheet.write_string(y, x, value)
+            elif value is not None:
+                sheet.write_number(y, x, value, number_formats[x])
+    sheet.freeze_panes(1, 1)  # header row and first column stay put, as on screen
+    workbook.close()
+
+
+def _excel(column: ExportColumn) -> str:
+    """An Excel number format showing the column as the table does, e.g. #,##0.0"%"."""
+    decimals = "." + "0" * column.decimals if column.decimals else ""
+    suffix = f'"{column.suffix}"' if column.suffix else ""
+    return f"#,##0{decimals}{suffix}"
+
+
+_WRITERS = {".csv": _write_csv, ".json": _write_json, ".xlsx": _write_xlsx}
+
+
+class ExportScreen(ModalScreen[ExportResult | None]):
+    """Asks for a file and a scope, then runs `export`; errors keep the dialog open."""
+
+    DEFAULT_CSS = """
+    ExportScreen {
+        align: center middle;
+        & > Vertical {
+            width: 76;
+            max-width: 100%;
+            height: auto;
+            padding: 1 2 0 2;
+            border: round $primary;
+            background: $surface;
+        }
+        & Input {
+            margin-bottom: 1;
+        }
+        & RadioSet {
+            layout: horizontal;
+            width: 100%;
+            border: none;
+            padding: 0;
+            background: transparent;
+        }
+        & RadioButton {
+            margin-right: 3;
+        }
+        & .message {
+            height: 3;
+            padding-top: 1;
+            color: $text-error;
+        }
+        & .message.-warning {
+            color: $text-warning;
+        }
+    }
+    """
+
+    BINDINGS = [
+        # Priority, so that Enter exports from the scope buttons too (space picks one there).
+        Binding("enter", "export", "Export", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        default_path: str,
+        export: Callable[[Path, Scope], int],
+        *,
+        selection_label: str | None,
+        all_label: str,
+    ) -> None:
+        """`selection_label` is None when there is no selection to export."""
+        super().__init__()
+        self._title = title
+        self._default_path = default_path
+        self._export = export
+        self._selection_label = selection_label
+        self._all_label = all_label
+        self._overwrite: Path | None = None  # the existing file Enter was pressed on once
+
+    def compose(self) -> ComposeResult:
+        has_selection = self._selection_label is not None
+        with Vertical() as dialog:
+            dialog.border_title = self._title
+            dialog.border_subtitle = "Enter export · Esc cancel"
+            yield Label("File  [dim](.csv, .json or .xlsx)[/]")
+            yield Input(self._default_path, select_on_focus=False)
+            yield Label("Rows  [dim](Tab, then space to choose)[/]")
+            with RadioSet():
+                yield RadioButton(
+                    self._selection_label or "Selection (none)",
+                    value=has_selection,
+                    disabled=not has_selection,
+                    name="selection",
+                )
+                yield RadioButton(self._all_label, value=not has_selection, name="all")
+            yield Static(classes="message", markup=False)
+
+    def action_export(self) -> None:
+        typed = self.query_one(Input).value.strip()
+        if not typed:
+            self._show("Type a file name")
+            return
+        path = Path(typed).expanduser().absolute()
+        if path.is_file() and self._overwrite != path:
+            self._overwrite = path
+            self._show(f"{path} exists: Enter again to overwrite it", warning=True)
+            return
+        pressed = self.query_one(RadioSet).pressed_button
+        scope: Scope = "selection" if pressed and pressed.name == "selection" else "all"
+        try:
+            rows = self._export(path, scope)
+        except ExportError as err:
+            self._show(str(err))
+            return
+        self.dismiss(ExportResult(path, rows))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _show(self, message: str, *, warning: bool = False) -> None:
+        status = self.query_one(".message", Static)
+        status.update(message)
+        status.set_class(warning, "-warning")

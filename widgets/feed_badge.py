@@ -1,0 +1,140 @@
+"""One line of feed health for a header: state word, position and trouble counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+FeedStatus = Literal[
+    "connected", "reconnecting", "connecting", "refused", "stopped", "never connected"
+]
+Role = Literal["writer", "viewer"]
+
+# Each status maps to a CSS class that colours it: -ok green, -pending yellow, -down red.
+_LEVELS: dict[str, str] = {
+    "connected": "ok",
+    "connecting": "pending",
+    "reconnecting": "pending",
+    "refused": "down",
+    "stopped": "down",
+    "never connected": "idle",
+}
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the badge shows; equal states are not redrawn."""
+
+    status: FeedStatus = "never connected"
+    reconnect_in_s: int | None = None  # whole seconds, so a ticking countdown redraws once a second
+    gaps: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    last_seq: int = 0
+    role: Role = "writer"
+    stale: bool = False
+
+    @property
+    def level(self) -> str:
+        return "down" if self.stale else _LEVELS[self.status]
+
+    @property
+    def headline(self) -> str:
+        """The state in words, e.g. 'reconnecting in 3 s'."""
+        if self.stale:
+            return "writer stale"
+        if self.reconnect_in_s is not None and self.status in ("reconnecting", "refused"):
+            retry = "in" if self.status == "reconnecting" else "· retry in"
+            return f"{self.status} {retry} {self.reconnect_in_s} s"
+        return self.status
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+class FeedBadge(Widget):
+    """`● connected · seq 1,234,567 · 2 gaps · 14 quarantined · writer`, coloured by state."""
+
+    DEFAULT_CSS = """
+    FeedBadge {
+        width: auto;
+        height: 1;
+        & > .feed-badge--state { text-style: bold; }
+        &.-ok > .feed-badge--state { color: $success; }
+        &.-pending > .feed-badge--state { color: $warning; }
+        &.-down > .feed-badge--state { color: $error; }
+        &.-idle > .feed-badge--state { color: $text-muted; }
+        & > .feed-badge--trouble { color: $warning; }
+        & > .feed-badge--quiet { color: $text-muted; }
+    }
+    """
+    COMPONENT_CLASSES = {"feed-badge--state", "feed-badge--trouble", "feed-badge--quiet"}
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.state = FeedState()
+        self.add_class("-idle")
+
+    def update_state(
+        self,
+        status: FeedStatus,
+        *,
+        reconnect_in_s: float | None = None,
+        gaps: int = 0,
+        quarantined: int = 0,
+        duplicates: int = 0,
+        last_seq: int = 0,
+        role: Role = "writer",
+        stale: bool = False,
+    ) -> None:
+        """Show the feed's state; a no-op when nothing visible changed."""
+        if status not in _LEVELS:
+            raise ValueError(f"unknown feed status {status!r}")
+        state = FeedState(
+            status=status,
+            reconnect_in_s=None if reconnect_in_s is None else max(0, math.ceil(reconnect_in_s)),
+            gaps=gaps,
+            quarantined=quarantined,
+            duplicates=duplicates,
+            last_seq=last_seq,
+            role=role,
+            stale=stale,
+        )
+        if state == self.state:
+            return
+        self.state = state
+        for level in set(_LEVELS.values()):
+            self.set_class(level == state.level, f"-{level}")
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        state = self.state
+        style = self.get_component_rich_style
+        quiet = style("feed-badge--quiet")
+        trouble = style("feed-badge--trouble")
+        dot = "○" if state.status == "never connected" and not state.stale else "●"
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append(f"{dot} {state.headline}", style=style("feed-badge--state"))
+        # Most important first, so a narrow header cuts the least useful part.
+        details: list[tuple[str, Style | str]] = []
+        if state.last_seq:
+            details.append((f"seq {state.last_seq:,}", ""))
+        if state.gaps:
+            details.append((_plural(state.gaps, "gap"), trouble))
+        if state.quarantined:
+            details.append((f"{state.quarantined:,} quarantined", trouble))
+        if state.duplicates:
+            details.append((_plural(state.duplicates, "duplicate"), quiet))
+        details.append((state.role, quiet))
+        for detail, detail_style in details:
+            text.append(" · ", style=quiet)
+            text.append(detail, style=detail_style)
+        return text
