@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import tzinfo
 from functools import partial
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from textual.app import App
@@ -23,9 +22,9 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.worker import WorkerState
 
-from console.ingest import now_ms
 from console.ingestion import IngestService
 from console.options import ConsoleOptions
+from console.themes import THEMES
 from screens.alerts import AlertsScreen
 from screens.base import DataScreen
 from screens.carrier import CarrierScreen
@@ -83,6 +82,12 @@ class NocApp(App):
         self.clock = options.clock
         self.display_tz: tzinfo = ZoneInfo(options.timezone)
         self.role = "writer" if service is not None else "viewer"
+        for theme in THEMES:
+            self.register_theme(theme)
+        if options.theme not in self.available_themes:
+            raise ValueError(
+                f"unknown theme {options.theme!r}; choose from {', '.join(sorted(self.available_themes))}"
+            )
         self.theme = options.theme
         self._poll_timer: Timer | None = None
         self._polling = False
@@ -120,6 +125,11 @@ class NocApp(App):
         await self.service.run(connect_first=False)
 
     async def action_quit(self) -> None:
+        await self._stop_services()
+        self.exit()
+
+    async def _stop_services(self) -> None:
+        """Let the writer store what it has received, then stop the demo's simulator."""
         if self.service is not None:
             self.service.stop()
             for worker in self.workers:
@@ -127,21 +137,26 @@ class NocApp(App):
                     await worker.wait()
         if self.on_stop is not None:
             await self.on_stop(self)
-        self.exit()
 
     def _watch_terminal(self) -> None:
         """Exit when the SSH session drops: on SIGHUP, or when the parent shell is gone."""
         try:
             asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, lambda: self.call_later(self.action_quit)
+                signal.SIGHUP, lambda: self.call_later(self._terminal_gone)
             )
         except (NotImplementedError, RuntimeError):
             pass  # no signals where the loop is not the main thread's (tests)
         self.set_interval(WATCHDOG_S, self._check_parent)
 
+    async def _terminal_gone(self) -> None:
+        """Store what the writer holds, then leave at once: with the terminal gone, Textual's
+        usual exit (restoring the screen) can wait forever on a dead pty."""
+        await self._stop_services()
+        os._exit(0)
+
     async def _check_parent(self) -> None:
         if os.getppid() != self._parent_pid:
-            await self.action_quit()
+            await self._terminal_gone()
 
     # The refresh loop -----------------------------------------------------------------
 

@@ -20,8 +20,9 @@ import click
 
 from console import config as config_module
 from console.feed import FeedError
-from console.options import ConsoleOptions
 from console.ingestion import IngestService, IngestSettings
+from console.options import ConsoleOptions
+from console.themes import LOW_COLOUR_THEME
 from store.database import StoreError, WriterLock, prepare
 from store.writer import Retention
 
@@ -89,14 +90,16 @@ def console_settings(settings: config_module.Settings, path: Path, *, refresh, r
         refresh=refresh or settings.console.refresh,
         read_only=settings.console.read_only if read_only is None else read_only,
         timezone=zone,
-        theme="ansi-dark" if low_colour else settings.console.theme,
+        theme=LOW_COLOUR_THEME if low_colour else settings.console.theme,
     )
 
 
-def ingest_settings(settings: config_module.Settings) -> IngestSettings:
+def ingest_settings(settings: config_module.Settings, *, console: bool = False) -> IngestSettings:
+    """The writer's settings; a console that writes works in small slices to stay responsive."""
     return IngestSettings(
         failure_codes=settings.failure_codes,
         retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
+        slice_events=2_000 if console else IngestSettings.slice_events,
     )
 
 
@@ -124,8 +127,6 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     if ctx.invoked_subcommand is not None:
         return
-    from console.app import NocApp
-
     settings = load_settings(config_path)
     path = db_path or settings.db_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,14 +134,14 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
     if not viewer and not WriterLock.for_database(path).held_by_other():
         try:
             service = IngestService(path, feed_url or settings.feed.url, token=settings.feed.token,
-                                    settings=ingest_settings(settings))
+                                    settings=ingest_settings(settings, console=True))
         except FeedError as error:
             raise Failure(str(error)) from None
     try:
         prepare(path, create=service is not None)
     except StoreError as error:
         raise Failure(str(error)) from None
-    NocApp(console_settings(settings, path, **console_flags), service=service).run()
+    run_console(console_settings(settings, path, **console_flags), service=service)
 
 
 @main.command()
@@ -149,7 +150,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
               help="Average new calls per second.")
 @click.option("--scenario", default="default", show_default=True,
               help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.")
-@click.option("--backfill", default=1800.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--backfill", default=600.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds of history generated at start.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Database file (default: demo.db in the XDG data folder; started afresh).")
@@ -158,7 +159,6 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
     from console import traffic
-    from console.app import NocApp
     from console.simulator import Simulator
 
     if scenario not in traffic.SCENARIOS:
@@ -176,16 +176,25 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
     prepare(path)
     simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill)
 
-    async def start(app: NocApp) -> None:
+    async def start(app) -> None:
         port = await simulator.start("127.0.0.1", 0)
         app.service = IngestService(path, f"ws://127.0.0.1:{port}/feed", token=None,
-                                    settings=ingest_settings(settings))
+                                    settings=ingest_settings(settings, console=True))
 
-    async def stop(app: NocApp) -> None:
+    async def stop(app) -> None:
         await simulator.stop()
 
-    options = console_settings(settings, path, **console_flags)
-    NocApp(options, on_start=start, on_stop=stop).run()
+    run_console(console_settings(settings, path, **console_flags), on_start=start, on_stop=stop)
+
+
+def run_console(options: ConsoleOptions, **hooks) -> None:
+    from console.app import NocApp
+
+    try:
+        app = NocApp(options, **hooks)
+    except ValueError as error:  # an unknown theme, named in the message
+        raise Failure(str(error)) from None
+    app.run()
 
 
 @main.command()

@@ -36,6 +36,9 @@ class IngestSettings:
     failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES
     retention: Retention = Retention()
     queue_frames: int = 64
+    # Events applied before yielding to the event loop: small when a console shares the loop
+    # (its screen must stay responsive), large for the headless daemon.
+    slice_events: int = 50_000
 
 
 def load_state(connection: sqlite3.Connection) -> tuple[dict, list[bytes], list[tuple], list[tuple]]:
@@ -142,7 +145,7 @@ class IngestService:
                                              return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     self._apply(getter.result())
-                    self._drain()
+                    self._drain(self.settings.slice_events)
                 else:
                     getter.cancel()
                     await asyncio.gather(getter, return_exceptions=True)
@@ -155,12 +158,20 @@ class IngestService:
         finally:
             stopping.cancel()
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> None:
+        """Apply the frames already received, up to `limit` events (None: all of them)."""
         frames = self.client.frames
-        while not frames.empty() and len(self.ingestor.batch) < self.settings.max_batch_events:
+        batch = self.ingestor.batch
+        stop = len(batch) + limit if limit is not None else None
+        while not frames.empty() and len(batch) < self.settings.max_batch_events:
+            if stop is not None and len(batch) >= stop:
+                return
             self._apply(frames.get_nowait())
 
-    def _apply(self, frame: bytes) -> None:
+    def _apply(self, frame: bytes | p.Subscribe) -> None:
+        if isinstance(frame, p.Subscribe):
+            self.ingestor.subscribed(frame.since)
+            return
         for item in self.ingestor.apply_frame(frame):
             if isinstance(item, p.ControlAck):
                 self.client.acknowledge(item)

@@ -15,6 +15,6 @@ class ConsoleOptions:
     refresh: float = 1.0
     read_only: bool = False
     timezone: str = "UTC"
-    theme: str = "textual-dark"
+    theme: str = "noc-dark"
     clock: Callable[[], int] = field(default=now_ms)  # tests pass a fixed clock
     watchdog: bool = True  # exit when the terminal goes away (off under test)

@@ -144,7 +144,8 @@ EVENT_TYPES = frozenset(
 
 _frame_decoder = msgspec.json.Decoder(list[ServerFrame] | ServerFrame)
 _item_decoder = msgspec.json.Decoder(ServerFrame)
-_raw_decoder = msgspec.json.Decoder(list[msgspec.Raw] | msgspec.Raw)
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_raw_decoder = msgspec.json.Decoder(msgspec.Raw)
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _encoder = msgspec.json.Encoder()
 
@@ -176,11 +177,13 @@ def decode_frame(data: bytes | str) -> list[ServerFrame | Rejected]:
 
 def _decode_slowly(data: bytes) -> list[ServerFrame | Rejected]:
     try:
-        raw = _raw_decoder.decode(data)
+        pieces = _raw_decoder.decode(data)  # checks it is one JSON value
+        if data.lstrip().startswith(b"["):
+            pieces = _raw_list_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         return [Rejected(_whole(data), f"not JSON: {error}")]
     items: list[ServerFrame | Rejected] = []
-    for piece in raw if isinstance(raw, list) else [raw]:
+    for piece in pieces if isinstance(pieces, list) else [pieces]:
         piece_bytes = bytes(piece)
         try:
             items.append(_item_decoder.decode(piece_bytes))

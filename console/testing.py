@@ -91,7 +91,7 @@ def hold_writer_lock(path: Path) -> WriterLock:
 
 
 def make_app(db_path: Path, *, clock: Callable[[], int] | None = None, read_only: bool = False,
-             timezone: str = "UTC", theme: str = "textual-dark", refresh: float = 1.0):
+             timezone: str = "UTC", theme: str = "noc-dark", refresh: float = 1.0):
     """A console (viewer) on `db_path` with a fixed clock and no terminal watchdog."""
     from console.app import NocApp
     from console.options import ConsoleOptions

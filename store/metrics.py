@@ -130,8 +130,9 @@ def call_totals(call: CallRecord) -> Totals:
         attempts=1,
         answered=int(answered),
         ner_answered=int(is_network_effective(call.code)),
-        duration_ms=call.duration_ms,
-        billed_ms=call.billed_ms,
+        # Only an answered call has talk time; a stray duration on a failed one is not counted.
+        duration_ms=call.duration_ms if answered else 0,
+        billed_ms=call.billed_ms if answered else 0,
         pdd_sum_ms=call.progress_ms - call.start_ms if has_pdd else 0,
         pdd_count=int(has_pdd),
         dtmf_calls=int(answered and call.dtmf_count > 0),

@@ -288,7 +288,7 @@ def _customer_figures(calls: list[_Call], reject_reasons: list[str]) -> dict:
     answered_calls = [call for call in calls if _is_2xx(call.code)]
     answered = len(answered_calls)
     ner_answered = sum(1 for call in calls if _is_2xx(call.code) or call.code in NER_CODES)
-    duration_ms = sum(call.duration_ms for call in calls)
+    duration_ms = sum(call.duration_ms for call in answered_calls)  # talk time is answered
     pdds_ms = [
         _ms(call.progress_ts) - _ms(call.start_ts) for call in calls if call.progress_ts is not None
     ]

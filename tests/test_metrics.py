@@ -137,7 +137,7 @@ def ratio_or_none(numerator: float, denominator: int, scale: float = 100) -> flo
 
 def brute_force_call_ratios(calls: list[CallRecord]) -> dict:
     answered = [c for c in calls if is_2xx(c.code)]
-    duration_ms = sum(c.duration_ms for c in calls)
+    duration_ms = sum(c.duration_ms for c in answered)  # only answered calls have talk time
     pdds = [c.progress_ms - c.start_ms for c in calls if c.progress_ms is not None]
     revenue_micro = sum(c.charge_micro for c in calls)
     cost_micro = sum(c.cost_micro for c in calls)
