@@ -19,7 +19,8 @@ from console.traffic import Traffic
 from store.database import WriterLock, prepare
 from store.writer import StoreWriter
 
-FIXED_NOW_MS = int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp() * 1000)
+FIXED_NOW_MS = int(datetime(2026, 11, 20, 11, 58, 30, tzinfo=UTC).timestamp() * 1000)
+FRAME_EVENTS = 1_000  # well under the protocol's 1 MiB a frame
 BATCH_EVENTS = 20_000
 
 
@@ -62,10 +63,11 @@ def seed_database(path: str | Path, *, now_ms: int = FIXED_NOW_MS, seed: int = 7
         for event in seed_events(now_ms, seed=seed, history_days=history_days,
                                  busy_hours=busy_hours):
             frame.append(event)
-            if len(frame) >= BATCH_EVENTS:
+            if len(frame) >= FRAME_EVENTS:
                 ingestor.apply_frame(json.dumps(frame))
-                writer.write_now(ingestor.take_batch())
                 frame.clear()
+                if len(ingestor.batch) >= BATCH_EVENTS:
+                    writer.write_now(ingestor.take_batch())
         ingestor.apply_frame(json.dumps(frame))
         ingestor.set_feed_status(status="connected", detail="ws://127.0.0.1:8765/feed",
                                  feed_url="ws://127.0.0.1:8765/feed",
@@ -91,15 +93,23 @@ def hold_writer_lock(path: Path) -> WriterLock:
 
 
 def make_app(db_path: Path, *, clock: Callable[[], int] | None = None, read_only: bool = False,
-             timezone: str = "UTC", theme: str = "noc-dark", refresh: float = 1.0):
-    """A console (viewer) on `db_path` with a fixed clock and no terminal watchdog."""
+             timezone: str = "UTC", theme: str = "noc-dark", refresh: float = 1.0,
+             feed_url: str | None = None):
+    """A console on `db_path` with no terminal watchdog: a viewer with a fixed clock, or, given
+    `feed_url`, the database's writer subscribed to that feed (on the real clock)."""
     from console.app import NocApp
+    from console.ingestion import IngestService, IngestSettings
     from console.options import ConsoleOptions
 
-    options = ConsoleOptions(db_path=Path(db_path), clock=clock or fixed_clock(),
-                             read_only=read_only, timezone=timezone, theme=theme,
-                             refresh=refresh, watchdog=False)
-    return NocApp(options)
+    service = None
+    if feed_url is not None:
+        prepare(db_path)
+        service = IngestService(db_path, feed_url, token=None,
+                                settings=IngestSettings(slice_events=2_000))
+    options = ConsoleOptions(db_path=Path(db_path), read_only=read_only, timezone=timezone,
+                             theme=theme, refresh=refresh, watchdog=False,
+                             **({"clock": clock or fixed_clock()} if service is None else {}))
+    return NocApp(options, service=service)
 
 
 class ScriptedFeed:

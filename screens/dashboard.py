@@ -47,8 +47,8 @@ class DashboardScreen(DataScreen):
 
     TITLE = "Dashboard"
     BINDINGS = [
-        Binding("g", "next_graph", "Next graph"),
-        Binding("p", "per_carrier", "Total/per carrier"),
+        Binding("g", "next_graph", "Graph"),
+        Binding("p", "per_carrier", "Per carrier"),
         Binding("enter", "open_check", "Open", show=False),
     ]
 

@@ -18,14 +18,14 @@ COLUMNS = (
     Column("attempts", "Attempts", "int"),
     Column("connected", "Connected", "int"),
     Column("asr", "ASR", "percent", ratio=True),
-    Column("acd", "ACD s", "seconds", ratio=True),
-    Column("duration", "Duration min", "minutes"),
-    Column("billed", "Billed min", "minutes"),
+    Column("acd", "ACD", "seconds", ratio=True),
+    Column("duration", "Minutes", "minutes"),
+    Column("billed", "Billed", "minutes"),
     Column("revenue", "Revenue", "money"),
     Column("cost", "Cost", "money"),
     Column("profit", "Profit", "money"),
     Column("profit_pct", "Profit %", "percent", ratio=True),
-    Column("pdd", "PDD ms", "ms", ratio=True),
+    Column("pdd", "PDD", "ms", ratio=True),
     Column("ner", "NER", "percent", ratio=True),
 )
 MODES = {"live": "Live 24 h", "daily": "Daily", "monthly": "Monthly"}

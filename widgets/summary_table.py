@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,6 +54,15 @@ def format_number(number: float, decimals: int, suffix: str = "") -> str:
     return f"{round(number, decimals) + 0.0:,.{decimals}f}{suffix}"
 
 
+def _cell_text(column: Column, value: object, number: float | None, missing: str) -> str:
+    if value is None:
+        return missing
+    if number is None:
+        return str(value)
+    # The text is the shown number, so that screen, status line, copy and export agree.
+    return f"{number:,.{column.decimals}f}{column.suffix}"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
@@ -86,13 +95,6 @@ class Column:
             return None
         number = round(float(value), self.decimals) + 0.0
         return int(number) if self.decimals == 0 else number
-
-    def format(self, value: object, missing: str = "–") -> str:
-        if value is None:
-            return missing
-        if not self.numeric:
-            return str(value)
-        return format_number(float(value), self.decimals, self.suffix)
 
 
 class Cell(NamedTuple):
@@ -172,17 +174,14 @@ class _Sheet:
                 continue
             if len(values) != len(columns):
                 raise ValueError(f"row {key!r} has {len(values)} values for {len(columns)} columns")
-            shown = [column.shown_number(value) for column, value in zip(columns, values)]  # noqa: B905
+            shown = [
+                column.shown_number(value) for column, value in zip(columns, values, strict=True)
+            ]
             numbers.append(shown)
             texts.append(
                 [
-                    missing
-                    if value is None
-                    else str(value)
-                    if number is None
-                    # The text is the shown number, so screen, status line, copy and export agree.
-                    else f"{number:,.{column.decimals}f}{column.suffix}"
-                    for column, value, number in zip(columns, values, shown)  # noqa: B905
+                    _cell_text(column, value, number, missing)
+                    for column, value, number in zip(columns, values, shown, strict=True)
                 ]
             )
         widths = tuple(
@@ -265,7 +264,9 @@ class SummaryGrid(ScrollView, can_focus=False):
             if start < x:
                 x = start
             elif end > x + visible:
-                x = min(start, end - visible)
+                # Start the view at a column's edge: a sliver of a column would read as a value.
+                edge = sheet.edges[bisect_left(sheet.edges, end - visible + sheet.frozen_width)]
+                x = min(start, edge - sheet.frozen_width)
         self.scroll_to(x, y, animate=False)
 
     def render_line(self, y: int) -> Strip:
@@ -276,23 +277,30 @@ class SummaryGrid(ScrollView, can_focus=False):
         if not sheet.columns or (y > 0 and row >= len(sheet.row_keys)):
             return Strip.blank(width, base)
         cells = self._header(base) if y == 0 else self._row(row, base)
-        scroll_x = self.scroll_offset.x
         frozen = Strip(cells[:1], sheet.frozen_width)
-        scrolled = Strip(cells[1:], sheet.edges[-1] - sheet.frozen_width).crop(
-            scroll_x, scroll_x + max(width - sheet.frozen_width, 0)
-        )
-        return Strip.join([frozen, scrolled]).crop_extend(0, width, base)
+        scrolled = Strip(cells[1:], sheet.edges[-1] - sheet.frozen_width)
+        left, right = self._visible_span(width)
+        return Strip.join([frozen, scrolled.crop(left, right)]).crop_extend(0, width, base)
+
+    def _visible_span(self, width: int) -> tuple[int, int]:
+        """The x span of the scrolled columns in view, ending at a column's edge: a sliver of a
+        column at the right would read as a value. A column wider than the view is cut."""
+        frozen = self.table.sheet.frozen_width
+        edges = self.table.sheet.edges
+        left = self.scroll_offset.x
+        available = max(width - frozen, 0)
+        right = edges[bisect_right(edges, left + frozen + available) - 1] - frozen
+        return left, right if right > left else left + available
 
     def _header(self, base: Style) -> list[Segment]:
         table = self.table
         sheet = table.sheet
         plain = base + table.get_component_rich_style("summary-table--header")
         active = base + table.get_component_rich_style("summary-table--header-selected")
-        selected = table.selection or CellRange.between(table.cursor, table.cursor)
         return [
             Segment(
                 _pad(column.label, width, column.numeric),
-                active if index in selected.columns else plain,
+                active if index in table.target.columns else plain,
             )
             for index, (column, width) in enumerate(zip(sheet.columns, sheet.widths, strict=True))
         ]
@@ -393,20 +401,18 @@ class SummaryTable(Widget, can_focus=True):
             height: 1;
             padding: 0 1;
             background: $panel;
-            color: $text-muted;
-        }
-        &:focus > .status {
             color: $text;
         }
+        /* Plain colours, no blends: in 16-colour terminals blends collapse into the background. */
         & > .summary-table--header {
             text-style: bold;
-            color: $text-primary;
+            color: $foreground;
             background: $panel;
         }
         & > .summary-table--header-selected {
             text-style: bold;
             color: $text;
-            background: $primary-muted;
+            background: $primary;
         }
         & > .summary-table--cursor {
             color: $text;
@@ -428,9 +434,10 @@ class SummaryTable(Widget, can_focus=True):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "copy", "Copy", tooltip="Copy the selection as tab-separated values"),
-        Binding("C", "copy(True)", "Copy+headers", tooltip="Copy with the column headers"),
-        Binding("e", "export", "Export", tooltip="Save as CSV, JSON or XLSX"),
+        # Tooltips complete the descriptions in the key help panel: "Copy as tab-separated values".
+        Binding("c", "copy", "Copy", tooltip="as tab-separated values"),
+        Binding("C", "copy(True)", "Copy+headers"),
+        Binding("e", "export", "Export", tooltip="to CSV, JSON or XLSX"),
         Binding("ctrl+a", "select_all", "Select all", show=False),
         Binding("escape", "clear_selection", "Clear selection", show=False),
         *_cursor_bindings("up", "move(-1, 0", "up"),
@@ -494,7 +501,7 @@ class SummaryTable(Widget, can_focus=True):
         return self._selection
 
     @property
-    def _target(self) -> CellRange:
+    def target(self) -> CellRange:
         """The cells that statistics, copy and export act on: the selection, or the cursor."""
         return self._selection or CellRange.between(self._cursor, self._cursor)
 
@@ -552,7 +559,7 @@ class SummaryTable(Widget, can_focus=True):
         """Count, sum and mean of the shown numbers in the selection (or the cursor cell)."""
         if not self.sheet.row_keys:
             return SelectionStats(0, 0, 0.0, None, includes_ratio=False)
-        cells = self._target
+        cells = self.target
         numbers = [
             number
             for row in self.sheet.numbers[cells.top : cells.bottom + 1]
@@ -571,7 +578,7 @@ class SummaryTable(Widget, can_focus=True):
     def selection_as_tsv(self, *, with_headers: bool = False) -> str:
         """The selection (or the cursor cell) as shown, tab-separated, a line per row. Blank
         cells are empty, so that they paste as blanks into a spreadsheet."""
-        cells = self._target
+        cells = self.target
         sheet = self.sheet
         lines = [[sheet.columns[index].label for index in cells.columns]] if with_headers else []
         lines += [
@@ -587,7 +594,7 @@ class SummaryTable(Widget, can_focus=True):
         """Write the whole table, or the selection (or the cursor cell), to `path` in the format
         of its extension (.csv, .json, .xlsx); return the rows written. Raises ExportError."""
         sheet = self.sheet
-        cells = self._target if scope == "selection" else sheet.all_cells
+        cells = self.target if scope == "selection" else sheet.all_cells
         columns = [sheet.columns[index] for index in cells.columns]
         header = [
             ExportColumn(column.label, column.decimals if column.numeric else None, column.suffix)
@@ -629,7 +636,7 @@ class SummaryTable(Widget, can_focus=True):
 
     def action_copy(self, with_headers: bool = False) -> None:
         self.app.copy_to_clipboard(self.selection_as_tsv(with_headers=with_headers))
-        copied = _count(self._target.cell_count, "cell")
+        copied = _count(self.target.cell_count, "cell")
         self.notify(f"Copied {copied} with headers" if with_headers else f"Copied {copied}")
 
     def action_export(self) -> None:
@@ -641,7 +648,9 @@ class SummaryTable(Widget, can_focus=True):
                 f"Export {self.export_name}",
                 f"~/noc-{slug}-{stamp}.csv",
                 self.export,
-                selection_label=selection and f"Selection ({_count(selection.cell_count, 'cell')})",
+                selection_label=None
+                if selection is None
+                else f"Selection ({_count(selection.cell_count, 'cell')})",
                 all_label=f"Whole table ({_count(len(self.sheet.row_keys), 'row')})",
             ),
             self._exported,
@@ -697,14 +706,14 @@ class SummaryTable(Widget, can_focus=True):
             return counted
         kinds = {
             self.sheet.columns[index].kind
-            for index in self._target.columns
+            for index in self.target.columns
             if self.sheet.columns[index].numeric
         }
         # One kind: show sum and mean as the column does; mixed kinds: plain, two decimals.
         kind = kinds.pop() if len(kinds) == 1 else "float"
         decimals, suffix = DECIMALS[kind], "%" if kind == "percent" else ""
         average = f"avg {format_number(stats.average, max(decimals, 1), suffix)}"
-        if stats.includes_ratio and stats.numeric_count > 1:
+        if stats.includes_ratio and stats.numeric_count > 1:  # the mean of one is no average
             average += " (avg of averages)"
         parts = [counted, f"sum {format_number(stats.sum, decimals, suffix)}", average]
         return (" | " if self.ascii_only else " · ").join(parts)

@@ -1,0 +1,112 @@
+"""The dashboard: how it looks on the seeded network, and what its keys and its table do."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from console import testing
+from screens.dashboard import DashboardScreen
+from screens.summary import SummaryPane
+from widgets.series_plot import SeriesPlot
+from widgets.summary_table import SummaryTable
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard(noc_app, noc_settle, snap_compare, size):
+    assert snap_compare(noc_app(), terminal_size=size, run_before=noc_settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard_asr_per_carrier_and_daily_summary(noc_app, noc_settle, snap_compare, size):
+    async def run_before(pilot):
+        await noc_settle(pilot)
+        await pilot.press("g", "p")  # ASR, per carrier
+        pilot.app.screen.query_one(SummaryPane).action_next_mode()
+        await noc_settle(pilot)
+
+    assert snap_compare(noc_app(), terminal_size=size, run_before=run_before)
+
+
+async def test_graph_keys_cycle_metrics_and_split_by_carrier(noc_app, noc_settle):
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await pilot.press("g")
+        await noc_settle(pilot)
+        plot = screen.query_one(SeriesPlot)
+        assert plot._data.title.startswith("ASR")
+        await pilot.press("p")
+        await noc_settle(pilot)
+        names = [name for name, _ in plot._data.series]
+        assert "ember-link" in names and "total" not in names
+
+
+async def test_a_week_of_summary_cells_selected_copied_and_exported(noc_app, noc_settle, tmp_path):
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        pane = app.screen.query_one(SummaryPane)
+        pane.action_next_mode()  # daily
+        await noc_settle(pilot)
+        table = pane.query_one(SummaryTable)
+        table.focus()
+        await pilot.press("right")  # the Attempts column, newest day first
+        await pilot.press(*["shift+down"] * 6)
+        stats = table.selection_stats()
+        days = table.sheet.values[:7]
+        attempts = [row[1] for row in days]
+        assert stats.count == 7 and stats.sum == sum(attempts)
+        assert stats.average == pytest.approx(sum(attempts) / 7)
+        await pilot.press("C")
+        lines = app.clipboard.splitlines()
+        assert lines[0] == "Attempts" and [int(x.replace(",", "")) for x in lines[1:]] == attempts
+        target = tmp_path / "week.csv"
+        assert table.export(target, "selection") == 7
+        rows = list(csv.reader(target.open()))
+        assert rows[0] == ["Attempts"] and len(rows) == 8
+
+
+async def test_a_dropped_feed_shows_reconnecting(noc_feed, tmp_path):
+    app = testing.make_app(tmp_path / "live.db", feed_url=noc_feed.url, refresh=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        noc_feed.send([{"type": "account", "ts": 1_763_700_000.0, "kind": "customer",
+                        "id": "acme", "name": "Acme", "channels": 10}])
+        await _until(pilot, lambda: "connected" in _badge(app) and "seq 1" in _badge(app))
+        noc_feed.drop()
+        await _until(pilot, lambda: "reconnecting" in _badge(app))
+        await _until(pilot, lambda: _badge(app).startswith("● connected"))
+        await app.action_quit()
+
+
+def _badge(app) -> str:
+    from widgets.feed_badge import FeedBadge
+
+    return str(app.screen.query_one(FeedBadge).render())
+
+
+async def _until(pilot, predicate, timeout: float = 15.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.1)
+
+
+def test_summary_rows_are_the_store_figures(noc_db, noc_clock):
+    from store.views import ConsoleData, summary_cells
+
+    rows = ConsoleData(noc_db).summary("customer", None, "live", noc_clock())
+    assert len(rows) == 24
+    newest = summary_cells(rows[0])
+    assert newest[1] > 0  # the seeded busy hours
+    json.dumps(newest)  # plain values, ready for copy and export
