@@ -33,7 +33,7 @@ from screens.customer import CustomerScreen
 from screens.customers import CustomersScreen
 from screens.dashboard import DashboardScreen
 from screens.help import HelpScreen
-from screens.palette import AccountCommands
+from screens.palette import AccountCommands, KeyCommands
 from screens.quarantine import QuarantineScreen
 from screens.timezone import TimezonePicker
 from store.actions import request_control
@@ -49,7 +49,7 @@ class NocApp(App):
 
     TITLE = "noc"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {AccountCommands}
+    COMMANDS = App.COMMANDS | {AccountCommands, KeyCommands}
     MODES = {
         "dashboard": DashboardScreen,
         "customers": CustomersScreen,

@@ -30,3 +30,28 @@ class AccountCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), callback)
+
+
+class KeyCommands(Provider):
+    """Every key of the screen the palette was opened on, as a command: nothing is key-only."""
+
+    def _commands(self):
+        seen = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or (binding.action, binding.description) in seen:
+                continue
+            seen.add((binding.action, binding.description))
+            text = f"{binding.description} ({binding.key_display or key})"
+            yield text, binding.tooltip, partial(self.app.run_action, binding.action, active.node)
+
+    async def discover(self) -> Hits:
+        for text, help_text, callback in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text or None)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help_text, callback in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text or None)
