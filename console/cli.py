@@ -21,8 +21,7 @@ import click
 from console import config as config_module
 from console.feed import FeedError
 from console.ingestion import IngestService, IngestSettings
-from console.options import ConsoleOptions
-from console.themes import LOW_COLOUR_THEME
+from console.options import LOW_COLOUR_THEME, ConsoleOptions
 from store.database import StoreError, WriterLock, prepare
 from store.writer import Retention
 

@@ -12,7 +12,7 @@ import itertools
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -74,7 +74,8 @@ class FeedClient:
     """One feed subscription, kept alive across drops.
 
     `position` gives the last durably stored seq (asked at each connect); frames go into
-    `frames`; status changes go to `on_status`. Control messages are sent with `control()` and
+    `frames`, each connection's preceded by the Subscribe it sent (where its stream starts);
+    status changes go to `on_status`. Control messages are sent with `control()` and
     their acks are matched by id when the consumer passes them to `acknowledge()`.
     """
 
@@ -87,7 +88,7 @@ class FeedClient:
         self.position = position
         self.on_status = on_status
         self.heartbeat_timeout = heartbeat_timeout
-        self.frames: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_frames)
+        self.frames: asyncio.Queue[bytes | p.Subscribe] = asyncio.Queue(maxsize=queue_frames)
         self.rng = rng or random.Random()
         self.connected = asyncio.Event()
         self.connections = 0
@@ -112,12 +113,22 @@ class FeedClient:
             raise FeedUnreachable(f"the feed at {self.url} answered HTTP {code}: is the URL right?") from None
         except InvalidURI as error:
             raise FeedError(f"bad feed URL {self.url!r}: {error}") from None
-        except (OSError, socket.gaierror, asyncio.TimeoutError, websockets.exceptions.InvalidHandshake) as error:
+        except (TimeoutError, OSError, socket.gaierror, websockets.exceptions.InvalidHandshake) as error:
             raise FeedUnreachable(
                 f"cannot reach the feed at {self.url} ({error.__class__.__name__}: {error}): "
                 "is the switch's feed (or `noc simulate`) running there?"
             ) from None
-        await ws.send(p.encode(p.Subscribe(since=self.position())).decode())
+        subscribe = p.Subscribe(since=self.position())
+        try:
+            await ws.send(p.encode(subscribe).decode())
+        except ConnectionClosed as closed:  # e.g. a switch restarting, or refusing more clients
+            raise FeedUnreachable(
+                f"the feed at {self.url} closed the connection at once ({closed}): "
+                "is the switch's feed (or `noc simulate`) running properly there?"
+            ) from None
+        # In order with the frames: the consumer learns where this connection's stream starts,
+        # which tells a resent event (normal after a resume) from a broken numbering.
+        await self.frames.put(subscribe)
         return ws
 
     async def run(self, first: ClientConnection | None = None) -> None:
@@ -154,7 +165,7 @@ class FeedClient:
         while True:
             try:
                 frame = await asyncio.wait_for(ws.recv(decode=False), self.heartbeat_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return f"no frame for {self.heartbeat_timeout:g} s: connection presumed dead", delivered
             except ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else "no close frame"
@@ -179,7 +190,7 @@ class FeedClient:
         try:
             await ws.send(p.encode(message).decode())
             return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise FeedError(f"no control.ack for {message.id} within {timeout:g} s") from None
         finally:
             self._pending.pop(message.id, None)

@@ -2,9 +2,10 @@
 
 The Ingestor is synchronous and does no I/O: it turns decoded frames into rows, rollup deltas
 and live-state changes in a Batch, which the writer commits in one transaction. Every rule of the
-protocol about order lives here: duplicates dropped and counted, holes in `seq` recorded as gaps,
-events that do not fit the call they name quarantined with the reason, calls silent for an hour
-of feed time closed as lost.
+protocol about order lives here: duplicates (resent after a resume) dropped and counted, a seq
+repeated within one connection quarantined, holes in `seq` recorded as gaps, events that do not
+fit the call they name quarantined with the reason, calls silent for an hour of feed time closed
+as lost.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from console import protocol as p
-from store.live import LiveAttempt, LiveCall, pack, unpack
 from store import metrics, rollups
+from store.live import LiveAttempt, LiveCall, pack, unpack
 from store.metrics import DEFAULT_FAILURE_CODES, CallRecord, ConsecutiveFailures, to_micro, to_ms
 from store.writer import Batch
 
@@ -24,9 +27,20 @@ LOST_AFTER_MS = 3_600_000
 RECENTLY_ENDED = 50_000
 CUSTOMER, CARRIER = "customer", "carrier"
 
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _raw_items(frame: bytes | str) -> list[str]:
+    """A frame's items as the server sent them: the quarantine keeps the raw text, not a
+    re-encoding of what was decoded (which would drop unknown fields and normalise numbers)."""
+    data = frame.encode() if isinstance(frame, str) else frame
+    if data.lstrip().startswith(b"["):
+        return [bytes(item).decode("utf-8", "replace") for item in _raw_list_decoder.decode(data)]
+    return [data.decode("utf-8", "replace")]
 
 
 @dataclass
@@ -55,6 +69,9 @@ class Ingestor:
         self.channels: Counter[tuple[str, str]] = Counter()
         self._cps: dict[tuple[str, str], list[int]] = {}
         self._recently_ended: OrderedDict[str, None] = OrderedDict()
+        # The newest seq the current connection has sent (its subscribed position at first);
+        # None when frames are not known to come from a subscription (fed by hand).
+        self._stream_seq: int | None = None
         self._dirty_calls: set[str] = set()
         self._dirty_carriers: set[str] = set()
         self.batch = Batch()
@@ -92,45 +109,67 @@ class Ingestor:
 
     # Frames in ----------------------------------------------------------------------------
 
+    def subscribed(self, since: int) -> None:
+        """A connection subscribed from `since`: its server must send seqs above it, strictly
+        increasing. Those already applied are resent after a resume (duplicates, counted apart);
+        a seq the connection has already passed breaks the numbering and is quarantined."""
+        self._stream_seq = since
+
+    def _advance_stream(self, seq: int) -> None:
+        if self._stream_seq is not None and seq > self._stream_seq:
+            self._stream_seq = seq
+
     def apply_frame(self, data: bytes | str) -> list[p.ServerFrame]:
         """Apply one frame; return what is not an event (heartbeats, acks) for the feed client."""
         others: list[p.ServerFrame] = []
-        for item in p.decode_frame(data):
+        raw_items: list[str] | None = None  # split from the frame only if an event is refused
+        for index, item in enumerate(p.decode_frame(data)):
             handler = self._handlers.get(type(item))
             if handler is not None:
-                self._event(item, handler)
+                reason = self._event(item, handler)
+                if reason is not None:
+                    raw_items = raw_items or _raw_items(data)
+                    self._quarantine(raw_items[index], reason, item.seq)
             elif isinstance(item, p.Rejected):
                 self._rejected(item)
             elif isinstance(item, p.Gap):
+                self._advance_stream(item.to)
                 self._gap(item.from_, item.to, announced=True)
             else:
                 others.append(item)
         return others
 
-    def _event(self, event, handler) -> None:
+    def _event(self, event, handler) -> str | None:
+        """Apply one event; or say why it is to be quarantined instead."""
         seq = event.seq
+        if self._stream_seq is not None and seq <= self._stream_seq:
+            return f"duplicate seq {seq}: the stream is already at seq {self._stream_seq}"
+        self._advance_stream(seq)
         if seq <= self.last_seq:
             self.counters.duplicates += 1
-            return
+            return None
         if seq > self.last_seq + 1:
             self._gap(self.last_seq + 1, seq - 1, announced=False)
         self.last_seq = seq
         ts_ms = to_ms(event.ts)
         reason = handler(event, ts_ms)
         if reason is not None:
-            self._quarantine(p.encode(event).decode(), reason, seq)
-        else:
-            self.counters.events += 1
-            self.batch.events.append((seq, ts_ms, event.__struct_config__.tag, p.encode(event)))
+            # Not applied, so its ts does not move the feed's clock either: a bad event with a
+            # wild clock would otherwise close every open call as lost.
+            return reason
+        self.counters.events += 1
+        self.batch.events.append((seq, ts_ms, event.__struct_config__.tag, p.encode(event)))
         if ts_ms > self.newest_ms:
             self.newest_ms = ts_ms
             self._close_silent_calls()
+        return None
 
     def _rejected(self, item: p.Rejected) -> None:
-        if item.seq is not None and item.seq > self.last_seq:
+        if item.seq is not None:
+            self._advance_stream(item.seq)
             if item.seq > self.last_seq + 1:
                 self._gap(self.last_seq + 1, item.seq - 1, announced=False)
-            self.last_seq = item.seq
+            self.last_seq = max(self.last_seq, item.seq)
         self._quarantine(item.raw, item.reason, item.seq)
 
     def _quarantine(self, raw: str, reason: str, seq: int | None) -> None:

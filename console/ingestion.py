@@ -116,7 +116,9 @@ class IngestService:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            self._drain()
+            while not self.client.frames.empty():  # all received, however many batches it takes
+                self._drain()
+                await self.flush()
             self.ingestor.set_feed_status(status="stopped", detail="writer stopped", reconnect_at_ms=None)
             await self.flush()
             await self._finish_write()

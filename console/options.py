@@ -8,6 +8,8 @@ from pathlib import Path
 
 from console.ingest import now_ms
 
+LOW_COLOUR_THEME = "ansi-dark"  # the 16 ANSI colours only, drawn by the terminal's own palette
+
 
 @dataclass
 class ConsoleOptions:

@@ -20,4 +20,3 @@ NOC_DARK = Theme(
 )
 
 THEMES = (NOC_DARK,)
-LOW_COLOUR_THEME = "ansi-dark"  # the 16 ANSI colours only, drawn by the terminal's own palette

@@ -1,0 +1,204 @@
+"""`noc ingest` and `noc report` as a user runs them: real subprocesses against a real simulator on
+loopback, their exit codes, what they print, and what they leave in the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.feedkit import (
+    T0,
+    NocProcess,
+    Processes,
+    assert_matches_reference,
+    bare_feed,
+    calls_by_outcome,
+    feed_state,
+    free_port,
+    noc_environment,
+    read_report,
+    running_simulator,
+    stored_calls,
+    stored_seq,
+    wait_until,
+)
+from tests.reference import reference_report
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "s3cret"
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "noc.db"
+
+
+@pytest.fixture
+def processes(tmp_path):
+    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
+    yield started
+    started.kill_all()
+
+
+def assert_one_line_error(process: NocProcess, exit_code: int, *phrases: str) -> None:
+    """A non-zero exit and one line on stderr saying what is wrong (and no traceback)."""
+    assert exit_code != 0, process.stderr
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("noc: "), process.stderr
+    for phrase in phrases:
+        assert phrase in lines[0]
+
+
+async def test_a_refused_token_ends_ingest_with_one_line_saying_what_to_do(
+        db, tmp_path, processes):
+    sim_env = noc_environment(tmp_path, NOC_FEED_TOKEN=TOKEN)
+    _, url = await processes.simulate("--speed", "20", env=sim_env)
+    wrong = processes.noc("ingest", "--feed", url, "--db", str(db),
+                          env=noc_environment(tmp_path, NOC_FEED_TOKEN="wrong"))
+    missing = processes.noc("ingest", "--feed", url, "--db", str(tmp_path / "other.db"))
+    for process in (wrong, missing):
+        assert_one_line_error(process, await process.wait(), "refused the token (HTTP 401)",
+                              "NOC_FEED_TOKEN")
+
+
+async def close_at_once(ws) -> None:
+    await ws.close(1013, "try again later")
+
+
+async def test_user_errors_end_in_one_line_and_a_non_zero_exit(tmp_path, processes):
+    foreign = tmp_path / "foreign.db"
+    with contextlib.closing(sqlite3.connect(foreign)) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("shopping list: milk, eggs\n" * 100)
+    unreachable = f"ws://127.0.0.1:{free_port()}/feed"
+    async with bare_feed(close_at_once) as closing:
+        cases = {  # what the user got wrong: (feed, database, what the one line must say)
+            "an http URL": ("http://127.0.0.1:8765/feed", None, ["bad feed URL", "ws://"]),
+            "an unreachable feed": (unreachable, None, ["cannot reach the feed", unreachable]),
+            "a feed that closes at once": (closing, None, ["closed the connection at once"]),
+            "another program's database": (unreachable, foreign, ["not noc's", "--db"]),
+            "a file that is no database": (unreachable, not_sqlite, ["not a SQLite database"]),
+        }
+        started = {  # all at once, each with its own database
+            case: processes.noc("ingest", "--feed", feed, "--db",
+                                str(database or tmp_path / f"case-{number}.db"))
+            for number, (case, (feed, database, _)) in enumerate(cases.items())
+        }
+        for case, process in started.items():
+            exit_code = await process.wait()
+            try:
+                assert_one_line_error(process, exit_code, *cases[case][2])
+            except AssertionError as failure:
+                raise AssertionError(f"{case}: {failure}") from None
+
+
+async def test_a_second_writer_on_one_database_is_refused(db, processes):
+    async with running_simulator(speed=20, cps=60) as (_sim, url):
+        first = processes.noc("ingest", "--feed", url, "--db", str(db))
+        await wait_until(lambda: stored_seq(db) > 500, 20, what="the first writer to store")
+        second = processes.noc("ingest", "--feed", url, "--db", str(db))
+        assert_one_line_error(second, await second.wait(), str(db), "already has a writer",
+                              f"pid {first.pid}")
+        assert first.running()
+        first.process.send_signal(signal.SIGTERM)
+        assert await first.wait() == 0
+
+
+async def stop_once_everything_sent_is_stored(sim, ingest: NocProcess, db, signal_number) -> None:
+    sim.pause()
+    await wait_until(lambda: stored_seq(db) == sim.head, 20, what="ingest to catch up")
+    ingest.process.send_signal(signal_number)
+    assert await ingest.wait() == 0, ingest.stderr
+    assert ingest.stderr == ""
+
+
+async def test_sigterm_mid_stream_stores_whole_events_and_exits_0_then_resumes(
+        db, tmp_path, processes):
+    env = noc_environment(tmp_path, NOC_FEED_TOKEN=TOKEN)
+    async with running_simulator(speed=20, cps=60, token=TOKEN) as (sim, url):
+        ingest = processes.noc("ingest", "--feed", url, "--db", str(db), env=env)
+        await wait_until(lambda: stored_seq(db) > 1_000, 20, what="ingest to store")
+        stored_before = stored_seq(db)
+        ingest.process.send_signal(signal.SIGTERM)  # while events keep coming
+        assert await ingest.wait() == 0, ingest.stderr
+        assert ingest.stderr == ""
+        state = feed_state(db)
+        assert state["status"] == "stopped" and state["last_seq"] >= stored_before
+        # What is stored is whole: exactly the first `last_seq` events, no call half-applied.
+        assert_matches_reference(read_report(db), sim.history[:state["last_seq"]])
+
+        ingest = processes.noc("ingest", "--feed", url, "--db", str(db), env=env)
+        await wait_until(lambda: stored_seq(db) > state["last_seq"] + 1_000, 20,
+                         what="the restarted ingest to store")
+        await stop_once_everything_sent_is_stored(sim, ingest, db, signal.SIGTERM)
+    report = read_report(db)
+    assert (report["last_seq"], report["gaps"], report["quarantined"]) == (sim.head, [], 0)
+    assert_matches_reference(report, sim.history)
+    assert feed_state(db)["duplicates"] == 0
+
+
+async def test_sigint_stores_everything_received_then_exits_0(db, processes):
+    async with running_simulator(speed=20, cps=60) as (sim, url):
+        ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
+        await wait_until(lambda: stored_seq(db) > 1_000, 20, what="ingest to store")
+        await stop_once_everything_sent_is_stored(sim, ingest, db, signal.SIGINT)
+    report = read_report(db)
+    assert (report["last_seq"], report["gaps"], report["quarantined"]) == (sim.head, [], 0)
+    assert feed_state(db)["status"] == "stopped"
+    assert_matches_reference(report, sim.history)
+
+
+async def test_kill_9_mid_stream_then_a_restart_stores_every_call_once(db, processes):
+    total = 40_000
+    async with running_simulator(speed=20, cps=300, limit=total) as (sim, url):
+        sim.pause()  # until ingest is connected, so that it is killed mid-stream, not after
+        ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
+        await wait_until(lambda: feed_state(db).get("status") == "connected", 20,
+                         what="ingest to connect")
+        sim.resume()
+        await wait_until(lambda: stored_seq(db) >= total // 4, 30, what="ingest to store")
+        assert sim.head < total, "the feed should still be busy"
+        ingest.process.send_signal(signal.SIGKILL)
+        assert await ingest.wait() == -signal.SIGKILL
+        killed_at = stored_seq(db)
+        assert killed_at < total
+        # Every commit is whole: the stored state is that of the first `killed_at` events.
+        assert_matches_reference(read_report(db), sim.history[:killed_at])
+
+        restarted = processes.noc("ingest", "--feed", url, "--db", str(db))
+        await wait_until(lambda: stored_seq(db) == total, 40, what="the restart to catch up")
+        restarted.process.send_signal(signal.SIGTERM)
+        assert await restarted.wait() == 0, restarted.stderr
+    closed, still_open = calls_by_outcome(sim.history)
+    calls, open_calls = stored_calls(db)
+    assert len(calls) == len(closed) and set(calls) == closed  # each call once, none lost
+    assert open_calls == still_open
+    # `noc report` over everything, and over a range in Unix seconds to ISO 8601 whose ragged
+    # edges are read from the records.
+    time_from, time_to = T0 + 10, T0 + 30.5
+    iso_to = datetime.fromtimestamp(time_to, UTC).isoformat().replace("+00:00", "Z")
+    printed = processes.noc("report", "--json", "--db", str(db))
+    ranged = processes.noc("report", "--json", "--db", str(db), "--from", str(time_from),
+                           "--to", iso_to)
+    assert await printed.wait() == 0, printed.stderr
+    report = json.loads(printed.stdout)
+    assert report == json.loads(json.dumps(read_report(db)))
+    assert (report["last_seq"], report["gaps"], report["quarantined"]) == (total, [], 0)
+    assert_matches_reference(report, sim.history)
+    assert await ranged.wait() == 0, ranged.stderr
+    report = json.loads(ranged.stdout)
+    assert (report["from"], report["to"]) == (time_from, time_to)
+    expected = reference_report(sim.history, time_from=time_from, time_to=time_to)
+    assert report["customers"] == expected["customers"]
+    assert report["carriers"] == expected["carriers"]
+    state = feed_state(db)
+    assert (state["events"], state["duplicates"]) == (total, 0)
+
