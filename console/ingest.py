@@ -297,7 +297,7 @@ class Ingestor:
         if not metrics.is_answered(code):
             # A failed attempt counts now; an answered one waits for its call's duration.
             self._add(CARRIER, attempt.carrier, attempt.route, attempt.start_ms,
-                      metrics.attempt_totals(attempt.record()))
+                      metrics.attempt_totals(attempt.record()), ended_ms=ts_ms)
             self._count_code(CARRIER, attempt.carrier, attempt.start_ms, code)
 
     def _end(self, e: p.CallEnd, ts_ms: int) -> str | None:
@@ -319,7 +319,7 @@ class Ingestor:
     def _reject(self, e: p.CallReject, ts_ms: int) -> None:
         self._known(CUSTOMER, e.customer, ts_ms)
         self.batch.rejects.append((e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason))
-        self._add(CUSTOMER, e.customer, "", ts_ms, metrics.breach_totals(e.reason))
+        self._add(CUSTOMER, e.customer, "", ts_ms, metrics.breach_totals(e.reason), ended_ms=ts_ms)
 
     # Ending calls ------------------------------------------------------------------------
 
@@ -339,16 +339,17 @@ class Ingestor:
         self.batch.closed_calls.add(call.seq)
         self.channels[(CUSTOMER, call.customer)] -= 1
 
-        self._add(CUSTOMER, call.customer, record.route, call.start_ms, metrics.call_totals(record))
+        self._add(CUSTOMER, call.customer, record.route, call.start_ms, metrics.call_totals(record),
+                  ended_ms=ts_ms)
         self._count_code(CUSTOMER, call.customer, call.start_ms, record.code)
         for attempt in record.attempts:
             if metrics.is_answered(attempt.code):
                 self._add(CARRIER, attempt.carrier, attempt.route, attempt.start_ms,
-                          metrics.attempt_totals(attempt))
+                          metrics.attempt_totals(attempt), ended_ms=ts_ms)
                 self._count_code(CARRIER, attempt.carrier, attempt.start_ms, attempt.code)
         for failed, next_answered in metrics.call_failovers(record):
             self._add(CARRIER, failed.carrier, failed.route, failed.start_ms,
-                      metrics.failover_totals(failed, next_answered))
+                      metrics.failover_totals(failed, next_answered), ended_ms=ts_ms)
         self.batch.calls.append((
             call.seq, record.call_id, record.customer, record.cli, record.dst, record.route,
             call.carrier, len(record.attempts), record.start_ms, record.end_ms, record.code,
@@ -399,8 +400,18 @@ class Ingestor:
             row = self.batch.rollups[key] = rollups.zero()
         return row
 
-    def _add(self, kind: str, account: str, route: str, ts_ms: int, totals: metrics.Totals) -> None:
-        rollups.add_into(self._rollup(kind, account, route, ts_ms), totals.as_tuple())
+    def _add(self, kind: str, account: str, route: str, ts_ms: int, totals: metrics.Totals, *,
+             ended_ms: int) -> None:
+        """Count `totals` in the bucket of `ts_ms` (the start: summaries) and in the minute it
+        ended (`ended_ms`: the sample windows of alerts, which cover what ended in them)."""
+        values = totals.as_tuple()
+        rollups.add_into(self._rollup(kind, account, route, ts_ms), values)
+        key = (kind, account, ended_ms - ended_ms % 60_000)
+        ended = self.batch.ended.get(key)
+        if ended is None:
+            self.batch.ended[key] = list(values)
+        else:
+            rollups.add_into(ended, values)
 
     def _count_code(self, kind: str, account: str, ts_ms: int, code: int) -> None:
         key = (kind, account, ts_ms - ts_ms % 3_600_000, code)

@@ -232,6 +232,13 @@ class RollupMinute(RollupTotals, table=True):
     __tablename__ = "rollup_minute"
 
 
+class RollupEndedMinute(RollupTotals, table=True):
+    """Per account (route '') per UTC minute in which calls and attempts ENDED: what an alert's
+    sample period covers ("calls whose end falls in (now - P, now]"); pruned like the minutes."""
+
+    __tablename__ = "rollup_ended_minute"
+
+
 class RollupHour(RollupTotals, table=True):
     __tablename__ = "rollup_hour"
 

@@ -61,6 +61,7 @@ _SQL = {
         "INSERT INTO code_hour (kind, account, bucket, code, count) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT(kind, account, bucket, code) DO UPDATE SET count = count + excluded.count"
     ),
+    "rollup_ended": rollups.upsert_sql(models.RollupEndedMinute.__tablename__),
     **{f"rollup_{period}": rollups.upsert_sql(table.__tablename__)
        for period, table in models.ROLLUP_TABLES.items()},
 }
@@ -75,6 +76,7 @@ class Batch:
     attempts: list[tuple] = field(default_factory=list)
     rejects: list[tuple] = field(default_factory=list)
     rollups: dict[rollups.RollupKey, list[int]] = field(default_factory=dict)
+    ended: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)  # by end minute
     codes: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
     open_calls: dict[int, tuple] = field(default_factory=dict)
     closed_calls: set[int] = field(default_factory=set)
@@ -159,6 +161,10 @@ class StoreWriter:
         if batch.rollups:
             for period, rows in rollups.expand(batch.rollups).items():
                 many(_SQL[f"rollup_{period}"], rollups.upsert_rows(rows))
+        if batch.ended:
+            many(_SQL["rollup_ended"],
+                 ((kind, account, "", minute, *values)
+                  for (kind, account, minute), values in batch.ended.items()))
         if batch.codes:
             many(_SQL["code"], (key + (count,) for key, count in batch.codes.items()))
         if batch.closed_calls:
@@ -187,6 +193,7 @@ class StoreWriter:
         self._last_prune_ms = now_ms
         minute_cutoff = now_ms - self.retention.minute_rollup_days * DAY_MS
         db.execute("DELETE FROM rollup_minute WHERE bucket < ?", (minute_cutoff,))
+        db.execute("DELETE FROM rollup_ended_minute WHERE bucket < ?", (minute_cutoff,))
         log_cutoff = now_ms - self.retention.event_log_days * DAY_MS
         db.execute("DELETE FROM event_log WHERE ts_ms < ?", (log_cutoff,))
 

@@ -176,3 +176,23 @@ def test_live_state_survives_a_restart(harness, tmp_path):
     assert restarted.ingestor.failures.counters["c1"] == 1
     restarted.feed(events[4:])
     assert restarted.report()["customers"] == reference_report(events)["customers"]
+
+
+def test_what_ended_is_counted_by_the_minute_it_ended_for_alert_windows(harness):
+    events = answered_call(1, "a", 50, duration=100.0) + failover_call(7, "b", 0)
+    harness.feed(events)
+    harness.flush()
+    with Reader(harness.path).connection() as db:
+        rows = db.execute(
+            "SELECT kind, account, bucket, attempts, answered, failover FROM rollup_ended_minute "
+            "ORDER BY kind, account, bucket"
+        ).fetchall()
+    minute = round(T0 * 1000)
+    assert rows == [
+        ("carrier", "c1", minute, 1, 0, 0),  # the 503 ended at T0 + 1 s
+        ("carrier", "c1", minute + 60_000, 0, 0, 1),  # call b's failover counts when b ended
+        ("carrier", "c1", minute + 120_000, 1, 1, 0),  # answered call a ended at T0 + 153 s
+        ("carrier", "c2", minute + 60_000, 1, 1, 0),
+        ("customer", "acme", minute + 60_000, 1, 1, 0),
+        ("customer", "acme", minute + 120_000, 1, 1, 0),
+    ]
