@@ -166,3 +166,15 @@ async def settle(pilot, timeout: float = 10.0) -> None:
             raise TimeoutError(f"{type(screen).__name__} got no data within {timeout} s")
         await asyncio.sleep(0.02)
     await pilot.pause()
+
+
+async def until(pilot, predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Let the app run until `predicate()` is true (e.g. a feed state reached the screen)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {predicate}")
+        await pilot.pause(0.1)

@@ -40,6 +40,12 @@ class NocHeader(Horizontal):
         yield FeedBadge()
         yield Static("", id="when")
 
+    def set_where(self, where: str) -> None:
+        """Say where the user is, e.g. "Carriers › Ember Link" once the name is known."""
+        if where != self.where:
+            self.where = where
+            self.query_one("#where", Static).update(f"noc › {where}")
+
     def show_feed(self, feed: FeedView, now_ms: int, *, role: str, read_only: bool,
                   tz) -> None:
         reconnect = None

@@ -1,9 +1,536 @@
-"""Placeholder until the real screen lands."""
+"""One customer: its graphs, routes, latest calls, calls in progress, alerts and summary.
 
-from screens.customers import CustomersScreen
+Only the tab being looked at reads the store: the screen's snapshot is the account strip plus
+the active pane's own snapshot (see screens.panes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tabs
+
+from screens.accounts import (
+    DASH,
+    STATUS_LOOK,
+    Cell,
+    Col,
+    FilterInput,
+    LiveTable,
+    marked,
+    money,
+    pdd,
+    percent,
+    recent_time,
+    seconds,
+    used_of,
+)
+from screens.base import DataScreen
+from screens.call_detail import CallDetail, reject_reason
+from screens.chrome import NocHeader
+from screens.confirm import Confirm
+from screens.dashboard import SEVERITY_MARK
+from screens.panes import DataPane
+from screens.stats import StatsPane, code_style
+from screens.summary import SummaryPane
+from store.database import StoreError
+from store.views import (
+    AccountRow,
+    CallRow,
+    Check,
+    ConsoleData,
+    ControlRow,
+    DialogRow,
+    FeedView,
+    RouteStat,
+    SummaryRow,
+)
+
+CUSTOMER = "customer"
 
 
-class CustomerScreen(CustomersScreen):
+def clock(seconds_: float | None) -> str:
+    """An age or a talk time: m:ss, or h:mm:ss from an hour."""
+    if seconds_ is None:
+        return DASH
+    minutes, secs = divmod(int(seconds_), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def status_line(*parts: str | Text) -> Text:
+    line = Text(no_wrap=True, overflow="ellipsis")
+    for part in parts:
+        line.append(part)
+    return line
+
+
+# Route Stats ----------------------------------------------------------------------------------
+
+class RoutesPane(DataPane):
+    """Per route over the last 24 h: traffic, and the calls refused for breaching a limit."""
+
+    def __init__(self, customer: str) -> None:
+        super().__init__(id="routes-pane")
+        self.customer = customer
+
+    def compose(self) -> ComposeResult:
+        yield Static(status_line("Last 24 h per route · live channels now · a breach is a call "
+                                 "refused over a limit"), classes="pane-note")
+        yield LiveTable([
+            Col("route", "Route"), Col("channels", "Live ch.", "right"),
+            Col("attempts", "Attempts", "right"), Col("asr", "ASR", "right"),
+            Col("acd", "ACD", "right", drop=1), Col("channel", "Ch. breach", "right"),
+            Col("cps", "CPS breach", "right"), Col("other", "Other", "right", drop=2),
+        ])
+
+    def gather(self, data: ConsoleData, now_ms: int) -> tuple[RouteStat, ...]:
+        return tuple(data.route_stats(self.customer, now_ms))
+
+    def show(self, snapshot: tuple[RouteStat, ...]) -> None:
+        self.query_one(LiveTable).set_rows(
+            (s.route or "-", (s.route or "(no route)", f"{s.channels:,}", f"{s.attempts:,}",
+                              percent(s.asr), seconds(s.acd), _breach(s.channel_breaches),
+                              _breach(s.cps_breaches), _breach(s.other_breaches)))
+            for s in snapshot)
+
+
+def _breach(count: int) -> Cell:
+    return Text(f"▲ {count:,}", style="yellow") if count else "0"
+
+
+# Latest Calls ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CallFilter:
+    """`44 code:503 carrier:atlas`: a number (part of CLI or destination), a code, a carrier."""
+
+    number: str = ""
+    code: int | None = None
+    carrier: str = ""
+    problem: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> CallFilter:
+        number, code, carrier, problems = "", None, "", []
+        for word in text.split():
+            name, _, value = word.partition(":")
+            if name == "code" and value.isdigit():
+                code = int(value)
+            elif name == "carrier" and value:
+                carrier = value.casefold()
+            elif not value and word.lstrip("+").isdigit():
+                number = word.lstrip("+")
+            else:
+                problems.append(f"“{word}”")
+        problem = (f"ignored {', '.join(problems)}: type a number, code:NNN or carrier:NAME"
+                   if problems else "")
+        return cls(number, code, carrier, problem)
+
+
+@dataclass(frozen=True)
+class CallsSnapshot:
+    now_ms: int
+    filter: CallFilter
+    carrier: str  # the carrier id the filter's name found
+    problem: str
+    calls: tuple[CallRow, ...]
+
+
+class CallsPane(DataPane):
+    """The customer's newest ended calls and rejects; Enter opens a call's attempts."""
+
+    BINDINGS = [Binding("slash", "filter", "Filter")]
+    LIMIT = 200
+
+    def __init__(self, customer: str) -> None:
+        super().__init__(id="calls-pane")
+        self.customer = customer
+        self.filter = CallFilter()
+        self._calls: dict[str, CallRow] = {}
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="pane-bar"):
+            yield FilterInput("/ filter: 44  code:503  carrier:atlas", id="calls-filter")
+            yield Static(id="calls-status")
+        yield LiveTable([
+            Col("time", "Time"), Col("cli", "CLI"), Col("dst", "Destination"),
+            Col("route", "Route", drop=3), Col("carrier", "Carrier", drop=1),
+            Col("code", "Code"), Col("duration", "Dur.", "right", drop=2),
+            Col("attempts", "Att.", "right", drop=5), Col("pdd", "PDD", "right", drop=6),
+            Col("charge", "Charge", "right", drop=4),
+        ])
+
+    def gather(self, data: ConsoleData, now_ms: int) -> CallsSnapshot:
+        wanted = self.filter
+        carrier, problem = wanted.carrier, wanted.problem
+        if carrier and not problem:
+            carrier, problem = _find_carrier(data, carrier)
+        calls = data.latest_calls(self.customer, now_ms, number=wanted.number, code=wanted.code,
+                                  carrier=carrier, limit=self.LIMIT)
+        return CallsSnapshot(now_ms, wanted, carrier, problem, tuple(calls))
+
+    def show(self, snapshot: CallsSnapshot) -> None:
+        self._calls = {_call_key(c): c for c in snapshot.calls}
+        tz = self.app.display_tz
+        self.query_one(LiveTable).set_rows((key, _call_cells(c, snapshot.now_ms, tz))
+                                           for key, c in self._calls.items())
+        count = len(snapshot.calls)
+        newest = f"newest {count} calls" if count == self.LIMIT else f"{count:,} calls"
+        scope = " in 7 days" if snapshot.filter != CallFilter() else ""
+        if snapshot.carrier:
+            scope += f" · carrier {snapshot.carrier}"
+        problem = Text(f" · {snapshot.problem}", style="yellow") if snapshot.problem else ""
+        self.query_one("#calls-status", Static).update(status_line(newest, scope, problem))
+
+    def action_filter(self) -> None:
+        self.query_one("#calls-filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter = CallFilter.parse(event.value)
+        self.refresh_now()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        call = self._calls.get(event.row_key.value)
+        if call is not None:
+            self.app.push_screen(CallDetail(call, self.app.display_tz))
+
+
+def _find_carrier(data: ConsoleData, text: str) -> tuple[str, str]:
+    """The carrier id a typed name means, and a problem when it means none or several."""
+    carriers = [(id_, name) for kind, id_, name in data.account_names() if kind == "carrier"]
+    exact = [id_ for id_, name in carriers if text in (id_.casefold(), name.casefold())]
+    found = exact or [id_ for id_, name in carriers
+                      if text in id_.casefold() or text in name.casefold()]
+    if len(found) == 1:
+        return found[0], ""
+    if not found:
+        return text, f"no carrier matches “{text}”"
+    return text, f"“{text}” matches {', '.join(found)}"
+
+
+def _call_key(call: CallRow) -> str:
+    return f"r{call.seq}" if call.rejected else str(call.seq)
+
+
+def _call_cells(c: CallRow, now_ms: int, tz) -> tuple[Cell, ...]:
+    answered = 200 <= c.code < 300
+    if c.rejected:
+        code = Text(f"{c.code} ⊘ {reject_reason(c.reason)}", style="red")
+    else:
+        code = Text(str(c.code), style=code_style(c.code))
+    return (
+        recent_time(c.start_ms, now_ms, tz), c.cli or DASH, c.dst, c.route or DASH,
+        c.carrier or DASH, code, seconds(c.duration_s) if answered else DASH,
+        str(c.attempts) if c.attempts else DASH, pdd(c.pdd_ms),
+        f"{c.charge:.4f}" if c.charge else DASH,
+    )
+
+
+# Dialogs --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DialogsSnapshot:
+    total: int
+    answered: int
+    dialogs: tuple[DialogRow, ...]  # the newest SHOWN
+
+
+DIALOG_STATE_STYLE = {"answered": "green", "ringing": "yellow", "trying": "dim"}
+
+
+class DialogsPane(DataPane):
+    """Calls in progress, newest first; `k` asks the writer to end the highlighted one."""
+
+    BINDINGS = [Binding("k", "end_call", "End call")]
+    SHOWN = 200  # beyond a screenful or ten nobody reads them, and every age ticks each refresh
+
+    def __init__(self, customer: str) -> None:
+        super().__init__(id="dialogs-pane")
+        self.customer = customer
+        self._dialogs: dict[str, DialogRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="pane-note", id="dialogs-status")
+        yield LiveTable([
+            Col("age", "Age", "right"), Col("state", "State"), Col("carrier", "Carrier"),
+            Col("cli", "CLI", drop=2), Col("dst", "Destination"), Col("route", "Route", drop=3),
+            Col("attempt", "Att.", "right", drop=4), Col("talk", "Talk", "right", drop=1),
+        ])
+
+    def gather(self, data: ConsoleData, now_ms: int) -> DialogsSnapshot:
+        dialogs = data.dialogs(self.customer, now_ms)
+        answered = sum(d.state == "answered" for d in dialogs)
+        return DialogsSnapshot(len(dialogs), answered, tuple(dialogs[:self.SHOWN]))
+
+    def show(self, snapshot: DialogsSnapshot) -> None:
+        self._dialogs = {d.call_id: d for d in snapshot.dialogs}
+        self.query_one(LiveTable).set_rows((d.call_id, (
+            clock(d.age_s), Text(d.state, style=DIALOG_STATE_STYLE.get(d.state, "")),
+            d.carrier or DASH, d.cli or DASH, d.dst, d.route or DASH,
+            str(d.attempt) if d.attempt else DASH, clock(d.answered_s),
+        )) for d in snapshot.dialogs)
+        ending = ("read-only console: calls cannot be ended here" if self.app.read_only
+                  else "k ends the highlighted call")
+        shown = f" (newest {len(snapshot.dialogs)} shown)" if snapshot.total > self.SHOWN else ""
+        self.query_one("#dialogs-status", Static).update(status_line(
+            f"{snapshot.total:,} calls in progress, {snapshot.answered:,} answered{shown} · ",
+            Text(ending, style="dim")))
+
+    def action_end_call(self) -> None:
+        if self.app.read_only:
+            self.notify("Read-only console: ending calls is forbidden", severity="warning")
+            return
+        key = self.query_one(LiveTable).highlighted_key
+        dialog = self._dialogs.get(key or "")
+        if dialog is None:
+            self.notify("No call is highlighted", severity="warning")
+            return
+        question = (f"End call {dialog.call_id}?\n\n{dialog.cli or DASH} → {dialog.dst}\n"
+                    f"{dialog.state} on {dialog.carrier or DASH} for {clock(dialog.age_s)}")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._end(dialog)
+
+        self.app.push_screen(Confirm(question, yes="End call", title="End a call"), answered)
+
+    def _end(self, dialog: DialogRow) -> None:
+        try:
+            request = self.app.request_control(action="hangup", call_id=dialog.call_id,
+                                               kind=CUSTOMER, account=self.customer,
+                                               reason="ended from the console")
+        except StoreError as error:
+            self.notify(str(error), severity="error")
+            return
+        if request is not None:
+            self.notify(f"Asked the writer to end call {dialog.call_id}")
+
+
+# Alerts ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlertsSnapshot:
+    now_ms: int
+    checks: tuple[Check, ...]
+    requests: tuple[ControlRow, ...]
+
+
+REQUEST_STATUS_STYLE = {"pending": "yellow", "sent": "yellow", "acked": "green", "failed": "red"}
+
+
+class AlertsPane(DataPane):
+    """This customer's open checks, and the requests and penalties that concern it."""
+
+    def __init__(self, customer: str) -> None:
+        super().__init__(id="alerts-pane")
+        self.customer = customer
+
+    def compose(self) -> ComposeResult:
+        yield Static("Open checks", classes="section-title", id="alerts-checks-title")
+        yield Static(id="alerts-checks")
+        yield Static("Requests and penalties · last 24 h and any still standing",
+                     classes="section-title")
+        yield LiveTable([
+            Col("time", "Time"), Col("action", "Action"), Col("status", "Status"),
+            Col("until", "Until", drop=1), Col("what", "Call / reason", drop=2),
+            Col("by", "Requested by", drop=3),
+        ])
+        yield Static("None in the last 24 h.", classes="pane-note", id="alerts-no-requests")
+        yield Static("Alert rules (thresholds, notifications, automatic penalties) arrive with "
+                     "the alert engine; until then this tab lists the console's own checks and "
+                     "the requests made from consoles.", classes="pane-note", id="alerts-rules")
+
+    def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
+        subject = (CUSTOMER, self.customer)
+        return AlertsSnapshot(
+            now_ms,
+            tuple(c for c in data.dashboard(now_ms).checks if c.subject == subject),
+            tuple(r for r in data.control_requests(now_ms)
+                  if r.account == self.customer and r.kind in (CUSTOMER, "")),
+        )
+
+    def show(self, snapshot: AlertsSnapshot) -> None:
+        lines = [marked(SEVERITY_MARK[c.severity], c.text) for c in snapshot.checks]
+        self.query_one("#alerts-checks", Static).update(
+            Text("\n").join(lines) or Text("✓ nothing needs attention", style="green"))
+        tz, now_ms = self.app.display_tz, snapshot.now_ms
+        table = self.query_one(LiveTable)
+        table.display = bool(snapshot.requests)
+        self.query_one("#alerts-no-requests").display = not snapshot.requests
+        table.set_rows((r.id, (
+            recent_time(r.created_ms, now_ms, tz),
+            Text(f"{r.action} (standing)" if r.penalty else r.action,
+                 style="bold yellow" if r.penalty else ""),
+            Text(r.status + (f": {r.error}" if r.error else ""),
+                 style=REQUEST_STATUS_STYLE.get(r.status, "")),
+            recent_time(r.until_ms, now_ms, tz, "%H:%M"),
+            r.call_id or r.reason or DASH, r.requested_by or DASH,
+        )) for r in snapshot.requests)
+
+
+# Summary --------------------------------------------------------------------------------------
+
+class SummaryTab(DataPane):
+    """The billing summary of this customer: Live 24 h, Daily, Monthly (UTC)."""
+
+    def __init__(self, customer: str) -> None:
+        super().__init__(id="summary-pane")
+        self.customer = customer
+        self.mode = "live"
+
+    def compose(self) -> ComposeResult:
+        yield SummaryPane(f"{self.customer} summary", now=self._now)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.app.clock() / 1000, UTC)
+
+    def gather(self, data: ConsoleData, now_ms: int) -> tuple[SummaryRow, ...]:
+        return tuple(data.summary(CUSTOMER, self.customer, self.mode, now_ms))
+
+    def show(self, snapshot: tuple[SummaryRow, ...]) -> None:
+        self.query_one(SummaryPane).show_rows(snapshot)
+
+    def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:
+        self.mode = event.mode
+        self.refresh_now()
+
+
+# The screen -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CustomerSnapshot:
+    now_ms: int
+    feed: FeedView
+    account: AccountRow | None
+    tab: str
+    pane: Hashable
+
+
+TABS = {"stats": "Stats", "routes": "Route Stats", "calls": "Latest Calls",
+        "dialogs": "Dialogs", "alerts": "Alerts", "summary": "Summary"}
+
+
+class CustomerScreen(DataScreen):
+    """A customer's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them."""
+
+    DEFAULT_CSS = """
+    CustomerScreen {
+        & #strip { height: 1; padding: 0 1; background: $boost; }
+        & TabbedContent { height: 1fr; }
+        & TabPane { padding: 0; }
+        & .pane-bar { height: 1; background: $boost; }
+        & .pane-bar > FilterInput { width: 1fr; max-width: 48; }
+        & .pane-bar > Static { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }
+        & .pane-note { height: auto; padding: 0 1; color: $text-muted; }
+        & .section-title { padding: 0 1; margin-top: 1; }
+        & #alerts-checks-title { margin-top: 0; }
+        & #alerts-checks { height: auto; padding: 0 1; }
+        & #alerts-pane > LiveTable { height: auto; max-height: 1fr; }
+        & #alerts-rules { margin-top: 1; }
+    }
+    """
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("greater_than_sign,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display=">"),
+        Binding("less_than_sign,ctrl+pageup", "switch_tab(-1)", "Previous tab",
+                key_display="<"),
+    ]
+
     def __init__(self, account: str) -> None:
         super().__init__()
         self.account = account
+        self.name_shown = account
+        self.panes: dict[str, DataPane] = {
+            "stats": StatsPane(CUSTOMER, account, id="stats-pane"),
+            "routes": RoutesPane(account),
+            "calls": CallsPane(account),
+            "dialogs": DialogsPane(account),
+            "alerts": AlertsPane(account),
+            "summary": SummaryTab(account),
+        }
+        self.active = "stats"  # read by gather on the worker thread: kept in a plain attribute
+
+    def compose(self) -> ComposeResult:
+        yield NocHeader(f"Customers › {self.account}")
+        yield Static(id="strip")
+        with TabbedContent(initial=self.active):
+            for tab, label in TABS.items():
+                with TabPane(label, id=tab):
+                    yield self.panes[tab]
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._focus_pane()
+
+    # Reading and showing --------------------------------------------------------------
+
+    def gather(self, data: ConsoleData, now_ms: int) -> CustomerSnapshot:
+        tab = self.active
+        account = next((a for a in data.accounts(CUSTOMER, now_ms) if a.id == self.account),
+                       None)
+        return CustomerSnapshot(now_ms, data.feed(), account, tab,
+                                self.panes[tab].gather(data, now_ms))
+
+    def show(self, snapshot: CustomerSnapshot) -> None:
+        header = self.query_one(NocHeader)
+        header.show_feed(snapshot.feed, snapshot.now_ms, role=self.app.role,
+                         read_only=self.app.read_only, tz=self.tz)
+        if snapshot.account is not None and snapshot.account.name != self.name_shown:
+            self.name_shown = snapshot.account.name
+            header.set_where(f"Customers › {self.name_shown}")
+        strip = self.query_one("#strip", Static)
+        line = self._strip(snapshot)
+        line.truncate(strip.content_size.width or line.cell_len, overflow="ellipsis")
+        strip.update(line)
+        if snapshot.tab == self.active:
+            self.panes[snapshot.tab].show(snapshot.pane)
+
+    def _strip(self, snapshot: CustomerSnapshot) -> Text:
+        a = snapshot.account
+        if a is None:
+            return Text(f"✖ no customer “{self.account}” in the store", style="bold red")
+        balance = Text(money(a.balance, a.currency), style="bold")
+        if a.low_balance:
+            balance = Text(f"▼ {balance.plain} low", style="bold red")
+        status = a.status
+        if a.status == "penalty":
+            until = recent_time(a.penalty_until_ms, snapshot.now_ms, self.tz, "%H:%M")
+            status = f"penalty until {until}"
+        return status_line(
+            "Balance ", balance, "  Channels ", used_of(a.channels, a.channel_limit),
+            "  CPS ", used_of(a.cps, a.cps_limit), "  ",
+            marked(STATUS_LOOK.get(a.status, ("?", "")), status),
+            Text(f"   last hour: {a.attempts:,} attempts · ASR {percent(a.asr)} · ACD "
+                 f"{seconds(a.acd)} · PDD {pdd(a.pdd_ms)}", style="dim"),
+        )
+
+    # Tabs -----------------------------------------------------------------------------
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == self.active:
+            return
+        self.active = event.pane.id
+        if not isinstance(self.focused, Tabs):  # arrowing along the tab bar keeps its focus
+            self._focus_pane()
+        self.refresh_now()
+
+    def action_switch_tab(self, step: int) -> None:
+        # From the tab bar's own state: `active` follows only once TabActivated is handled,
+        # which quick repeated presses would outrun.
+        tabbed, tabs = self.query_one(TabbedContent), list(TABS)
+        tabbed.active = tabs[(tabs.index(tabbed.active) + step) % len(tabs)]
+
+    def _focus_pane(self) -> None:
+        pane = self.panes[self.active]
+        target = pane if pane.can_focus else pane.query("LiveTable, SummaryTable").first()
+        self.call_after_refresh(target.focus)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,21 +1,9 @@
-"""Placeholder until the real screen lands."""
+"""The customer list: balance, channels, CPS, ASR, ACD, PDD, attempts, last call and status."""
 
-from textual.widgets import Footer, Static
+from __future__ import annotations
 
-from screens.base import DataScreen
-from screens.chrome import NocHeader
+from screens.accounts import AccountListScreen
 
 
-class CustomersScreen(DataScreen):
-    def compose(self):
-        yield NocHeader("CustomersScreen")
-        yield Static("customers")
-        yield Footer()
-
-    def gather(self, data, now_ms):
-        return (data.feed(), now_ms)
-
-    def show(self, snapshot):
-        feed, now_ms = snapshot
-        self.query_one(NocHeader).show_feed(feed, now_ms, role=self.app.role,
-                                            read_only=self.app.read_only, tz=self.tz)
+class CustomersScreen(AccountListScreen):
+    KIND = "customer"

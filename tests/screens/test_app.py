@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from console import testing
 from screens.chrome import NocHeader
 from screens.timezone import TimezonePicker
 
@@ -48,3 +49,36 @@ def test_time_zone_picker(noc_app, noc_settle, snap_compare, size):
 def test_read_only_console_refuses_actions(noc_app, noc_db):
     app = noc_app(read_only=True)
     assert app.request_control(action="hangup", call_id="x") is None
+
+
+async def test_ending_a_dialog_sends_the_control_message_on_the_feed(noc_feed, tmp_path):
+    from textual.widgets import TabbedContent
+
+    from screens.confirm import Confirm
+    from screens.customer import CustomerScreen, DialogsPane
+
+    ts = 1_763_700_000.0
+    noc_feed.send([
+        {"type": "account", "ts": ts, "kind": "customer", "id": "acme", "name": "Acme"},
+        {"type": "call.start", "ts": ts, "call_id": "c-1", "customer": "acme", "cli": "1",
+         "dst": "4420"},
+        {"type": "call.attempt", "ts": ts, "call_id": "c-1", "attempt": 1, "carrier": "atlas",
+         "route": "44"},
+    ])
+    app = testing.make_app(tmp_path / "live.db", feed_url=noc_feed.url, refresh=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await testing.until(pilot, lambda: app.service is not None and app.service.committed_seq >= 3)
+        app.open_account("customer", "acme")
+        await testing.settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CustomerScreen)
+        screen.query_one(TabbedContent).active = "dialogs"
+        await testing.until(pilot, lambda: screen.query_one(DialogsPane).query_one("DataTable").row_count)
+        await pilot.press("k")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await testing.until(pilot, lambda: [c for c in noc_feed.controls if c.action == "hangup"])
+        [control] = [c for c in noc_feed.controls if c.action == "hangup"]
+        assert control.call_id == "c-1"
+        await app.action_quit()
+

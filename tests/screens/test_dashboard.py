@@ -78,10 +78,10 @@ async def test_a_dropped_feed_shows_reconnecting(noc_feed, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         noc_feed.send([{"type": "account", "ts": 1_763_700_000.0, "kind": "customer",
                         "id": "acme", "name": "Acme", "channels": 10}])
-        await _until(pilot, lambda: "connected" in _badge(app) and "seq 1" in _badge(app))
+        await testing.until(pilot, lambda: "connected" in _badge(app) and "seq 1" in _badge(app))
         noc_feed.drop()
-        await _until(pilot, lambda: "reconnecting" in _badge(app))
-        await _until(pilot, lambda: _badge(app).startswith("● connected"))
+        await testing.until(pilot, lambda: "reconnecting" in _badge(app))
+        await testing.until(pilot, lambda: _badge(app).startswith("● connected"))
         await app.action_quit()
 
 
@@ -90,16 +90,6 @@ def _badge(app) -> str:
 
     return str(app.screen.query_one(FeedBadge).render())
 
-
-async def _until(pilot, predicate, timeout: float = 15.0) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.1)
 
 
 def test_summary_rows_are_the_store_figures(noc_db, noc_clock):

@@ -1,0 +1,143 @@
+"""One call opened from Latest Calls: what the customer got, and each carrier attempt on the way,
+so that why it failed over (or did not) can be read at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import tzinfo
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from screens.accounts import DASH, Col, LiveTable, local_time, pdd, seconds
+from screens.stats import SIP_PHRASES, code_style
+from store.views import AttemptRow, CallRow
+
+STOPS_ROUTING = frozenset({404, 480, 486})  # the switch does not fail over on these
+
+
+def code_text(code: int | None) -> str:
+    if code is None:
+        return "in progress"
+    phrase = SIP_PHRASES.get(code)
+    return f"{code} {phrase}" if phrase else str(code)
+
+
+def reject_reason(reason: str) -> str:
+    return reason.replace("_", " ").replace("cps", "CPS")
+
+
+def why(call: CallRow, attempts: Sequence[AttemptRow]) -> str:
+    """One sentence on how the call ended and how routing got there."""
+    if call.rejected:
+        return (f"Refused by the switch before routing ({reject_reason(call.reason)}, "
+                f"{code_text(call.code)}): no carrier was tried.")
+    if not attempts:
+        return f"Ended with {code_text(call.code)}; no carrier attempt was stored."
+    *failed, last = attempts
+    if last.code is None:
+        outcome = f"Still in progress on {last.carrier}"
+    elif 200 <= last.code < 300:
+        outcome = f"Answered by {last.carrier}"
+    elif last.code in STOPS_ROUTING:
+        outcome = (f"{last.carrier} answered {code_text(last.code)}, which stops routing "
+                   "(no failover on 404, 480, 486)")
+    elif last.code == 487:
+        outcome = f"The caller gave up while {last.carrier} was ringing"
+    else:
+        outcome = f"Failed: the last carrier tried, {last.carrier}, answered {code_text(last.code)}"
+    if not failed:
+        return outcome + "."
+    tried = ", then ".join(f"{a.carrier} ({a.code if a.code is not None else DASH})"
+                           for a in failed)
+    return f"{outcome}, after failing over from {tried}."
+
+
+class CallDetail(ModalScreen[None]):
+    """A call and its routing attempts (read once, on a worker thread); Escape closes."""
+
+    DEFAULT_CSS = """
+    CallDetail {
+        align: center middle;
+        & > Vertical {
+            width: 110;
+            max-width: 100%;
+            height: auto;
+            max-height: 100%;
+            padding: 0 1;
+            border: round $primary;
+            background: $surface;
+        }
+        & #call-facts { margin: 1 0 0 0; }
+        & #call-why { margin: 1 0; text-style: bold; }
+        & LiveTable { height: auto; max-height: 12; }
+    }
+    """
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+
+    def __init__(self, call: CallRow, tz: tzinfo) -> None:
+        super().__init__()
+        self.call = call
+        self.tz = tz
+
+    def compose(self) -> ComposeResult:
+        call = self.call
+        with Vertical() as dialog:
+            dialog.border_title = f"Call {call.call_id}" if call.call_id else f"Reject #{call.seq}"
+            dialog.border_subtitle = "Esc close"
+            yield Static(self._facts(), id="call-facts")
+            yield Static("Reading the attempts…", id="call-why")
+            attempts = LiveTable([
+                Col("attempt", "#", "right"), Col("carrier", "Carrier"),
+                Col("route", "Route", drop=3), Col("start", "Start", drop=5), Col("code", "Code"),
+                Col("reason", "Reason", drop=1), Col("pdd", "PDD", "right", drop=2),
+                Col("duration", "Duration", "right", drop=4),
+            ])
+            attempts.show_cursor = False  # a read-only list: nothing to pick
+            attempts.can_focus = False
+            yield attempts
+
+    def _facts(self) -> Text:
+        call = self.call
+        facts = Text()
+        facts.append(local_time(call.start_ms, self.tz, "%Y-%m-%d %H:%M:%S %Z"), style="bold")
+        facts.append(f"   {call.cli or DASH} → {call.dst}", style="bold")
+        facts.append(f"\nroute {call.route or DASH} · ")
+        facts.append(code_text(call.code), style=code_style(call.code))
+        if call.rejected:
+            facts.append(f" · refused: {reject_reason(call.reason)}", style="bold red")
+        else:
+            if 200 <= call.code < 300:
+                facts.append(f" · talked {seconds(call.duration_s)} · charge {call.charge:.4f}")
+            facts.append(f" · PDD {pdd(call.pdd_ms)} · hung up by {call.hangup or DASH}")
+        return facts
+
+    def on_mount(self) -> None:
+        if self.call.rejected:
+            self._show([])
+        else:
+            self.run_worker(lambda: self.app.data.call_attempts(self.call.seq), thread=True,
+                            exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.SUCCESS:
+            self._show(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            self.query_one("#call-why", Static).update(
+                f"Could not read the attempts: {event.worker.error}")
+
+    def _show(self, attempts: list[AttemptRow]) -> None:
+        self.query_one("#call-why", Static).update(why(self.call, attempts))
+        table = self.query_one(LiveTable)
+        table.display = bool(attempts)
+        table.set_rows((str(a.attempt), (
+            str(a.attempt), a.carrier, a.route, local_time(a.start_ms, self.tz),
+            Text(DASH if a.code is None else str(a.code), style=code_style(a.code)),
+            a.reason or SIP_PHRASES.get(a.code, ""), pdd(a.pdd_ms),
+            seconds(a.duration_s) if a.duration_s else DASH,
+        )) for a in attempts)

@@ -1,0 +1,57 @@
+"""A yes/no question before anything that acts on the network (ending a call, disabling)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class Confirm(ModalScreen[bool]):
+    """Dismisses with True only on an explicit yes; "No" has the focus, so a stray Enter is
+    harmless."""
+
+    DEFAULT_CSS = """
+    Confirm {
+        align: center middle;
+        & > Vertical {
+            width: 60;
+            max-width: 100%;
+            height: auto;
+            padding: 1 2 0 2;
+            border: round $warning;
+            background: $surface;
+        }
+        & #question { margin-bottom: 1; }
+        & Horizontal { height: auto; align-horizontal: right; }
+        & Button { margin-left: 2; }
+    }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+    AUTO_FOCUS = "#no"
+
+    def __init__(self, question: str, *, yes: str = "Yes", title: str = "Are you sure?") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as dialog:
+            dialog.border_title = self.title_text
+            dialog.border_subtitle = "y yes · n / Esc no"
+            yield Static(self.question, id="question", markup=False)
+            with Horizontal():
+                yield Button(self.yes, variant="error", id="yes")
+                yield Button("No", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
