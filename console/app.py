@@ -8,6 +8,7 @@ the database has not changed since the last poll, nothing is read at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -70,9 +71,14 @@ class NocApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, options: ConsoleOptions, *, service: IngestService | None = None,
-                 on_start: Callable[[NocApp], Awaitable[None]] | None = None,
-                 on_stop: Callable[[NocApp], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        options: ConsoleOptions,
+        *,
+        service: IngestService | None = None,
+        on_start: Callable[[NocApp], Awaitable[None]] | None = None,
+        on_stop: Callable[[NocApp], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__()
         self.options = options
         self.service = service
@@ -86,7 +92,8 @@ class NocApp(App):
             self.register_theme(theme)
         if options.theme not in self.available_themes:
             raise ValueError(
-                f"unknown theme {options.theme!r}; choose from {', '.join(sorted(self.available_themes))}"
+                f"unknown theme {options.theme!r}; "
+                f"choose from {', '.join(sorted(self.available_themes))}"
             )
         self.theme = options.theme
         self._poll_timer: Timer | None = None
@@ -104,8 +111,9 @@ class NocApp(App):
     # Start and stop -------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self._probe = sqlite3.connect(f"file:{self.options.db_path}?mode=ro", uri=True,
-                                      check_same_thread=False)
+        self._probe = sqlite3.connect(
+            f"file:{self.options.db_path}?mode=ro", uri=True, check_same_thread=False
+        )
         if self.on_start is not None:
             await self.on_start(self)
         if self.service is not None:
@@ -140,12 +148,11 @@ class NocApp(App):
 
     def _watch_terminal(self) -> None:
         """Exit when the SSH session drops: on SIGHUP, or when the parent shell is gone."""
-        try:
+        # No signals where the loop is not the main thread's (tests).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, lambda: self.call_later(self._terminal_gone)
             )
-        except (NotImplementedError, RuntimeError):
-            pass  # no signals where the loop is not the main thread's (tests)
         self.set_interval(WATCHDOG_S, self._check_parent)
 
     async def _terminal_gone(self) -> None:
@@ -192,8 +199,10 @@ class NocApp(App):
                 if self._store_changed() or stale:
                     self._last_read = now
                     worker = self.run_worker(
-                        partial(screen.gather, self.data, self.clock()), thread=True,
-                        group="poll", exit_on_error=False,
+                        partial(screen.gather, self.data, self.clock()),
+                        thread=True,
+                        group="poll",
+                        exit_on_error=False,
                     )
                     await worker.wait()
                     if worker.state == WorkerState.SUCCESS and screen is self.screen:
@@ -234,5 +243,9 @@ class NocApp(App):
         if self.read_only:
             self.notify("Read-only console: actions are disabled", severity="warning")
             return None
-        return request_control(self.options.db_path, now_ms=self.clock(),
-                               requested_by=f"console pid {os.getpid()}", **fields)
+        return request_control(
+            self.options.db_path,
+            now_ms=self.clock(),
+            requested_by=f"console pid {os.getpid()}",
+            **fields,
+        )

@@ -73,7 +73,9 @@ ENVIRONMENT = {
 
 
 def default_config_path() -> Path:
-    return Path(os.environ.get("NOC_CONFIG") or Path(platformdirs.user_config_dir(APP)) / "config.toml")
+    return Path(
+        os.environ.get("NOC_CONFIG") or Path(platformdirs.user_config_dir(APP)) / "config.toml"
+    )
 
 
 def default_db_path() -> Path:

@@ -31,7 +31,7 @@ QUEUE_FRAMES = 64
 
 
 class FeedError(Exception):
-    """A problem with the feed that the user must act on (bad URL, refused token); str() says what."""
+    """A feed problem the user must act on (bad URL, refused token); str() says what."""
 
 
 class FeedUnreachable(FeedError):
@@ -79,10 +79,17 @@ class FeedClient:
     their acks are matched by id when the consumer passes them to `acknowledge()`.
     """
 
-    def __init__(self, url: str, *, token: str | None, position: Callable[[], int],
-                 on_status: Callable[[FeedStatus], None] = lambda status: None,
-                 heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S, queue_frames: int = QUEUE_FRAMES,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        position: Callable[[], int],
+        on_status: Callable[[FeedStatus], None] = lambda status: None,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+        queue_frames: int = QUEUE_FRAMES,
+        rng: random.Random | None = None,
+    ) -> None:
         self.url = check_url(url)
         self.token = token
         self.position = position
@@ -96,12 +103,17 @@ class FeedClient:
         self._pending: dict[str, asyncio.Future[p.ControlAck]] = {}
 
     async def connect_once(self) -> ClientConnection:
-        """Open and subscribe; raises FeedRefused / FeedUnreachable with a message a user can act on."""
+        """Open and subscribe; raises FeedRefused / FeedUnreachable saying what to do."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
             ws = await connect(
-                self.url, additional_headers=headers, compression=None, ping_interval=None,
-                max_size=TRANSPORT_MAX_BYTES, max_queue=4, open_timeout=10,
+                self.url,
+                additional_headers=headers,
+                compression=None,
+                ping_interval=None,
+                max_size=TRANSPORT_MAX_BYTES,
+                max_queue=4,
+                open_timeout=10,
             )
         except InvalidStatus as error:
             code = error.response.status_code
@@ -110,10 +122,17 @@ class FeedClient:
                     f"the feed at {self.url} refused the token (HTTP {code}): set NOC_FEED_TOKEN "
                     "or feed.token in the config file to the token the switch expects"
                 ) from None
-            raise FeedUnreachable(f"the feed at {self.url} answered HTTP {code}: is the URL right?") from None
+            raise FeedUnreachable(
+                f"the feed at {self.url} answered HTTP {code}: is the URL right?"
+            ) from None
         except InvalidURI as error:
             raise FeedError(f"bad feed URL {self.url!r}: {error}") from None
-        except (TimeoutError, OSError, socket.gaierror, websockets.exceptions.InvalidHandshake) as error:
+        except (
+            TimeoutError,
+            OSError,
+            socket.gaierror,
+            websockets.exceptions.InvalidHandshake,
+        ) as error:
             raise FeedUnreachable(
                 f"cannot reach the feed at {self.url} ({error.__class__.__name__}: {error}): "
                 "is the switch's feed (or `noc simulate`) running there?"
@@ -166,7 +185,10 @@ class FeedClient:
             try:
                 frame = await asyncio.wait_for(ws.recv(decode=False), self.heartbeat_timeout)
             except TimeoutError:
-                return f"no frame for {self.heartbeat_timeout:g} s: connection presumed dead", delivered
+                return (
+                    f"no frame for {self.heartbeat_timeout:g} s: connection presumed dead",
+                    delivered,
+                )
             except ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else "no close frame"
                 return f"connection closed ({code})", delivered
@@ -175,7 +197,9 @@ class FeedClient:
 
     async def _wait_before_retry(self, delay: float, reason: str, *, refused: bool = False) -> None:
         at_ms = time.time_ns() // 1_000_000 + int(delay * 1000)
-        self.on_status(FeedStatus("refused" if refused else "reconnecting", reason, reconnect_at_ms=at_ms))
+        self.on_status(
+            FeedStatus("refused" if refused else "reconnecting", reason, reconnect_at_ms=at_ms)
+        )
         await asyncio.sleep(delay)
 
     # Control messages ---------------------------------------------------------------------

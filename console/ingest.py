@@ -55,8 +55,13 @@ class FeedCounters:
 class Ingestor:
     """The writer's state machine: feed frames in, a Batch of changes out."""
 
-    def __init__(self, *, failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES,
-                 lost_after_ms: int = LOST_AFTER_MS, clock=now_ms) -> None:
+    def __init__(
+        self,
+        *,
+        failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES,
+        lost_after_ms: int = LOST_AFTER_MS,
+        clock=now_ms,
+    ) -> None:
         self.clock = clock
         self.lost_after_ms = lost_after_ms
         self.last_seq = 0
@@ -89,8 +94,13 @@ class Ingestor:
 
     # Restoring after a restart ------------------------------------------------------------
 
-    def restore(self, feed: dict, open_calls: Iterable[bytes], carriers: Iterable[tuple[str, int]],
-                accounts: Iterable[tuple]) -> None:
+    def restore(
+        self,
+        feed: dict,
+        open_calls: Iterable[bytes],
+        carriers: Iterable[tuple[str, int]],
+        accounts: Iterable[tuple],
+    ) -> None:
         """Rebuild live state from what the last flush committed."""
         self.last_seq = feed["last_seq"]
         self.newest_ms = feed["newest_ms"]
@@ -193,8 +203,17 @@ class Ingestor:
         def keep(value, index):
             return old[index] if value is p.UNSET else value
 
-        row = (e.kind, e.id, e.name, keep(e.channels, 3), keep(e.cps, 4), keep(e.balance, 5),
-               keep(e.currency, 6), keep(e.enabled, 7), ts_ms)
+        row = (
+            e.kind,
+            e.id,
+            e.name,
+            keep(e.channels, 3),
+            keep(e.cps, 4),
+            keep(e.balance, 5),
+            keep(e.currency, 6),
+            keep(e.enabled, 7),
+            ts_ms,
+        )
         self.accounts[key] = row
         self.batch.accounts[key] = row
 
@@ -237,7 +256,9 @@ class Ingestor:
         self._touch(call, ts_ms)
         return None
 
-    def _call_attempt(self, call_id: str, number: int) -> tuple[LiveCall | None, LiveAttempt | None, str | None]:
+    def _call_attempt(
+        self, call_id: str, number: int
+    ) -> tuple[LiveCall | None, LiveAttempt | None, str | None]:
         call, reason = self._open_call(call_id)
         if call is None:
             return None, None, reason
@@ -289,15 +310,23 @@ class Ingestor:
         self._touch(call, ts_ms)
         return None
 
-    def _finish_attempt(self, attempt: LiveAttempt, ts_ms: int, code: int, reason: str | None) -> None:
+    def _finish_attempt(
+        self, attempt: LiveAttempt, ts_ms: int, code: int, reason: str | None
+    ) -> None:
         attempt.end_ms, attempt.code, attempt.reason = ts_ms, code, reason
         self.channels[(CARRIER, attempt.carrier)] -= 1
         self.failures.attempt_ended(attempt.carrier, code)
         self._dirty_carriers.add(attempt.carrier)
         if not metrics.is_answered(code):
             # A failed attempt counts now; an answered one waits for its call's duration.
-            self._add(CARRIER, attempt.carrier, attempt.route, attempt.start_ms,
-                      metrics.attempt_totals(attempt.record()), ended_ms=ts_ms)
+            self._add(
+                CARRIER,
+                attempt.carrier,
+                attempt.route,
+                attempt.start_ms,
+                metrics.attempt_totals(attempt.record()),
+                ended_ms=ts_ms,
+            )
             self._count_code(CARRIER, attempt.carrier, attempt.start_ms, code)
 
     def _end(self, e: p.CallEnd, ts_ms: int) -> str | None:
@@ -306,7 +335,8 @@ class Ingestor:
             return "second call.end for the call" if reason == "call already ended" else reason
         duration_ms = to_ms(e.duration)
         record = call.record(
-            ts_ms, e.code,
+            ts_ms,
+            e.code,
             duration_ms=duration_ms,
             billed_ms=to_ms(e.billed) if e.billed is not p.UNSET else duration_ms,
             charge_micro=to_micro(e.charge) if e.charge is not p.UNSET else 0,
@@ -339,26 +369,71 @@ class Ingestor:
         self.batch.closed_calls.add(call.seq)
         self.channels[(CUSTOMER, call.customer)] -= 1
 
-        self._add(CUSTOMER, call.customer, record.route, call.start_ms, metrics.call_totals(record),
-                  ended_ms=ts_ms)
+        self._add(
+            CUSTOMER,
+            call.customer,
+            record.route,
+            call.start_ms,
+            metrics.call_totals(record),
+            ended_ms=ts_ms,
+        )
         self._count_code(CUSTOMER, call.customer, call.start_ms, record.code)
         for attempt in record.attempts:
             if metrics.is_answered(attempt.code):
-                self._add(CARRIER, attempt.carrier, attempt.route, attempt.start_ms,
-                          metrics.attempt_totals(attempt), ended_ms=ts_ms)
+                self._add(
+                    CARRIER,
+                    attempt.carrier,
+                    attempt.route,
+                    attempt.start_ms,
+                    metrics.attempt_totals(attempt),
+                    ended_ms=ts_ms,
+                )
                 self._count_code(CARRIER, attempt.carrier, attempt.start_ms, attempt.code)
         for failed, next_answered in metrics.call_failovers(record):
-            self._add(CARRIER, failed.carrier, failed.route, failed.start_ms,
-                      metrics.failover_totals(failed, next_answered), ended_ms=ts_ms)
-        self.batch.calls.append((
-            call.seq, record.call_id, record.customer, record.cli, record.dst, record.route,
-            call.carrier, len(record.attempts), record.start_ms, record.end_ms, record.code,
-            record.duration_ms, record.billed_ms, record.charge_micro, record.cost_micro,
-            record.progress_ms, record.dtmf_count, record.hangup,
-        ))
+            self._add(
+                CARRIER,
+                failed.carrier,
+                failed.route,
+                failed.start_ms,
+                metrics.failover_totals(failed, next_answered),
+                ended_ms=ts_ms,
+            )
+        self.batch.calls.append(
+            (
+                call.seq,
+                record.call_id,
+                record.customer,
+                record.cli,
+                record.dst,
+                record.route,
+                call.carrier,
+                len(record.attempts),
+                record.start_ms,
+                record.end_ms,
+                record.code,
+                record.duration_ms,
+                record.billed_ms,
+                record.charge_micro,
+                record.cost_micro,
+                record.progress_ms,
+                record.dtmf_count,
+                record.hangup,
+            )
+        )
         self.batch.attempts.extend(
-            (call.seq, a.attempt, a.carrier, a.route, a.start_ms, a.end_ms, a.code, a.progress_ms,
-             a.duration_ms, a.cost_micro, a.reason)
+            (
+                call.seq,
+                a.attempt,
+                a.carrier,
+                a.route,
+                a.start_ms,
+                a.end_ms,
+                a.code,
+                a.progress_ms,
+                a.duration_ms,
+                a.cost_micro,
+                a.reason,
+            )
             for a in record.attempts
         )
 
@@ -389,7 +464,10 @@ class Ingestor:
             window = self._cps[key] = [second, 0]
         window[1] += 1
         peaks = self._rollup(kind, account, "", ts_ms)
-        cps_index, channels_index = rollups.FIELD_INDEX["peak_cps"], rollups.FIELD_INDEX["peak_channels"]
+        cps_index, channels_index = (
+            rollups.FIELD_INDEX["peak_cps"],
+            rollups.FIELD_INDEX["peak_channels"],
+        )
         peaks[cps_index] = max(peaks[cps_index], window[1])
         peaks[channels_index] = max(peaks[channels_index], self.channels[key])
 
@@ -400,8 +478,16 @@ class Ingestor:
             row = self.batch.rollups[key] = rollups.zero()
         return row
 
-    def _add(self, kind: str, account: str, route: str, ts_ms: int, totals: metrics.Totals, *,
-             ended_ms: int) -> None:
+    def _add(
+        self,
+        kind: str,
+        account: str,
+        route: str,
+        ts_ms: int,
+        totals: metrics.Totals,
+        *,
+        ended_ms: int,
+    ) -> None:
         """Count `totals` in the bucket of `ts_ms` (the start: summaries) and in the minute it
         ended (`ended_ms`: the sample windows of alerts, which cover what ended in them)."""
         values = totals.as_tuple()
@@ -437,8 +523,15 @@ class Ingestor:
         for call_id in self._dirty_calls:
             call = self.calls[call_id]
             batch.open_calls[call.seq] = (
-                call.seq, call.call_id, call.customer, call.carrier, call.dst, call.start_ms,
-                call.answer_ms, call.last_ms, pack(call),
+                call.seq,
+                call.call_id,
+                call.customer,
+                call.carrier,
+                call.dst,
+                call.start_ms,
+                call.answer_ms,
+                call.last_ms,
+                pack(call),
             )
         self._dirty_calls.clear()
         stamp = self.clock()

@@ -129,7 +129,9 @@ class Control(msgspec.Struct, tag_field="type", tag="control", omit_defaults=Tru
     until: float | None = None
 
 
-CallEvent = CallStart | CallAttempt | CallProgress | CallAnswer | CallDtmf | CallAttemptEnd | CallEnd
+CallEvent = (
+    CallStart | CallAttempt | CallProgress | CallAnswer | CallDtmf | CallAttemptEnd | CallEnd
+)
 Event = Account | CallReject | CallEvent
 ServerFrame = Event | Heartbeat | Gap | ControlAck
 ClientFrame = Subscribe | Control
@@ -137,8 +139,18 @@ ClientFrame = Subscribe | Control
 EVENT_TYPES = frozenset(
     cls.__struct_config__.tag
     for cls in (
-        Account, CallStart, CallAttempt, CallProgress, CallAnswer, CallDtmf, CallAttemptEnd,
-        CallEnd, CallReject, Heartbeat, Gap, ControlAck,
+        Account,
+        CallStart,
+        CallAttempt,
+        CallProgress,
+        CallAnswer,
+        CallDtmf,
+        CallAttemptEnd,
+        CallEnd,
+        CallReject,
+        Heartbeat,
+        Gap,
+        ControlAck,
     )
 )
 

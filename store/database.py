@@ -40,7 +40,9 @@ def prepare(path: str | Path, *, create: bool = True) -> int:
     path = Path(path)
     if not path.exists():
         if not create:
-            raise StoreError(f"{path} does not exist: start `noc ingest` or `noc demo` to create it")
+            raise StoreError(
+                f"{path} does not exist: start `noc ingest` or `noc demo` to create it"
+            )
         if not path.parent.exists():
             raise StoreError(f"cannot create {path}: the folder {path.parent} does not exist")
     try:
@@ -61,22 +63,28 @@ def prepare(path: str | Path, *, create: bool = True) -> int:
     except sqlite3.OperationalError as error:
         if "locked" in str(error):
             raise StoreError(
-                f"{path} is locked by another process: wait for it, or stop the process that holds it"
+                f"{path} is locked by another process: "
+                "wait for it, or stop the process that holds it"
             ) from error
         raise StoreError(f"cannot use {path}: {error}") from error
     except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path} is not a SQLite database ({error}): check the --db path") from error
+        raise StoreError(
+            f"{path} is not a SQLite database ({error}): check the --db path"
+        ) from error
     finally:
         connection.close()
 
 
 def _version(connection: sqlite3.Connection, path: Path) -> int:
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {
+        row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
     if not tables:
         return 0
     if "noc_meta" not in tables:
         raise StoreError(
-            f"{path} is a SQLite database but not noc's: give --db a noc database or a new file name"
+            f"{path} is a SQLite database but not noc's: "
+            "give --db a noc database or a new file name"
         )
     rows = dict(connection.execute("SELECT key, value FROM noc_meta"))
     if rows.get("app") != APP_ID:

@@ -36,7 +36,7 @@ def is_network_effective(code: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """One carrier attempt, as ended. `duration_ms` and `cost_micro` are the call's if it answered."""
+    """A carrier attempt, as ended; `duration_ms` and `cost_micro` are the call's if it answered."""
 
     carrier: str
     route: str
@@ -188,6 +188,7 @@ def call_failovers(call: CallRecord) -> list[tuple[AttemptRecord, bool]]:
 
 # Ratios, from totals. Each is None where its denominator is zero.
 
+
 def asr(t: Totals) -> float | None:
     return 100 * t.answered / t.attempts if t.attempts else None
 
@@ -246,6 +247,7 @@ def never_404(t: Totals, busy_attempts: int = 1000) -> bool:
 
 
 # Carrier health counters over an ordered stream.
+
 
 def is_carrier_failure(code: int, failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES) -> bool:
     return code in failure_codes

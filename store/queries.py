@@ -74,8 +74,14 @@ class Reader:
         floor = newest_ms - keep_days * DAY
         return max(floor - floor % HOUR + HOUR, oldest or 0)
 
-    def totals(self, start_ms: int, end_ms: int, *, minute_keep_days: int = 8,
-               route: str = rollups.ALL_ROUTES) -> dict[Key, Totals]:
+    def totals(
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        minute_keep_days: int = 8,
+        route: str = rollups.ALL_ROUTES,
+    ) -> dict[Key, Totals]:
         """Totals per account over [start_ms, end_ms), from rollups plus the ragged edges."""
         feed = self.feed_state()
         floor = self.minute_floor(feed.newest_ms, minute_keep_days)
@@ -114,24 +120,28 @@ class Reader:
             if call.end_ms is not None:
                 for failed, answered in metrics.call_failovers(call):
                     if lo <= failed.start_ms < hi:
-                        found[("carrier", failed.carrier)].add(metrics.failover_totals(failed, answered))
+                        found[("carrier", failed.carrier)].add(
+                            metrics.failover_totals(failed, answered)
+                        )
         return found
 
     def _calls(self, connection: sqlite3.Connection, where: str, params: tuple) -> list[CallRecord]:
         calls = connection.execute(
             "SELECT seq, call_id, customer, start_ms, end_ms, code, cli, dst, route, duration_ms, "
             "billed_ms, charge_micro, cost_micro, progress_ms, dtmf_count, hangup FROM call "
-            f"WHERE {where}", params,
+            f"WHERE {where}",
+            params,
         ).fetchall()
         if not calls:
             return []
         attempts: dict[int, list[AttemptRecord]] = defaultdict(list)
         seqs = [row[0] for row in calls]
         for chunk in range(0, len(seqs), 500):
-            part = seqs[chunk:chunk + 500]
+            part = seqs[chunk : chunk + 500]
             for row in connection.execute(
                 "SELECT call_seq, carrier, route, attempt, start_ms, end_ms, code, progress_ms, "
-                f"duration_ms, cost_micro, reason FROM attempt WHERE call_seq IN ({','.join('?' * len(part))})",
+                "duration_ms, cost_micro, reason FROM attempt "
+                f"WHERE call_seq IN ({','.join('?' * len(part))})",
                 part,
             ):
                 attempts[row[0]].append(AttemptRecord(*row[1:]))
@@ -145,7 +155,9 @@ class Reader:
             failed = tuple(
                 a.record() for a in call.attempts if a.ended and not metrics.is_answered(a.code)
             )
-            found.append(CallRecord(call.call_id, call.customer, call.start_ms, None, -1, attempts=failed))
+            found.append(
+                CallRecord(call.call_id, call.customer, call.start_ms, None, -1, attempts=failed)
+            )
         return found
 
     def feed_state(self) -> models.FeedState:
@@ -154,7 +166,11 @@ class Reader:
 
     def accounts(self) -> list[models.Account]:
         with Session(self.engine) as session:
-            return list(session.exec(select(models.Account).order_by(models.Account.kind, models.Account.id)))
+            return list(
+                session.exec(
+                    select(models.Account).order_by(models.Account.kind, models.Account.id)
+                )
+            )
 
     def gaps(self) -> list[models.Gap]:
         with Session(self.engine) as session:
@@ -162,14 +178,18 @@ class Reader:
 
     def consecutive_failures(self) -> dict[str, int]:
         with Session(self.engine) as session:
-            return {row.carrier: row.consecutive_failures
-                    for row in session.exec(select(models.CarrierState))}
+            return {
+                row.carrier: row.consecutive_failures
+                for row in session.exec(select(models.CarrierState))
+            }
 
     def report(self, time_from_ms: int | None = None, time_to_ms: int | None = None) -> dict:
         """The `noc report --json` object over [from, to) (default: everything stored)."""
         feed = self.feed_state()
         start = time_from_ms if time_from_ms is not None else 0
-        end = time_to_ms if time_to_ms is not None else feed.newest_ms - feed.newest_ms % 1000 + 1000
+        end = (
+            time_to_ms if time_to_ms is not None else feed.newest_ms - feed.newest_ms % 1000 + 1000
+        )
         totals = self.totals(start, end) if end > start else {}
         failures = self.consecutive_failures()
         customers, carriers = {}, {}

@@ -62,8 +62,10 @@ _SQL = {
         "ON CONFLICT(kind, account, bucket, code) DO UPDATE SET count = count + excluded.count"
     ),
     "rollup_ended": rollups.upsert_sql(models.RollupEndedMinute.__tablename__),
-    **{f"rollup_{period}": rollups.upsert_sql(table.__tablename__)
-       for period, table in models.ROLLUP_TABLES.items()},
+    **{
+        f"rollup_{period}": rollups.upsert_sql(table.__tablename__)
+        for period, table in models.ROLLUP_TABLES.items()
+    },
 }
 
 
@@ -162,9 +164,13 @@ class StoreWriter:
             for period, rows in rollups.expand(batch.rollups).items():
                 many(_SQL[f"rollup_{period}"], rollups.upsert_rows(rows))
         if batch.ended:
-            many(_SQL["rollup_ended"],
-                 ((kind, account, "", minute, *values)
-                  for (kind, account, minute), values in batch.ended.items()))
+            many(
+                _SQL["rollup_ended"],
+                (
+                    (kind, account, "", minute, *values)
+                    for (kind, account, minute), values in batch.ended.items()
+                ),
+            )
         if batch.codes:
             many(_SQL["code"], (key + (count,) for key, count in batch.codes.items()))
         if batch.closed_calls:
@@ -184,7 +190,9 @@ class StoreWriter:
             many(_SQL["gap"], batch.gaps)
         if batch.feed:
             assignments = ", ".join(f"{name} = ?" for name in batch.feed)
-            db.execute(f"UPDATE feed_state SET {assignments} WHERE id = 1", tuple(batch.feed.values()))
+            db.execute(
+                f"UPDATE feed_state SET {assignments} WHERE id = 1", tuple(batch.feed.values())
+            )
         newest = batch.feed.get("newest_ms")
         if isinstance(newest, int) and newest - self._last_prune_ms > 600_000:
             self._prune(db, newest)

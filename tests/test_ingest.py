@@ -1,4 +1,4 @@
-"""The ingest rules on hand-written streams, stored in a real SQLite file and read back by report."""
+"""The ingest rules on hand-written streams, stored in a real SQLite file, read back by report."""
 
 from __future__ import annotations
 
@@ -19,16 +19,52 @@ def ev(seq, type_, ts, **fields):
     return {"seq": seq, "type": type_, "ts": T0 + ts, **fields}
 
 
-def answered_call(seq, call_id, at, *, customer="acme", carrier="c1", duration=30.0,
-                  charge=0.05, cost=0.03, pdd=2.0, route="44"):
+def answered_call(
+    seq,
+    call_id,
+    at,
+    *,
+    customer="acme",
+    carrier="c1",
+    duration=30.0,
+    charge=0.05,
+    cost=0.03,
+    pdd=2.0,
+    route="44",
+):
     return [
         ev(seq, "call.start", at, call_id=call_id, customer=customer, cli="1", dst=route + "1"),
-        ev(seq + 1, "call.attempt", at + 0.01, call_id=call_id, attempt=1, carrier=carrier, route=route),
+        ev(
+            seq + 1,
+            "call.attempt",
+            at + 0.01,
+            call_id=call_id,
+            attempt=1,
+            carrier=carrier,
+            route=route,
+        ),
         ev(seq + 2, "call.progress", at + pdd, call_id=call_id, attempt=1, code=180),
         ev(seq + 3, "call.answer", at + pdd + 1, call_id=call_id, attempt=1),
-        ev(seq + 4, "call.attempt_end", at + pdd + 1 + duration, call_id=call_id, attempt=1, code=200),
-        ev(seq + 5, "call.end", at + pdd + 1 + duration, call_id=call_id, code=200,
-           duration=duration, billed=duration, charge=charge, cost=cost, hangup="caller"),
+        ev(
+            seq + 4,
+            "call.attempt_end",
+            at + pdd + 1 + duration,
+            call_id=call_id,
+            attempt=1,
+            code=200,
+        ),
+        ev(
+            seq + 5,
+            "call.end",
+            at + pdd + 1 + duration,
+            call_id=call_id,
+            code=200,
+            duration=duration,
+            billed=duration,
+            charge=charge,
+            cost=cost,
+            hangup="caller",
+        ),
     ]
 
 
@@ -42,8 +78,18 @@ def failover_call(seq, call_id, at, *, customer="acme"):
         ev(seq + 4, "call.progress", at + 3.5, call_id=call_id, attempt=2, code=183),
         ev(seq + 5, "call.answer", at + 4, call_id=call_id, attempt=2),
         ev(seq + 6, "call.attempt_end", at + 64, call_id=call_id, attempt=2, code=200),
-        ev(seq + 7, "call.end", at + 64, call_id=call_id, code=200, duration=60.0, billed=60,
-           charge=0.1, cost=0.07, hangup="callee"),
+        ev(
+            seq + 7,
+            "call.end",
+            at + 64,
+            call_id=call_id,
+            code=200,
+            duration=60.0,
+            billed=60,
+            charge=0.1,
+            cost=0.07,
+            hangup="callee",
+        ),
     ]
 
 
@@ -137,8 +183,10 @@ def test_bad_input_is_quarantined_and_the_stream_goes_on(harness):
 
 
 def test_a_silent_call_is_closed_as_lost_after_an_hour_of_feed_time(harness):
-    start = [ev(1, "call.start", 0, call_id="z", customer="acme", cli="1", dst="1"),
-             ev(2, "call.attempt", 1, call_id="z", attempt=1, carrier="c1", route="1")]
+    start = [
+        ev(1, "call.start", 0, call_id="z", customer="acme", cli="1", dst="1"),
+        ev(2, "call.attempt", 1, call_id="z", attempt=1, carrier="c1", route="1"),
+    ]
     later = answered_call(3, "a", 3602)
     harness.feed(start, later)
     report = harness.report()
@@ -157,7 +205,9 @@ def test_a_range_counts_calls_by_start_and_uses_the_records_at_ragged_edges(harn
     harness.feed(events)
     harness.flush()
     for lo, hi in [(0, 3600), (899.9, 4000.3), (1800.2, 1800.9), (0, 86400)]:
-        got = harness.report(time_from_ms=round((T0 + lo) * 1000), time_to_ms=round((T0 + hi) * 1000))
+        got = harness.report(
+            time_from_ms=round((T0 + lo) * 1000), time_to_ms=round((T0 + hi) * 1000)
+        )
         want = reference_report(events, time_from=T0 + lo, time_to=T0 + hi)
         assert got["customers"] == want["customers"], (lo, hi)
         assert got["carriers"] == want["carriers"], (lo, hi)

@@ -58,22 +58,40 @@ async def test_ending_a_dialog_sends_the_control_message_on_the_feed(noc_feed, t
     from screens.customer import CustomerScreen, DialogsPane
 
     ts = 1_763_700_000.0
-    noc_feed.send([
-        {"type": "account", "ts": ts, "kind": "customer", "id": "acme", "name": "Acme"},
-        {"type": "call.start", "ts": ts, "call_id": "c-1", "customer": "acme", "cli": "1",
-         "dst": "4420"},
-        {"type": "call.attempt", "ts": ts, "call_id": "c-1", "attempt": 1, "carrier": "atlas",
-         "route": "44"},
-    ])
+    noc_feed.send(
+        [
+            {"type": "account", "ts": ts, "kind": "customer", "id": "acme", "name": "Acme"},
+            {
+                "type": "call.start",
+                "ts": ts,
+                "call_id": "c-1",
+                "customer": "acme",
+                "cli": "1",
+                "dst": "4420",
+            },
+            {
+                "type": "call.attempt",
+                "ts": ts,
+                "call_id": "c-1",
+                "attempt": 1,
+                "carrier": "atlas",
+                "route": "44",
+            },
+        ]
+    )
     app = testing.make_app(tmp_path / "live.db", feed_url=noc_feed.url, refresh=0.2)
     async with app.run_test(size=(120, 40)) as pilot:
-        await testing.until(pilot, lambda: app.service is not None and app.service.committed_seq >= 3)
+        await testing.until(
+            pilot, lambda: app.service is not None and app.service.committed_seq >= 3
+        )
         app.open_account("customer", "acme")
         await testing.settle(pilot)
         screen = app.screen
         assert isinstance(screen, CustomerScreen)
         screen.query_one(TabbedContent).active = "dialogs"
-        await testing.until(pilot, lambda: screen.query_one(DialogsPane).query_one("DataTable").row_count)
+        await testing.until(
+            pilot, lambda: screen.query_one(DialogsPane).query_one("DataTable").row_count
+        )
         await pilot.press("k")
         assert isinstance(app.screen, Confirm)
         await pilot.press("y")
@@ -81,4 +99,3 @@ async def test_ending_a_dialog_sends_the_control_message_on_the_feed(noc_feed, t
         [control] = [c for c in noc_feed.controls if c.action == "hangup"]
         assert control.call_id == "c-1"
         await app.action_quit()
-
