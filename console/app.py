@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import tzinfo
@@ -43,6 +45,8 @@ from store.views import ConsoleData
 
 STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows move with time
 WATCHDOG_S = 5.0
+STOP_TIMEOUT_S = 10.0  # what is not stored by then is fetched again from the feed on restart
+log = logging.getLogger(__name__)
 
 
 class NocApp(App):
@@ -133,7 +137,10 @@ class NocApp(App):
         await self.service.run(connect_first=False)
 
     async def action_quit(self) -> None:
-        await self._stop_services()
+        try:
+            await asyncio.wait_for(self._stop_services(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("the writer did not stop within %s s; leaving anyway", STOP_TIMEOUT_S)
         self.exit()
 
     async def _stop_services(self) -> None:
@@ -150,20 +157,26 @@ class NocApp(App):
         """Exit when the SSH session drops: on SIGHUP, or when the parent shell is gone."""
         # No signals where the loop is not the main thread's (tests).
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, lambda: self.call_later(self._terminal_gone)
-            )
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
         self.set_interval(WATCHDOG_S, self._check_parent)
 
+    def _hung_up(self) -> None:
+        # A timer thread ends the process even if the event loop gets stuck: with the terminal
+        # gone, Textual's own exit can block for good writing to the dead pty.
+        deadline = threading.Timer(STOP_TIMEOUT_S, os._exit, (0,))
+        deadline.daemon = True
+        deadline.start()
+        self.call_later(self._terminal_gone)
+
     async def _terminal_gone(self) -> None:
-        """Store what the writer holds, then leave at once: with the terminal gone, Textual's
-        usual exit (restoring the screen) can wait forever on a dead pty."""
-        await self._stop_services()
+        """Store what the writer holds, then leave at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_services(), STOP_TIMEOUT_S)
         os._exit(0)
 
     async def _check_parent(self) -> None:
         if os.getppid() != self._parent_pid:
-            await self._terminal_gone()
+            self._hung_up()
 
     # The refresh loop -----------------------------------------------------------------
 

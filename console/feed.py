@@ -168,7 +168,13 @@ class FeedClient:
             self._ws = ws
             self.connected.set()
             self.on_status(FeedStatus("connected", self.url, connected_since_ms=since_ms))
-            reason, delivered = await self._read(ws)
+            try:
+                reason, delivered = await self._read(ws)
+            except asyncio.CancelledError:
+                # Stopping: drop the connection at once rather than wait on a close handshake
+                # with a server whose sends may be stuck behind our unread frames.
+                ws.transport.abort()
+                raise
             if delivered:
                 delays = backoff_delays(self.rng)  # a connection that delivered starts afresh
             self._ws = None
