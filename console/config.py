@@ -26,6 +26,7 @@ class ConfigError(Exception):
 class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = "ws://127.0.0.1:8765/feed"
     token: str | None = None
+    ca_file: str | None = None  # PEM CA for a wss:// feed with a private certificate
 
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -64,6 +65,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 ENVIRONMENT = {
     "NOC_FEED_URL": ("feed", "url", str),
     "NOC_FEED_TOKEN": ("feed", "token", str),
+    "NOC_FEED_CA_FILE": ("feed", "ca_file", str),
     "NOC_DB": ("store", "path", str),
     "NOC_REFRESH": ("console", "refresh", float),
     "NOC_READ_ONLY": ("console", "read_only", lambda v: v.lower() in ("1", "true", "yes")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import ssl
 import socket
 import time
 from collections.abc import Callable
@@ -89,9 +90,11 @@ class FeedClient:
         heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
         queue_frames: int = QUEUE_FRAMES,
         rng: random.Random | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.url = check_url(url)
         self.token = token
+        self.ca_file = ca_file
         self.position = position
         self.on_status = on_status
         self.heartbeat_timeout = heartbeat_timeout
@@ -105,9 +108,16 @@ class FeedClient:
     async def connect_once(self) -> ClientConnection:
         """Open and subscribe; raises FeedRefused / FeedUnreachable saying what to do."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        tls = {}
+        if self.url.startswith("wss:") and self.ca_file:
+            try:
+                tls["ssl"] = ssl.create_default_context(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as error:
+                raise FeedError(f"cannot use feed.ca_file {self.ca_file!r}: {error}") from None
         try:
             ws = await connect(
                 self.url,
+                **tls,
                 additional_headers=headers,
                 compression=None,
                 ping_interval=None,
@@ -127,6 +137,11 @@ class FeedClient:
             ) from None
         except InvalidURI as error:
             raise FeedError(f"bad feed URL {self.url!r}: {error}") from None
+        except ssl.SSLCertVerificationError as error:
+            raise FeedUnreachable(
+                f"the feed at {self.url} has a certificate this machine does not trust "
+                f"({error.verify_message}): set feed.ca_file (or NOC_FEED_CA_FILE) to its CA"
+            ) from None
         except (
             TimeoutError,
             OSError,

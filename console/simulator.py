@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -157,13 +158,16 @@ class Simulator:
             return self._clock_sim
         return self._clock_sim + (time.monotonic() - self._clock_wall) * self.speed
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8765) -> int:
-        """Listen (any path is accepted) and start generating; return the port (0 picks one)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 8765,
+                    ssl_context: ssl.SSLContext | None = None) -> int:
+        """Listen (any path is accepted; TLS, i.e. wss://, with `ssl_context`) and start
+        generating; return the port (0 picks one)."""
         if self._record_path is not None:
             self._record = self._record_path.open("ab")
         self._server = await serve(
             self._serve_connection, host, port,
             compression=None,
+            ssl=ssl_context,
             process_request=self._authorize,
             ping_interval=None,  # the protocol's heartbeats prove liveness; pings drop slow readers
             close_timeout=2,
