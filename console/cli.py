@@ -64,21 +64,38 @@ def load_settings(config_path: Path | None) -> config_module.Settings:
 
 def console_options(command):
     """Options every console command shares."""
-    for option in reversed([
-        click.option("--refresh", type=click.FloatRange(min=0.1),
-                     help="Seconds between screen refreshes (default 1; console.refresh)."),
-        click.option("--read-only", is_flag=True, default=None,
-                     help="Forbid actions (ending calls, penalties): for wall displays."),
-        click.option("--timezone", help="Display time zone, e.g. Europe/London (data stays UTC)."),
-        click.option("--low-colour", "--low-color", "low_colour", is_flag=True,
-                     help="Use only the 16 ANSI colours (NO_COLOR is honoured as well)."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--refresh",
+                type=click.FloatRange(min=0.1),
+                help="Seconds between screen refreshes (default 1; console.refresh).",
+            ),
+            click.option(
+                "--read-only",
+                is_flag=True,
+                default=None,
+                help="Forbid actions (ending calls, penalties): for wall displays.",
+            ),
+            click.option(
+                "--timezone", help="Display time zone, e.g. Europe/London (data stays UTC)."
+            ),
+            click.option(
+                "--low-colour",
+                "--low-color",
+                "low_colour",
+                is_flag=True,
+                help="Use only the 16 ANSI colours (NO_COLOR is honoured as well).",
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
 
-def console_settings(settings: config_module.Settings, path: Path, *, refresh, read_only,
-                     timezone, low_colour) -> ConsoleOptions:
+def console_settings(
+    settings: config_module.Settings, path: Path, *, refresh, read_only, timezone, low_colour
+) -> ConsoleOptions:
     zone = timezone or settings.console.timezone
     try:
         ZoneInfo(zone)
@@ -99,19 +116,47 @@ def ingest_settings(settings: config_module.Settings, *, console: bool = False) 
         failure_codes=settings.failure_codes,
         retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
         slice_events=2_000 if console else IngestSettings.slice_events,
+        ca_file=settings.feed.ca_file,
     )
 
 
+def alert_settings(config_path: Path | None):
+    """The [alerts] and [email] sections of the config file (imported only when needed: the
+    alert engine's libraries are not small)."""
+    from console.alerting import settings as alert_settings_module
+
+    try:
+        return alert_settings_module.load(config_path)
+    except config_module.ConfigError as error:
+        raise Failure(str(error)) from None
+
+
+def alert_engine(config_path: Path | None, path: Path):
+    """The alert engine a writer runs, unless [alerts] enabled = false."""
+    from console.alerting.engine import AlertEngine
+
+    settings = alert_settings(config_path)
+    return AlertEngine(path, settings) if settings.enabled else None
+
+
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Config file (default: $NOC_CONFIG or the XDG config folder's noc/config.toml).",
 )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
-@click.option("--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL).")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Database file (default: store.path in the config, or $NOC_DB).")
+@click.option(
+    "--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL)."
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database file (default: store.path in the config, or $NOC_DB).",
+)
 @click.option("--viewer", is_flag=True, help="Only view the database, even if no writer runs.")
 @console_options
 @config_option
@@ -132,8 +177,13 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
     service = None
     if not viewer and not WriterLock.for_database(path).held_by_other():
         try:
-            service = IngestService(path, feed_url or settings.feed.url, token=settings.feed.token,
-                                    settings=ingest_settings(settings, console=True))
+            service = IngestService(
+                path,
+                feed_url or settings.feed.url,
+                token=settings.feed.token,
+                settings=ingest_settings(settings, console=True),
+                engine=alert_engine(config_path, path),
+            )
         except FeedError as error:
             raise Failure(str(error)) from None
     try:
@@ -145,14 +195,32 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 
 @main.command()
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same traffic.")
-@click.option("--cps", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Average new calls per second.")
-@click.option("--scenario", default="default", show_default=True,
-              help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.")
-@click.option("--backfill", default=600.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds of history generated at start.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Database file (default: demo.db in the XDG data folder; started afresh).")
+@click.option(
+    "--cps",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Average new calls per second.",
+)
+@click.option(
+    "--scenario",
+    default="default",
+    show_default=True,
+    help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.",
+)
+@click.option(
+    "--backfill",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds of history generated at start.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database file (default: demo.db in the XDG data folder; started afresh).",
+)
 @console_options
 @config_option
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
@@ -174,11 +242,17 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
         stale.unlink(missing_ok=True)  # the simulator starts at seq 1: so must the database
     prepare(path)
     simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill)
+    engine = alert_engine(config_path, path)
 
     async def start(app) -> None:
         port = await simulator.start("127.0.0.1", 0)
-        app.service = IngestService(path, f"ws://127.0.0.1:{port}/feed", token=None,
-                                    settings=ingest_settings(settings, console=True))
+        app.service = IngestService(
+            path,
+            f"ws://127.0.0.1:{port}/feed",
+            token=None,
+            settings=ingest_settings(settings, console=True),
+            engine=engine,
+        )
 
     async def stop(app) -> None:
         await simulator.stop()
@@ -200,18 +274,40 @@ def run_console(options: ConsoleOptions, **hooks) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same traffic.")
-@click.option("--cps", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Average new calls per second.")
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Time factor (0: as fast as the subscriber reads).")
-@click.option("--scenario", default="default", show_default=True,
-              help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.")
-@click.option("--buffer", default=100_000, show_default=True, type=click.IntRange(min=1),
-              help="Events kept for resuming subscribers.")
+@click.option(
+    "--cps",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Average new calls per second.",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Time factor (0: as fast as the subscriber reads).",
+)
+@click.option(
+    "--scenario",
+    default="default",
+    show_default=True,
+    help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.",
+)
+@click.option(
+    "--buffer",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Events kept for resuming subscribers.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Stop generating after this many events.")
 @click.option("--start", type=float, help="Simulated start time, Unix seconds (default: now).")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every event sent, one JSON line each.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every event sent, one JSON line each.",
+)
 def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, record) -> None:
     """Serve feed protocol v1 with realistic traffic and incidents.
 
@@ -225,15 +321,26 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
             param_hint="--scenario",
         )
     token = os.environ.get("NOC_FEED_TOKEN")
-    sim = simulator.Simulator(seed=seed, cps=cps, speed=speed, token=token, scenario=scenario,
-                              buffer=buffer, start=start, limit=limit, record=record)
+    sim = simulator.Simulator(
+        seed=seed,
+        cps=cps,
+        speed=speed,
+        token=token,
+        scenario=scenario,
+        buffer=buffer,
+        start=start,
+        limit=limit,
+        record=record,
+    )
 
     async def serve() -> None:
         try:
             bound = await sim.start(host, port)
         except OSError as error:
             raise Failure(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-        click.echo(f"noc simulate: serving ws://{host}:{bound}/feed (seed {seed}, {scenario})", err=True)
+        click.echo(
+            f"noc simulate: serving ws://{host}:{bound}/feed (seed {seed}, {scenario})", err=True
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -245,9 +352,15 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
 
 
 @main.command()
-@click.option("--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL).")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Database file (default: store.path in the config, or $NOC_DB).")
+@click.option(
+    "--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL)."
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database file (default: store.path in the config, or $NOC_DB).",
+)
 @config_option
 def ingest(feed_url, db_path, config_path) -> None:
     """Subscribe to the feed and store it, with no terminal (the daemon).
@@ -259,10 +372,13 @@ def ingest(feed_url, db_path, config_path) -> None:
     url = feed_url or settings.feed.url
     path = db_path or settings.db_path
     service_settings = ingest_settings(settings)
+    engine = alert_engine(config_path, path)
 
     async def run() -> None:
         try:
-            service = IngestService(path, url, token=settings.feed.token, settings=service_settings)
+            service = IngestService(
+                path, url, token=settings.feed.token, settings=service_settings, engine=engine
+            )
         except FeedError as error:
             raise Failure(str(error)) from None
         try:
@@ -281,8 +397,12 @@ def ingest(feed_url, db_path, config_path) -> None:
 
 
 @main.command()
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Database file (default: store.path in the config, or $NOC_DB).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database file (default: store.path in the config, or $NOC_DB).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--from", "time_from", help="Start, inclusive: Unix seconds or ISO 8601 (UTC).")
 @click.option("--to", "time_to", help="End, exclusive: Unix seconds or ISO 8601 (UTC).")
@@ -307,13 +427,106 @@ def report(db_path, as_json, time_from, time_to, config_path) -> None:
         click.echo(format_report(result))
 
 
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database file (default: store.path in the config, or $NOC_DB).",
+)
+
+
+def existing_database(db_path: Path | None, config_path: Path | None) -> Path:
+    path = db_path or load_settings(config_path).db_path
+    try:
+        prepare(path, create=False)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    return path
+
+
+@main.group()
+def alerts() -> None:
+    """Alert rules: import and export them as TOML, send a rule's test message."""
+
+
+@alerts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@config_option
+def alerts_import(file, db_path, config_path) -> None:
+    """Add the rules of FILE ([[rule]] and [[template]] tables); same titles are replaced.
+
+    All or nothing: a problem anywhere refuses the whole file, naming each rule and field."""
+    from console.alerting import exchange
+
+    path = existing_database(db_path, config_path)
+    try:
+        result = exchange.import_text(
+            path,
+            file.read_text(encoding="utf-8"),
+            now_ms=round(datetime.now(UTC).timestamp() * 1000),
+        )
+    except exchange.ImportInvalid as invalid:
+        raise Failure(f"{file} was not imported:\n  " + "\n  ".join(invalid.problems)) from None
+    except (StoreError, UnicodeDecodeError) as error:
+        raise Failure(f"{file} was not imported: {error}") from None
+    click.echo(
+        f"{file}: {result.created} rules added, {result.replaced} replaced, "
+        f"{result.templates} templates",
+        err=True,
+    )
+
+
+@alerts.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@config_option
+def alerts_export(file, db_path, config_path) -> None:
+    """Write every rule and named template as TOML to FILE (default: standard output)."""
+    from console.alerting import exchange
+
+    text = exchange.export_text(existing_database(db_path, config_path))
+    if file is None:
+        click.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+
+
+@alerts.command("test")
+@click.argument("title")
+@db_option
+@config_option
+def alerts_test(title, db_path, config_path) -> None:
+    """Queue the message of the rule TITLE to its recipients now, marked as a test."""
+    from console.alerting.messages import send_test
+
+    path = existing_database(db_path, config_path)
+    try:
+        ids = send_test(
+            path,
+            title,
+            now_ms=round(datetime.now(UTC).timestamp() * 1000),
+            zone=alert_settings(config_path).zone,
+            by="noc alerts test",
+        )
+    except (LookupError, StoreError) as error:
+        raise Failure(str(error)) from None
+    where = (
+        "the writer sends it now"
+        if WriterLock.for_database(path).held_by_other()
+        else "it is sent when a writer (noc ingest, or a console) runs"
+    )
+    click.echo(f"{len(ids)} test messages queued: {where}", err=True)
+
+
 def format_report(result: dict) -> str:
     def number(value, digits=1):
         return "-" if value is None else f"{value:,.{digits}f}"
 
     lines = [
-        f"From {_when(result['from'])} to {_when(result['to'])} (UTC); last seq {result['last_seq']}, "
-        f"{len(result['gaps'])} gaps, {result['quarantined']} quarantined",
+        f"From {_when(result['from'])} to {_when(result['to'])} (UTC); "
+        f"last seq {result['last_seq']}, {len(result['gaps'])} gaps, "
+        f"{result['quarantined']} quarantined",
         "",
         f"{'Customer':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}{'PDD ms':>9}"
         f"{'Revenue':>12}{'Profit':>11}",
@@ -324,8 +537,11 @@ def format_report(result: dict) -> str:
             f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
             f"{number(c['profit'], 2):>11}"
         )
-    lines += ["", f"{'Carrier':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}"
-                  f"{'PDD ms':>9}{'Consec.':>9}{'200':>9}{'404':>7}"]
+    lines += [
+        "",
+        f"{'Carrier':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}"
+        f"{'PDD ms':>9}{'Consec.':>9}{'200':>9}{'404':>7}",
+    ]
     for name, c in result["carriers"].items():
         lines.append(
             f"{name[:19]:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"

@@ -52,6 +52,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     carrier: CarrierSettings = msgspec.field(default_factory=CarrierSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    # Read and checked by console.alerting.settings, which owns their keys.
+    alerts: dict = msgspec.field(default_factory=dict)
+    email: dict = msgspec.field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:

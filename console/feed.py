@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import ssl
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

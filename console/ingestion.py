@@ -15,6 +15,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console import protocol as p
 from console.feed import FeedClient, FeedStatus
@@ -23,9 +24,20 @@ from store.database import WriterLock, prepare
 from store.metrics import DEFAULT_FAILURE_CODES
 from store.writer import ACCOUNT_COLUMNS, Batch, Retention, StoreWriter
 
+if TYPE_CHECKING:
+    from console.alerting.engine import AlertEngine
+
 log = logging.getLogger(__name__)
 
-FEED_COUNTERS = ("last_seq", "newest_ms", "events", "duplicates", "quarantined", "gaps", "lost_calls")
+FEED_COUNTERS = (
+    "last_seq",
+    "newest_ms",
+    "events",
+    "duplicates",
+    "quarantined",
+    "gaps",
+    "lost_calls",
+)
 
 
 @dataclass
@@ -39,15 +51,20 @@ class IngestSettings:
     # Events applied before yielding to the event loop: small when a console shares the loop
     # (its screen must stay responsive), large for the headless daemon.
     slice_events: int = 50_000
+    ca_file: str | None = None  # for wss:// with a private CA (None: the system's)
 
 
-def load_state(connection: sqlite3.Connection) -> tuple[dict, list[bytes], list[tuple], list[tuple]]:
+def load_state(
+    connection: sqlite3.Connection,
+) -> tuple[dict, list[bytes], list[tuple], list[tuple]]:
     """What a restarting writer needs: feed position, open calls, carrier counters, accounts."""
     connection.row_factory = sqlite3.Row
     feed = dict(connection.execute(f"SELECT {', '.join(FEED_COUNTERS)} FROM feed_state").fetchone())
     connection.row_factory = None
     open_calls = [row[0] for row in connection.execute("SELECT state FROM open_call")]
-    carriers = connection.execute("SELECT carrier, consecutive_failures FROM carrier_state").fetchall()
+    carriers = connection.execute(
+        "SELECT carrier, consecutive_failures FROM carrier_state"
+    ).fetchall()
     accounts = connection.execute(f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM account").fetchall()
     return feed, open_calls, carriers, accounts
 
@@ -58,9 +75,15 @@ def pending_controls(connection: sqlite3.Connection) -> list[p.Control]:
         "WHERE status = 'pending' ORDER BY created_ms"
     ).fetchall()
     return [
-        p.Control(id=request_id, action=action, kind=kind or None, account=account or None,
-                  call_id=call_id or None, reason=reason,
-                  until=until_ms / 1000 if until_ms is not None else None)
+        p.Control(
+            id=request_id,
+            action=action,
+            kind=kind or None,
+            account=account or None,
+            call_id=call_id or None,
+            reason=reason,
+            until=until_ms / 1000 if until_ms is not None else None,
+        )
         for request_id, action, kind, account, call_id, until_ms, reason in rows
     ]
 
@@ -68,18 +91,30 @@ def pending_controls(connection: sqlite3.Connection) -> list[p.Control]:
 class IngestService:
     """Owns a database as its writer and keeps it fed."""
 
-    def __init__(self, db_path: str | Path, url: str, *, token: str | None,
-                 settings: IngestSettings | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        url: str,
+        *,
+        token: str | None,
+        settings: IngestSettings | None = None,
+        engine: AlertEngine | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
+        self.engine = engine  # the alert engine runs in the writer, as long as it does
         self.url = url
         self.settings = settings or IngestSettings()
         self.ingestor = Ingestor(failure_codes=self.settings.failure_codes)
         self.writer = StoreWriter(self.db_path, self.settings.retention)
         self.lock = WriterLock.for_database(self.db_path)
         self.client = FeedClient(
-            url, token=token, position=lambda: self.committed_seq,
-            on_status=self._on_status, heartbeat_timeout=self.settings.heartbeat_timeout,
+            url,
+            token=token,
+            position=lambda: self.committed_seq,
+            on_status=self._on_status,
+            heartbeat_timeout=self.settings.heartbeat_timeout,
             queue_frames=self.settings.queue_frames,
+            ca_file=self.settings.ca_file,
         )
         self.committed_seq = 0
         self.flushes = 0
@@ -111,6 +146,8 @@ class IngestService:
             raise
         reader = asyncio.create_task(self.client.run(first), name="feed-reader")
         self._spawn(self._watch_control_requests())
+        if self.engine is not None:
+            self._spawn(self.engine.run())  # cancelled, and so closed, by close()
         try:
             await self._process_until_stopped()
         finally:
@@ -119,7 +156,9 @@ class IngestService:
             while not self.client.frames.empty():  # all received, however many batches it takes
                 self._drain()
                 await self.flush()
-            self.ingestor.set_feed_status(status="stopped", detail="writer stopped", reconnect_at_ms=None)
+            self.ingestor.set_feed_status(
+                status="stopped", detail="writer stopped", reconnect_at_ms=None
+            )
             await self.flush()
             await self._finish_write()
             await self.close()
@@ -143,8 +182,9 @@ class IngestService:
             while not self._stopping.is_set():
                 timeout = max(0.0, next_flush - time.monotonic())
                 getter = asyncio.ensure_future(frames.get())
-                done, _ = await asyncio.wait({getter, stopping}, timeout=timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter in done:
                     self._apply(getter.result())
                     self._drain(self.settings.slice_events)
@@ -181,8 +221,14 @@ class IngestService:
 
     def _on_status(self, status: FeedStatus) -> None:
         self.ingestor.set_feed_status(
-            status=status.status, detail=status.detail, reconnect_at_ms=status.reconnect_at_ms,
-            **({"connected_since_ms": status.connected_since_ms} if status.connected_since_ms else {}),
+            status=status.status,
+            detail=status.detail,
+            reconnect_at_ms=status.reconnect_at_ms,
+            **(
+                {"connected_since_ms": status.connected_since_ms}
+                if status.connected_since_ms
+                else {}
+            ),
         )
 
     async def flush(self) -> None:

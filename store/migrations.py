@@ -17,6 +17,10 @@ from store import models
 
 
 def _create_v1(connection: sqlite3.Connection) -> None:
+    # The alerting tables join v1; imported here, as store.alerting itself imports the database
+    # module that imports this one.
+    from store import alerting  # noqa: F401
+
     dialect = sqlite_dialect.dialect()
     for table in SQLModel.metadata.sorted_tables:
         connection.execute(str(CreateTable(table).compile(dialect=dialect)))
@@ -24,9 +28,9 @@ def _create_v1(connection: sqlite3.Connection) -> None:
             connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
     connection.execute("INSERT INTO noc_meta (key, value) VALUES ('app', 'noc')")
     feed_state = models.FeedState().model_dump()
+    columns, marks = ", ".join(feed_state), ", ".join("?" * len(feed_state))
     connection.execute(
-        f"INSERT INTO feed_state ({', '.join(feed_state)}) VALUES ({', '.join('?' * len(feed_state))})",
-        tuple(feed_state.values()),
+        f"INSERT INTO feed_state ({columns}) VALUES ({marks})", tuple(feed_state.values())
     )
 
 

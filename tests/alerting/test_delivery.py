@@ -1,0 +1,144 @@
+"""Delivery to real servers on loopback: mail by SMTP (aiosmtpd), webhooks by HTTP (apprise)."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.alerting.messages import send_test
+from console.alerting.settings import EmailSettings
+from store.alerting import AlertData
+from tests.alerting.kit import (
+    MINUTE_MS,
+    T0_MS,
+    Network,
+    delivered,
+    engine,
+    rule,
+    smtp_server,
+    webhook_server,
+)
+from tests.feedkit import free_port
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "noc.db"
+
+
+@pytest.fixture
+def network(db):
+    net = Network(db)
+    net.account("customer", "acme", name="Acme Telecom")
+    yield net
+    net.close()
+
+
+@pytest.fixture
+def clock():
+    return [T0_MS]
+
+
+def low_asr_fires(network: Network, alerts, clock: list[int]) -> None:
+    """Ingest a minute of ASR 10% and evaluate: the rule fires (and the clock is then)."""
+    clock[0] = T0_MS + MINUTE_MS + 30_000
+    network.traffic("acme", answered=1, failed=9, end_ms=clock[0])
+    alerts.evaluate_round()
+
+
+async def test_a_real_smtp_server_receives_the_alert(db, network, clock):
+    with smtp_server() as server:
+        rule(db, recipients=["noc@example.com", "oncall@example.com"])
+        alerts = engine(db, clock, email=server.email_settings())
+        low_asr_fires(network, alerts, clock)
+        await delivered(alerts, lambda: len(server.mailbox.messages) == 2)
+        await alerts.close()
+    mail = server.mailbox.messages[0]
+    assert mail["Subject"] == "[WARNING] Low ASR Warning: Acme Telecom ASR 10%"
+    assert mail["From"] == "noc@localhost"
+    assert {m["To"] for m in server.mailbox.messages} == {"noc@example.com",
+                                                          "oncall@example.com"}
+    assert "ASR: 10% over 10 attempts" in mail.get_payload()
+    assert mail["Message-ID"].endswith("@noc>")
+    assert AlertData(db).outbox_counts() == {"sent": 2}
+    assert sorted(h.event for h in AlertData(db).history()) == ["fired", "sent", "sent"]
+
+
+async def test_the_mail_server_down_then_up_delivers_once(db, network, clock):
+    port = free_port()
+    rule(db)
+    alerts = engine(db, clock, email=EmailSettings(host="127.0.0.1", port=port, timeout=5))
+    low_asr_fires(network, alerts, clock)
+    assert await alerts.deliver_due() == 1  # refused: nobody listens
+    [queued] = AlertData(db).outbox()
+    assert (queued.status, queued.attempts) == ("pending", 1)
+    assert queued.next_attempt_ms == clock[0] + 10_000 and "Connect" in queued.last_error
+    assert await alerts.deliver_due() == 0  # backing off
+    clock[0] += 10_000
+    await alerts.deliver_due()
+    assert AlertData(db).outbox()[0].next_attempt_ms == clock[0] + 20_000  # doubling
+    with smtp_server(port) as server:
+        clock[0] += 20_000
+        assert await alerts.deliver_due() == 1
+        for _ in range(3):
+            clock[0] += 3_600_000
+            assert await alerts.deliver_due() == 0
+        await alerts.close()
+    assert len(server.mailbox.messages) == 1
+    [sent] = AlertData(db).outbox()
+    assert (sent.status, sent.attempts, sent.last_error) == ("sent", 3, "")
+
+
+async def test_a_message_not_delivered_within_a_day_is_failed(db, network, clock):
+    rule(db)
+    alerts = engine(db, clock, email=EmailSettings(host="127.0.0.1", port=free_port(),
+                                                   timeout=5))
+    low_asr_fires(network, alerts, clock)
+    await alerts.deliver_due()
+    clock[0] += 86_400_000
+    await alerts.deliver_due()
+    await alerts.close()
+    [failed] = AlertData(db).outbox()
+    assert (failed.status, failed.attempts) == ("failed", 2)
+    assert AlertData(db).history(event="failed")[0].detail.startswith("gave up after 2 tries")
+
+
+async def test_a_webhook_on_loopback_receives_the_alert_through_apprise(db, network, clock):
+    with webhook_server() as hook:
+        rule(db, recipients=[hook.url], level="critical")
+        alerts = engine(db, clock)
+        low_asr_fires(network, alerts, clock)
+        await delivered(alerts, lambda: hook.received)
+        await alerts.close()
+    [request] = hook.received
+    assert request["path"] == "/hooks/noc"
+    assert request["json"]["title"] == "[CRITICAL] Low ASR Warning: Acme Telecom ASR 10%"
+    assert request["json"]["type"] == "failure"
+    assert "Customer: Acme Telecom (acme)" in request["json"]["message"]
+
+
+async def test_sms_without_a_gateway_fails_at_once_and_says_why(db, network, clock):
+    rule(db, recipients=["+44 7700 900123"])
+    alerts = engine(db, clock)
+    low_asr_fires(network, alerts, clock)
+    await alerts.deliver_due()
+    await alerts.close()
+    [message] = AlertData(db).outbox()
+    assert (message.status, message.last_error) == ("failed",
+                                                     "no SMS gateway: set [alerts] sms_url")
+
+
+async def test_a_test_message_goes_to_the_rules_recipients_now(db, network):
+    with smtp_server() as server:
+        rule(db, recipients=["noc@example.com"])
+        ids = send_test(db, "Low ASR Warning", now_ms=T0_MS, by="ana")
+        alerts = engine(db, email=server.email_settings())
+        await delivered(alerts, lambda: server.mailbox.messages)
+        await alerts.close()
+    assert len(ids) == 1
+    [mail] = server.mailbox.messages
+    assert mail["Subject"].startswith("[TEST] [WARNING] Low ASR Warning")
+    assert "(a test message)" in mail.get_payload()
+    [test] = AlertData(db).history(event="test")
+    assert (test.actor, test.detail) == ("ana", "test message to 1 recipients")
