@@ -1,0 +1,206 @@
+"""Ingest throughput: a simulated feed through the real FeedClient, Ingestor and StoreWriter.
+
+    python bench/ingest.py [--events N]
+
+The simulator runs in a child process (`noc simulate --speed 0`) and is drained once by a
+throwaway client, so that every event sits encoded in its resume buffer and serving costs little
+while the ingest is timed. IngestService then subscribes from seq 0 into a fresh database in this
+process; the clock runs from its connect until the committed seq reaches the last event. For
+scale, raw sqlite3 `executemany` of the same events (seq, ts_ms, type, raw json) into a fresh WAL
+database is timed afterwards in the same run (best of three fresh databases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+from websockets.asyncio.client import connect
+
+from console.ingestion import IngestService
+
+START_TS = 1_763_700_000.0  # a fixed simulated start, so every run sees the same events
+TARGET_RATE = 50_000
+TARGET_RATIO = 0.25
+
+
+class _Head(msgspec.Struct):
+    seq: int
+    ts: float
+    type: str
+
+
+_frame = msgspec.json.Decoder(list[msgspec.Raw] | msgspec.Raw)
+_head = msgspec.json.Decoder(_Head)
+
+
+def start_simulator(events: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """`noc simulate` on a free loopback port, buffering every event; return it and its URL."""
+    command = [
+        sys.executable, "-m", "console.cli", "simulate", "--host", "127.0.0.1", "--port", "0",
+        "--speed", "0", "--seed", "1", "--start", str(START_TS),
+        "--limit", str(events), "--buffer", str(events + 1_000),
+    ]
+    with log.open("wb") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=sink)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(r"serving (ws://\S+)", log.read_text())
+        if found:
+            return server, found.group(1)
+        if server.poll() is not None:
+            break
+        time.sleep(0.05)
+    server.kill()
+    raise SystemExit(f"the simulator did not start:\n{log.read_text()}")
+
+
+def stop_simulator(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+async def drain(url: str, events: int, rows: list[tuple] | None = None) -> None:
+    """Read the stream from seq 0 to `events`; with `rows`, keep (seq, ts_ms, type, raw) of each."""
+    async with connect(url, compression=None, ping_interval=None, max_size=16 << 20) as ws:
+        await ws.send('{"type":"subscribe","since":0}')
+        seen = 0
+        while seen < events:
+            frame = await ws.recv(decode=False)
+            if not frame.startswith(b"["):
+                continue  # heartbeat
+            items = _frame.decode(frame)
+            seen += len(items)
+            if rows is not None:
+                for raw in items:
+                    head = _head.decode(raw)
+                    rows.append((head.seq, round(head.ts * 1000), head.type, bytes(raw)))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far, every thread included."""
+    times = os.times()
+    return times.user + times.system
+
+
+async def ingest(url: str, db: Path, events: int) -> tuple[float, float, int]:
+    """Run IngestService from seq 0 until `events` are committed; return the seconds it took,
+    the CPU seconds this process spent meanwhile, and the number of flushes."""
+    service = IngestService(db, url, token=None)
+    await service.open()
+    started, cpu = time.perf_counter(), cpu_seconds()
+    runner = asyncio.create_task(service.run())
+    while service.committed_seq < events:
+        if runner.done():
+            runner.result()
+            raise SystemExit("the ingest stopped before the last event was committed")
+        await asyncio.sleep(0.005)
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    service.stop()
+    await runner
+    return elapsed, cpu, service.flushes
+
+
+def stored(db: Path) -> tuple[int, int, int]:
+    """Events logged, events quarantined and the committed seq, as the database has them."""
+    with sqlite3.connect(db) as connection:
+        logged = connection.execute("SELECT count(*) FROM event_log").fetchone()[0]
+        quarantined, last_seq = connection.execute(
+            "SELECT quarantined, last_seq FROM feed_state"
+        ).fetchone()
+    return logged, quarantined, last_seq
+
+
+def raw_insert_rate(rows: list[tuple], folder: Path, tries: int = 3) -> float:
+    """Rows per second of one `executemany` in one transaction into a fresh WAL table, the best
+    of a few tries (its commit ends in a checkpoint, whose I/O varies from one try to the next)."""
+    return max(_raw_insert_rate(rows, folder / f"raw-{i}.db") for i in range(tries))
+
+
+def _raw_insert_rate(rows: list[tuple], path: Path) -> float:
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute(
+        "CREATE TABLE event_log (seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, "
+        "type TEXT NOT NULL, raw BLOB NOT NULL)"
+    )
+    started = time.perf_counter()
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany("INSERT INTO event_log VALUES (?, ?, ?, ?)", rows)
+    connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return len(rows) / elapsed
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+async def main(events: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="noc-bench-") as folder:
+        tmp = Path(folder)
+        server, url = start_simulator(events, tmp / "simulator.log")
+        try:
+            started = time.perf_counter()
+            await drain(url, events)  # the server generates and encodes everything now
+            generated = time.perf_counter() - started
+            before_mb = peak_rss_mb()
+            seconds, cpu, flushes = await ingest(url, tmp / "noc.db", events)
+            peak_mb = peak_rss_mb()  # read before the raw phase holds every row in memory
+            load = os.getloadavg()[0]  # other processes compete for the same cores
+            logged, quarantined, last_seq = stored(tmp / "noc.db")
+            rows: list[tuple] = []
+            await drain(url, events, rows)
+        finally:
+            stop_simulator(server)
+        raw = raw_insert_rate(rows, tmp)
+
+    rate = events / seconds
+    print(f"noc ingest benchmark: {events:,} events, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    print(f"(simulator pre-generated the stream in {generated:.1f} s; ingest committed "
+          f"seq {last_seq:,} in {flushes} flushes: {logged:,} logged, {quarantined:,} quarantined)")
+    print()
+    table = [
+        ("figure", "value", "target"),
+        ("end-to-end, received to committed", f"{rate:,.0f} events/s", f">= {TARGET_RATE:,}"),
+        ("  elapsed", f"{seconds:.2f} s", ""),
+        ("  CPU of the ingesting process", f"{cpu / events * 1e6:.1f} us/event", ""),
+        ("  cores it kept busy (CPU / elapsed)", f"{cpu / seconds:.2f}", ""),
+        ("peak memory of the ingesting process", f"{peak_mb:,.0f} MiB", ""),
+        ("  of which before the ingest started", f"{before_mb:,.0f} MiB", ""),
+        ("raw sqlite3 executemany (best of 3)", f"{raw:,.0f} rows/s", ""),
+        ("ratio end-to-end / raw", f"{rate / raw:.3f}", f">= {TARGET_RATIO}"),
+        ("cores", str(os.cpu_count()), ""),
+        ("load average (1 min) after the ingest", f"{load:.2f}", ""),
+    ]
+    for i, (label, value, target) in enumerate(table):
+        print(f"| {label:<40} | {value:>20} | {target:>9} |")
+        if i == 0:
+            print(f"| {'-' * 40} | {'-' * 20}:| {'-' * 9} |")
+    if last_seq != events:
+        raise SystemExit(f"committed seq {last_seq}, expected {events}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to ingest")
+    asyncio.run(main(parser.parse_args().events))
