@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 MICRO = 1_000_000
 NER_CODES = frozenset({486, 600, 603, 480, 487})
@@ -108,10 +109,11 @@ class Totals:
         return self
 
     def as_tuple(self) -> tuple[int, ...]:
-        return tuple(getattr(self, name) for name in TOTALS_FIELDS)
+        return _read_totals(self)  # once per ended call or attempt: worth the fast path
 
 
 TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
+_read_totals = attrgetter(*TOTALS_FIELDS)
 COUNTER_FIELDS = tuple(name for name in TOTALS_FIELDS if name not in PEAK_FIELDS)
 
 
