@@ -226,9 +226,11 @@ class NocApp(App):
             self.notify(f"could not read the store: {error}", severity="error")
         finally:
             self._polling = False
-            delay = 0 if self._poll_again else self.options.refresh
-            self._poll_again = False
-            self._poll_timer = self.set_timer(delay, self._poll)
+            if self._poll_again:  # asked for during this poll: at once (a 0 s timer never fires)
+                self._poll_again = False
+                self.call_later(self._poll)
+            else:
+                self._poll_timer = self.set_timer(self.options.refresh, self._poll)
 
     # Actions --------------------------------------------------------------------------
 

@@ -1,9 +1,409 @@
-"""Placeholder until the real screen lands."""
+"""One carrier: is it connecting calls (Main), which of its failures another carrier answered
+(Failover), its graphs (Stats), and its checks and penalties (Alerts).
 
-from screens.carriers import CarriersScreen
+Only the tab being looked at reads the store: the screen's snapshot is the header's data plus
+the active pane's own snapshot (see screens.panes), and each part is drawn only when it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tabs
+
+from screens.accounts import DASH, Col, LiveTable, pdd, percent, recent_time, seconds
+from screens.alerts import ENGINE_NOTE, REQUEST_COLUMNS, check_lines, request_rows
+from screens.base import DataScreen
+from screens.call_detail import CallDetail
+from screens.chrome import NocHeader
+from screens.customer import clock
+from screens.dashboard import SEVERITY_MARK
+from screens.panes import DataPane
+from screens.stats import SIP_PHRASES, StatsPane
+from screens.summary import SummaryPane
+from store import metrics
+from store.metrics import Totals
+from store.views import (
+    HOUR_MS,
+    CallRow,
+    CarrierMainView,
+    Check,
+    CodeConsistency,
+    ConsoleData,
+    ControlRow,
+    FailoverRow,
+    FeedView,
+    SummaryRow,
+    failures_severity,
+)
+from widgets.big_number import BigNumber
+
+CARRIER = "carrier"
+FAILURES_NOTE = ("Carrier failures (408, 5xx) since the last answered call; wrong-number "
+                 "traffic does not count")
+NEVER_404_WARNING = ("▲ WARNING  busy carrier never returned 404: it may be answering calls to "
+                     "numbers that do not exist (false answer supervision)")
 
 
-class CarrierScreen(CarriersScreen):
-    def __init__(self, account: str) -> None:
+def facts_table(*facts: tuple[str, list[str]]) -> Table:
+    """`label  a · b · c` lines, labels bold in a column of their own so wrapped lines align."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for label, parts in facts:
+        table.add_row(label, " · ".join(parts))
+    return table
+
+
+def failures_caption(severity: str | None) -> str:
+    """The caption under the big number, with the severity's mark: it reads without colour."""
+    return f"{SEVERITY_MARK[severity][0] if severity else '✓'} consecutive failures"
+
+
+def failover_facts(failover: int, answered: int) -> list[str]:
+    return [f"{failover:,} failed here, retried elsewhere", f"{answered:,} answered there"]
+
+
+# Main -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MainSnapshot:
+    view: CarrierMainView
+    summary: tuple[SummaryRow, ...]
+
+
+def consistency_table(day: CodeConsistency, all_time: CodeConsistency) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False)
+    table.add_column("Code consistency", style="bold", no_wrap=True)
+    table.add_column("24 h", justify="right", no_wrap=True)
+    table.add_column("all time", justify="right", no_wrap=True)
+    table.add_row("200 answered", f"{day.code_200:,}", f"{all_time.code_200:,}")
+    table.add_row("404 not found", f"{day.code_404:,}", f"{all_time.code_404:,}")
+    table.add_row("404 share", percent(day.share_404), percent(all_time.share_404))
+    return table
+
+
+def day_facts(day: Totals, channels: int) -> list[str]:
+    return [
+        f"{day.attempts:,} attempts", f"ASR {percent(metrics.asr(day))}",
+        f"ACD {seconds(metrics.acd(day))}", f"PDD {pdd(metrics.pdd_ms(day))}",
+        f"{metrics.minutes(day):,.0f} min", f"cost {metrics.cost(day):,.2f}",
+        f"{channels:,} channels now",
+    ]
+
+
+class MainPane(DataPane):
+    """Consecutive failures, code consistency, failovers, the last 24 h and the summary."""
+
+    DEFAULT_CSS = """
+    MainPane {
+        padding: 0 1;
+        & > #top { height: auto; }
+        & #failures { width: auto; min-width: 24; margin-right: 2; }
+        & #consistency { width: 1fr; height: auto; }
+        & #failures-note { color: $text-muted; height: auto; }
+        & #never-404 { color: $text-warning; text-style: bold; height: auto; }
+        & #facts { height: auto; }
+        & #summary { min-height: 7; }
+    }
+    """
+
+    def __init__(self, carrier: str) -> None:
+        super().__init__(id="main-pane")
+        self.carrier = carrier
+        self.summary_mode = "live"
+        self._shown: MainSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="top"):
+            yield BigNumber(None, failures_caption(None), id="failures")
+            yield Static(id="consistency")
+        yield Static(id="failures-note", markup=False)
+        yield Static(NEVER_404_WARNING, id="never-404", markup=False)
+        yield Static(id="facts")
+        yield SummaryPane(f"carrier {self.carrier} summary", id="summary")
+
+    def gather(self, data: ConsoleData, now_ms: int) -> MainSnapshot:
+        return MainSnapshot(
+            view=data.carrier_main(self.carrier, now_ms),
+            summary=tuple(data.summary(CARRIER, self.carrier, self.summary_mode, now_ms)),
+        )
+
+    def show(self, snapshot: MainSnapshot) -> None:
+        shown, self._shown = self._shown, snapshot
+        if shown is None or snapshot.view != shown.view:
+            self._show_view(snapshot.view)
+        if shown is None or snapshot.summary != shown.summary:
+            self.query_one(SummaryPane).show_rows(snapshot.summary)
+
+    def _show_view(self, view: CarrierMainView) -> None:
+        severity = failures_severity(view.consecutive_failures)
+        self.query_one(BigNumber).update_value(
+            view.consecutive_failures, failures_caption(severity), severity or "ok")
+        self.query_one("#consistency", Static).update(
+            consistency_table(view.codes_24h, view.codes_all_time))
+        changed = self.screen.when(view.failures_updated_ms, "%H:%M:%S")
+        self.query_one("#failures-note", Static).update(f"{FAILURES_NOTE} · updated {changed}")
+        self.query_one("#never-404").display = view.never_404
+        self.query_one("#facts", Static).update(facts_table(
+            ("Failover 24 h", failover_facts(view.failover, view.failover_answered)),
+            ("Last 24 h", day_facts(view.last_24h, view.channels)),
+        ))
+
+    def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:
+        event.stop()
+        self.summary_mode = event.mode
+        self.refresh_now()
+
+
+# Failover -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FailoverSnapshot:
+    now_ms: int
+    failover: int
+    failover_answered: int
+    rows: tuple[FailoverRow, ...]
+
+
+class FailoverPane(DataPane):
+    """Calls that failed on this carrier and were answered by the next one, newest first: what
+    it failed, others connected. Enter opens the call with its attempts."""
+
+    DEFAULT_CSS = """
+    FailoverPane {
+        & #failover-counts { height: auto; padding: 0 1; }
+        & #failover-hint { height: auto; padding: 0 1; color: $text-muted; }
+    }
+    """
+
+    def __init__(self, carrier: str) -> None:
+        super().__init__(id="failover-pane")
+        self.carrier = carrier
+        self._rows: dict[str, FailoverRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="failover-counts")
+        yield Static(id="failover-hint", markup=False)
+        yield LiveTable([
+            Col("when", "When"), Col("customer", "Customer", drop=3), Col("cli", "CLI", drop=1),
+            Col("dst", "Destination"), Col("route", "Route", drop=2),
+            Col("failed", "Failed here"), Col("answered_by", "Answered by"),
+            Col("talk", "Talk", "right"),
+        ], id="failovers")
+
+    def gather(self, data: ConsoleData, now_ms: int) -> FailoverSnapshot:
+        view = data.carrier_main(self.carrier, now_ms)
+        return FailoverSnapshot(now_ms, view.failover, view.failover_answered,
+                                tuple(data.failovers(self.carrier, now_ms)))
+
+    def show(self, snapshot: FailoverSnapshot) -> None:
+        self.query_one("#failover-counts", Static).update(facts_table(
+            ("Failover 24 h", failover_facts(snapshot.failover, snapshot.failover_answered))))
+        self.query_one("#failover-hint", Static).update(
+            "Failed here, answered elsewhere · 7 days, newest first · Enter: the call"
+            if snapshot.rows else
+            "No call failed here and was answered elsewhere in the last 7 days.")
+        self._rows = {str(row.call_seq): row for row in snapshot.rows}
+        tz = self.app.display_tz
+        table = self.query_one(LiveTable)
+        table.set_rows((key, (
+            recent_time(r.start_ms, snapshot.now_ms, tz), r.customer, r.cli or DASH, r.dst,
+            r.route or DASH,
+            Text.assemble((str(r.failed_code), "bold red"), " ",
+                          r.failed_reason or SIP_PHRASES.get(r.failed_code, "")),
+            Text(r.answered_by, style="bold"), clock(r.duration_s),
+        )) for key, r in self._rows.items())
+        table.display = bool(snapshot.rows)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        row = self._rows.get(event.row_key.value or "")
+        if row is not None:
+            self.run_worker(lambda: self._find_call(row), thread=True, group="call",
+                            exit_on_error=False)
+
+    def _find_call(self, row: FailoverRow) -> None:
+        """Read the call (worker thread): it started before this attempt, by seconds."""
+        now_ms = self.app.clock()
+        calls = self.app.data.latest_calls(row.customer, now_ms, number=row.dst,
+                                           window_ms=now_ms - row.start_ms + HOUR_MS)
+        call = next((c for c in calls if c.seq == row.call_seq), None)
+        self.app.call_from_thread(self._open_call, row, call)
+
+    def _open_call(self, row: FailoverRow, call: CallRow | None) -> None:
+        if call is None:
+            self.notify(f"Call {row.call_id} is no longer stored", severity="warning")
+        else:
+            self.app.push_screen(CallDetail(call, self.app.display_tz))
+
+
+# Alerts ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlertsSnapshot:
+    now_ms: int
+    checks: tuple[Check, ...]
+    requests: tuple[ControlRow, ...]
+
+
+class AlertsPane(DataPane):
+    """This carrier's open checks, and the control requests and penalties that concern it."""
+
+    DEFAULT_CSS = """
+    AlertsPane {
+        & .section-title { padding: 0 1; }
+        & #carrier-checks { height: auto; padding: 0 1; margin-bottom: 1; }
+        & LiveTable { height: auto; max-height: 1fr; }
+        & #carrier-engine-note { height: auto; margin-top: 1; padding: 0 1; color: $text-muted; }
+    }
+    """
+
+    def __init__(self, carrier: str) -> None:
+        super().__init__(id="alerts-pane")
+        self.carrier = carrier
+
+    def compose(self) -> ComposeResult:
+        yield Static("Open checks", classes="section-title")
+        yield Static(id="carrier-checks")
+        yield Static("Control requests and penalties", id="carrier-requests-title",
+                     classes="section-title")
+        yield LiveTable(REQUEST_COLUMNS, id="carrier-requests")
+        yield Static(ENGINE_NOTE, id="carrier-engine-note", markup=False)
+
+    def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
+        subject = (CARRIER, self.carrier)
+        return AlertsSnapshot(
+            now_ms=now_ms,
+            checks=tuple(c for c in data.dashboard(now_ms).checks if c.subject == subject),
+            requests=tuple(r for r in data.control_requests(now_ms)
+                           if r.kind == CARRIER and r.account == self.carrier),
+        )
+
+    def show(self, snapshot: AlertsSnapshot) -> None:
+        self.query_one("#carrier-checks", Static).update(check_lines(snapshot.checks))
+        table = self.query_one(LiveTable)
+        table.set_rows(request_rows(snapshot.requests, snapshot.now_ms, self.app.display_tz))
+        table.display = bool(snapshot.requests)
+        self.query_one("#carrier-requests-title", Static).update(
+            "Control requests and penalties" + ("" if snapshot.requests else
+                                                " · none in the last 24 h"))
+
+
+# The screen -----------------------------------------------------------------------------------
+
+TABS = {"main": "Main", "failover": "Failover", "stats": "Stats", "alerts": "Alerts"}
+
+
+@dataclass(frozen=True)
+class CarrierSnapshot:
+    now_ms: int
+    feed: FeedView
+    name: str
+    tab: str
+    pane: Hashable
+
+
+class CarrierScreen(DataScreen):
+    """A carrier's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them,
+    Escape goes back to the list."""
+
+    DEFAULT_CSS = """
+    CarrierScreen {
+        & TabbedContent { height: 1fr; }
+        & TabPane { padding: 0; }
+    }
+    """
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("greater_than_sign,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display=">"),
+        Binding("less_than_sign,ctrl+pageup", "switch_tab(-1)", "Previous tab",
+                key_display="<"),
+    ]
+
+    def __init__(self, carrier: str) -> None:
         super().__init__()
-        self.account = account
+        self.carrier = carrier
+        self.panes: dict[str, DataPane] = {
+            "main": MainPane(carrier),
+            "failover": FailoverPane(carrier),
+            "stats": StatsPane(CARRIER, carrier, id="stats-pane"),
+            "alerts": AlertsPane(carrier),
+        }
+        self.active = "main"  # read by gather on the worker thread: kept in a plain attribute
+        self._header: tuple | None = None
+        self._shown: dict[str, Hashable] = {}
+
+    def compose(self) -> ComposeResult:
+        yield NocHeader(f"Carriers › {self.carrier}")
+        with TabbedContent(initial=self.active):
+            for tab, label in TABS.items():
+                with TabPane(label, id=tab):
+                    yield self.panes[tab]
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._focus_pane)
+
+    # Reading and showing --------------------------------------------------------------
+
+    def gather(self, data: ConsoleData, now_ms: int) -> CarrierSnapshot:
+        tab = self.active
+        names = {(kind, id_): name for kind, id_, name in data.account_names()}
+        return CarrierSnapshot(now_ms, data.feed(), names.get((CARRIER, self.carrier),
+                                                              self.carrier),
+                               tab, self.panes[tab].gather(data, now_ms))
+
+    def show(self, snapshot: CarrierSnapshot) -> None:
+        header = (snapshot.feed, snapshot.now_ms, snapshot.name)
+        if header != self._header:
+            self._header = header
+            chrome = self.query_one(NocHeader)
+            chrome.show_feed(snapshot.feed, snapshot.now_ms, role=self.app.role,
+                             read_only=self.app.read_only, tz=self.tz)
+            chrome.query_one("#where", Static).update(f"noc › Carriers › {snapshot.name}")
+        if snapshot.tab == self.active and self._shown.get(snapshot.tab) != snapshot.pane:
+            self._shown[snapshot.tab] = snapshot.pane
+            self.panes[snapshot.tab].show(snapshot.pane)
+
+    # Tabs -----------------------------------------------------------------------------
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == self.active:
+            return
+        self.active = event.pane.id
+        # Arrowing along the tab bar keeps its focus; `<` `>` have moved it already.
+        if not isinstance(self.focused, Tabs) and not self._has_focus_in(self.active):
+            self.call_after_refresh(self._focus_pane)
+        self.refresh_now()
+
+    def action_switch_tab(self, step: int) -> None:
+        # From the tab bar's tab, not self.active: keys typed quickly come before the message
+        # that the last one switched. The focus moves now, not once the tab is drawn, as a
+        # pane taking the focus makes its tab the active one: late, it would undo the next key.
+        tabbed = self.query_one(TabbedContent)
+        tabs = list(TABS)
+        tabbed.active = tabs[(tabs.index(tabbed.active) + step) % len(tabs)]
+        self._focus_pane()
+
+    def _focus_pane(self) -> None:
+        """Give the keys to the active tab's content: its table, or the pane itself (Stats);
+        to the tab bar when the tab has nothing to take them (no hidden tab keeps them)."""
+        tabbed = self.query_one(TabbedContent)
+        pane = self.panes[tabbed.active]
+        target = pane if pane.can_focus else next(
+            (w for w in pane.query("LiveTable, SummaryTable") if w.focusable), None)
+        self.set_focus(target or tabbed.query_one(Tabs))
+
+    def _has_focus_in(self, tab: str) -> bool:
+        return self.focused is not None and self.panes[tab] in self.focused.ancestors_with_self
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()

@@ -1,21 +1,10 @@
-"""Placeholder until the real screen lands."""
+"""The carrier list: consecutive failures, channels, CPS, ASR, ACD, PDD, attempts, last call and
+status; sorted by failures (s) it puts a route that is down on top."""
 
-from textual.widgets import Footer, Static
+from __future__ import annotations
 
-from screens.base import DataScreen
-from screens.chrome import NocHeader
+from screens.accounts import AccountListScreen
 
 
-class CarriersScreen(DataScreen):
-    def compose(self):
-        yield NocHeader("CarriersScreen")
-        yield Static("carriers")
-        yield Footer()
-
-    def gather(self, data, now_ms):
-        return (data.feed(), now_ms)
-
-    def show(self, snapshot):
-        feed, now_ms = snapshot
-        self.query_one(NocHeader).show_feed(feed, now_ms, role=self.app.role,
-                                            read_only=self.app.read_only, tz=self.tz)
+class CarriersScreen(AccountListScreen):
+    KIND = "carrier"
