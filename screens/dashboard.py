@@ -49,7 +49,7 @@ class DashboardScreen(DataScreen):
     BINDINGS = [
         Binding("g", "next_graph", "Graph"),
         Binding("p", "per_carrier", "Per carrier"),
-        Binding("enter", "open_check", "Open", show=False),
+        Binding("enter", "open_selected", "Open"),
     ]
 
     def __init__(self) -> None:
@@ -144,8 +144,17 @@ class DashboardScreen(DataScreen):
         self.summary_mode = event.mode
         self.refresh_now()
 
+    def action_open_selected(self) -> None:
+        """Open what the highlighted line of the checklist or balances is about."""
+        focused = self.focused
+        if isinstance(focused, OptionList) and focused.highlighted is not None:
+            self._open(focused.get_option_at_index(focused.highlighted))
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        kind, _, rest = (event.option.id or "").partition(":")
+        self._open(event.option)
+
+    def _open(self, option: Option) -> None:
+        kind, _, rest = (option.id or "").partition(":")
         account = rest.split(":")[0]
         if kind in ("customer", "carrier") and account:
             self.app.open_account(kind, account)
@@ -158,8 +167,8 @@ def _replace_options(option_list: OptionList, options: list[Option]) -> None:
     current = [(str(o.prompt), o.id) for o in option_list.options]
     if current == [(str(o.prompt), o.id) for o in options]:
         return
-    highlighted = option_list.highlighted
+    highlighted = option_list.highlighted or 0
     option_list.clear_options()
     option_list.add_options(options)
-    if highlighted is not None and options:
+    if options and not options[0].disabled:  # Enter acts on a line from the start
         option_list.highlighted = min(highlighted, len(options) - 1)

@@ -100,3 +100,15 @@ def test_summary_rows_are_the_store_figures(noc_db, noc_clock):
     newest = summary_cells(rows[0])
     assert newest[1] > 0  # the seeded busy hours
     json.dumps(newest)  # plain values, ready for copy and export
+
+
+async def test_enter_on_the_first_check_opens_the_failing_carrier(noc_app, noc_settle):
+    from screens.carrier import CarrierScreen
+
+    app = noc_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await noc_settle(pilot)
+        await pilot.press("enter")
+        await noc_settle(pilot)
+        assert isinstance(app.screen, CarrierScreen)
+        assert app.screen.carrier == "ember-link"
