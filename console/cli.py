@@ -22,6 +22,7 @@ from console import config as config_module
 from console.feed import FeedError
 from console.ingestion import IngestService, IngestSettings
 from console.options import LOW_COLOUR_THEME, ConsoleOptions
+from console.traffic import SCENARIOS
 from store.database import StoreError, WriterLock, prepare
 from store.writer import Retention
 
@@ -139,6 +140,21 @@ def alert_engine(config_path: Path | None, path: Path):
     return AlertEngine(path, settings) if settings.enabled else None
 
 
+def traffic_options(command):
+    """The simulated traffic's options, shared by `simulate` and `demo`."""
+    for option in reversed([
+        click.option("--seed", default=1, show_default=True, type=int,
+                     help="Same seed, same traffic."),
+        click.option("--cps", default=20.0, show_default=True,
+                     type=click.FloatRange(min=0, min_open=True),
+                     help="Average new calls per second."),
+        click.option("--scenario", default="default", show_default=True,
+                     type=click.Choice(SCENARIOS), help="Incidents to play (default: random)."),
+    ]):
+        command = option(command)
+    return command
+
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -194,20 +210,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 
 
 @main.command()
-@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same traffic.")
-@click.option(
-    "--cps",
-    default=20.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Average new calls per second.",
-)
-@click.option(
-    "--scenario",
-    default="default",
-    show_default=True,
-    help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.",
-)
+@traffic_options
 @click.option(
     "--backfill",
     default=600.0,
@@ -225,14 +228,8 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 @config_option
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
-    from console import traffic
     from console.simulator import Simulator
 
-    if scenario not in traffic.SCENARIOS:
-        raise click.BadParameter(
-            f"unknown scenario {scenario!r}; choose from {', '.join(traffic.SCENARIOS)}",
-            param_hint="--scenario",
-        )
     settings = load_settings(config_path)
     path = db_path or config_module.default_db_path().with_name("demo.db")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,26 +270,13 @@ def run_console(options: ConsoleOptions, **hooks) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same traffic.")
-@click.option(
-    "--cps",
-    default=20.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Average new calls per second.",
-)
+@traffic_options
 @click.option(
     "--speed",
     default=1.0,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Time factor (0: as fast as the subscriber reads).",
-)
-@click.option(
-    "--scenario",
-    default="default",
-    show_default=True,
-    help="default, calm, outage, false-answer, pdd-spike, cps-flood, balance-out.",
 )
 @click.option(
     "--buffer",
@@ -313,13 +297,8 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
 
     The bearer token the simulator demands, if any, is read from NOC_FEED_TOKEN.
     """
-    from console import simulator, traffic
+    from console import simulator
 
-    if scenario not in traffic.SCENARIOS:
-        raise click.BadParameter(
-            f"unknown scenario {scenario!r}; choose from {', '.join(traffic.SCENARIOS)}",
-            param_hint="--scenario",
-        )
     token = os.environ.get("NOC_FEED_TOKEN")
     sim = simulator.Simulator(
         seed=seed,
