@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 5.0
 FEED_COUNTERS = (
     "last_seq",
     "newest_ms",
@@ -166,7 +167,12 @@ class IngestService:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._background:
+            # Bounded: a stuck helper (the alert engine's round, a send) must not keep the
+            # writer from committing and releasing the database.
+            _, stuck = await asyncio.wait(self._background, timeout=CLOSE_TIMEOUT_S)
+            for task in stuck:
+                log.warning("stopping without waiting for %s", task.get_name())
         await self.writer.close()
         self.lock.release()
 
