@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
-from textual.worker import WorkerState
 
 from console.ingestion import IngestService
 from console.options import ConsoleOptions
@@ -217,11 +216,9 @@ class NocApp(App):
                         group="poll",
                         exit_on_error=False,
                     )
-                    await worker.wait()
-                    if worker.state == WorkerState.SUCCESS and screen is self.screen:
+                    await worker.wait()  # raises if the read failed: shown below
+                    if screen is self.screen:
                         screen.deliver(worker.result)
-                    elif worker.state == WorkerState.ERROR:
-                        self.notify(f"could not read the store: {worker.error}", severity="error")
         except Exception as error:  # a failed read must not stop the loop; it is shown instead
             self.notify(f"could not read the store: {error}", severity="error")
         finally:

@@ -155,6 +155,14 @@ def traffic_options(command):
     return command
 
 
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database file (default: store.path in the config, or $NOC_DB).",
+)
+
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -167,12 +175,7 @@ config_option = click.option(
 @click.option(
     "--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL)."
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Database file (default: store.path in the config, or $NOC_DB).",
-)
+@db_option
 @click.option("--viewer", is_flag=True, help="Only view the database, even if no writer runs.")
 @console_options
 @config_option
@@ -334,12 +337,7 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
 @click.option(
     "--feed", "feed_url", help="Feed URL (default: feed.url in the config, or $NOC_FEED_URL)."
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Database file (default: store.path in the config, or $NOC_DB).",
-)
+@db_option
 @config_option
 def ingest(feed_url, db_path, config_path) -> None:
     """Subscribe to the feed and store it, with no terminal (the daemon).
@@ -376,12 +374,7 @@ def ingest(feed_url, db_path, config_path) -> None:
 
 
 @main.command()
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Database file (default: store.path in the config, or $NOC_DB).",
-)
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--from", "time_from", help="Start, inclusive: Unix seconds or ISO 8601 (UTC).")
 @click.option("--to", "time_to", help="End, exclusive: Unix seconds or ISO 8601 (UTC).")
@@ -405,13 +398,6 @@ def report(db_path, as_json, time_from, time_to, config_path) -> None:
     else:
         click.echo(format_report(result))
 
-
-db_option = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Database file (default: store.path in the config, or $NOC_DB).",
-)
 
 
 def existing_database(db_path: Path | None, config_path: Path | None) -> Path:
