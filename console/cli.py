@@ -231,6 +231,8 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 @config_option
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
+    from console.alerting.settings import email_configured
+    from console.demo_alerting import DemoAlerting
     from console.simulator import Simulator
 
     settings = load_settings(config_path)
@@ -242,9 +244,13 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
         stale.unlink(missing_ok=True)  # the simulator starts at seq 1: so must the database
     prepare(path)
     simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill)
-    engine = alert_engine(config_path, path)
+    alerting = DemoAlerting.prepare(alert_settings(config_path), path,
+                                    own_mail=not email_configured(config_path))
 
     async def start(app) -> None:
+        engine = await alerting.start()
+        if alerting.notice:
+            app.notify(alerting.notice, timeout=8)
         port = await simulator.start("127.0.0.1", 0)
         app.service = IngestService(
             path,
@@ -256,6 +262,7 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
 
     async def stop(app) -> None:
         await simulator.stop()
+        await alerting.stop()
 
     run_console(console_settings(settings, path, **console_flags), on_start=start, on_stop=stop)
 

@@ -7,8 +7,10 @@ and deterministic: the same seed and clock give the same file, so snapshots do n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,7 +78,77 @@ def seed_database(path: str | Path, *, now_ms: int = FIXED_NOW_MS, seed: int = 7
         writer.checkpoint_now()
     finally:
         writer.close_now()
+    seed_alerts(path, now_ms)
     return path
+
+
+# When the seeded engine evaluated, seconds from now: at -1740 the first penalty is up.
+ALERT_ROUNDS_S = (-1800, -1740, -1739, -600, -45, 0)
+WATCH_RULE = """
+[[rule]]
+title = "Ember Link watch"
+kind = "carrier"
+company = "ember-link"
+recipients = ["noc@example.net", "+15550001111"]
+area = "consecutive_failures"
+operator = ">="
+threshold = 1000
+reset_threshold = 0
+penalty = "15m"
+level = "critical"
+"""
+
+
+def seed_alerts(path: Path, now_ms: int = FIXED_NOW_MS) -> None:
+    """The demo's alert rules, and one an engineer added a minute ago, evaluated by the real
+    engine at a few moments up to `now_ms`; its emails delivered to a real SMTP server on
+    loopback, its control requests acknowledged as a writer's feed would; a silence and an
+    acknowledgement, so that every alerts view has something to show."""
+    asyncio.run(_seed_alerts(Path(path), now_ms))
+
+
+async def _seed_alerts(path: Path, now_ms: int) -> None:
+    from console.alerting import exchange
+    from console.alerting.engine import AlertEngine
+    from console.alerting.settings import AlertSettings, EmailSettings
+    from console.demo_alerting import HOST, DemoMailServer
+    from store import alerting
+
+    exchange.import_demo_rules(path, now_ms=now_ms + ALERT_ROUNDS_S[0] * 1000 - 60_000)
+    with tempfile.TemporaryDirectory() as folder:
+        mail = DemoMailServer(Path(folder, "mail"))
+        settings = AlertSettings(email=EmailSettings(host=HOST, port=await mail.start()))
+        moment = [now_ms]
+        engine = AlertEngine(path, settings, clock=lambda: moment[0])
+        try:
+            for offset_s in ALERT_ROUNDS_S:
+                moment[0] = now_ms + offset_s * 1000
+                if offset_s == ALERT_ROUNDS_S[4]:
+                    exchange.import_text(path, WATCH_RULE, now_ms=moment[0] - 60_000)
+                engine.evaluate_round()
+                with alerting.writing(path) as db:  # as the feed would, a moment later
+                    db.execute("UPDATE control_request SET status = 'acked', done_ms = ? "
+                               "WHERE status = 'pending'", (moment[0] + 40,))
+                await engine.deliver_due()
+                if offset_s == ALERT_ROUNDS_S[3]:
+                    _silence_and_acknowledge(path, moment[0])
+        finally:
+            await engine.close()
+            await mail.stop()
+
+
+def _silence_and_acknowledge(path: Path, now_ms: int) -> None:
+    from store import alerting
+
+    data = alerting.AlertData(path)
+    low_asr = data.rule("Low ASR")
+    alerting.add_silence(path, rule_id=low_asr.id, kind="customer", account="nova-mobile",
+                         until_ms=now_ms + 4 * 3_600_000, now_ms=now_ms,
+                         comment="maintenance window at the customer", created_by="ana")
+    for alert in data.firing():
+        if alert.title == "Low ASR":
+            alerting.acknowledge(path, alert.rule_id, alert.kind, alert.account, by="ana",
+                                 comment="customer's own dialler fault", now_ms=now_ms + 5_000)
 
 
 def copy_database(source: Path, target: Path) -> Path:

@@ -1,31 +1,38 @@
-"""Alerts: every open check of the network, and the control requests and penalties standing.
+"""Alerts: the alert engine's firing alerts, rules, silences, history, penalties and outbox,
+and the console's own checks with the control requests consoles made, a tab each.
 
-Until the alert engine lands there are no rules to list: the console's built-in checks (failing
-carriers, carriers that never return 404, low balances, disabled accounts, the feed) stand in
-for them, and the page says so. The checks and requests tables serve the carrier's Alerts tab
-too.
+The panes are in screens.alert_panes; the checks and requests helpers here serve an account's
+Alerts tab too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Footer, OptionList, Static
+from textual.binding import Binding
+from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane, Tabs
 from textual.widgets.option_list import Option
 
 from screens.accounts import DASH, Col, LiveTable, recent_time
+from screens.alert_panes import (
+    FiringPane,
+    HistoryPane,
+    OutboxPane,
+    PenaltiesPane,
+    RulesPane,
+    SilencesPane,
+)
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.dashboard import SEVERITY_MARK
+from screens.panes import DataPane
 from store.views import Check, ConsoleData, ControlRow, FeedView
 
-ENGINE_NOTE = ("Alert rules, silences and history arrive with the alert engine; until then "
-               "these are the console's built-in checks.")
 STATUS_MARK = {  # control request status -> (mark, style): readable without colour
     "pending": ("…", "yellow"),
     "sent": ("→", "yellow"),
@@ -101,61 +108,41 @@ def request_rows(requests: Iterable[ControlRow], now_ms: int,
 
 
 @dataclass(frozen=True)
-class AlertsSnapshot:
+class ChecksSnapshot:
     now_ms: int
-    feed: FeedView
     checks: tuple[Check, ...]
     names: tuple[tuple[tuple[str, str], str], ...]
     requests: tuple[ControlRow, ...]
 
 
-class AlertsScreen(DataScreen):
-    """Open checks (Enter opens the account, or the quarantine for feed checks) and the control
-    requests with the penalties they impose."""
-
-    TITLE = "Alerts"
-    AUTO_FOCUS = "#checks"
-    DEFAULT_CSS = """
-    AlertsScreen {
-        & .section-title { padding: 0 1; }
-        & #checks-head { height: 1; padding: 0 1; color: $text-muted; text-style: bold; }
-        & #checks { height: auto; max-height: 50%; border: none; padding: 0 1; }
-        & #requests-title { margin-top: 1; }
-        & #requests { height: auto; max-height: 40%; }
-        & #engine-note { height: auto; margin-top: 1; padding: 0 1; color: $text-muted; }
-    }
-    """
+class ChecksPane(DataPane):
+    """Every open check, the alert engine's and the console's own (Enter opens the account, or
+    the quarantine for feed checks), and the control requests with the penalties they impose."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(id="checks-pane")
         self._subjects: dict[str, tuple[str, str]] = {}
         self._checks_shown: tuple = ()
 
     def compose(self) -> ComposeResult:
-        yield NocHeader("Alerts")
-        yield Static("Open checks", id="checks-title", classes="section-title")
+        yield Static("Open checks", id="checks-title", classes="pane-title")
         yield Static(check_grid("Severity", "Subject", "Check"), id="checks-head")
         yield OptionList(id="checks")
         yield Static("Control requests and penalties", id="requests-title",
-                     classes="section-title")
+                     classes="pane-title")
         yield LiveTable(REQUEST_COLUMNS, id="requests")
-        yield Static(ENGINE_NOTE, id="engine-note", markup=False)
-        yield Footer()
 
-    def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
-        view = data.dashboard(now_ms)
-        return AlertsSnapshot(
-            now_ms=now_ms, feed=view.feed, checks=view.checks,
+    def gather(self, data: ConsoleData, now_ms: int) -> ChecksSnapshot:
+        return ChecksSnapshot(
+            now_ms=now_ms, checks=data.dashboard(now_ms).checks,
             names=tuple(((kind, id_), name) for kind, id_, name in data.account_names()),
             requests=tuple(data.control_requests(now_ms)),
         )
 
-    def show(self, snapshot: AlertsSnapshot) -> None:
-        self.query_one(NocHeader).show_feed(snapshot.feed, snapshot.now_ms, role=self.app.role,
-                                            read_only=self.app.read_only, tz=self.tz)
+    def show(self, snapshot: ChecksSnapshot) -> None:
         self._show_checks(snapshot.checks, dict(snapshot.names))
         requests = self.query_one("#requests", LiveTable)
-        requests.set_rows(request_rows(snapshot.requests, snapshot.now_ms, self.tz))
+        requests.set_rows(request_rows(snapshot.requests, snapshot.now_ms, self.app.display_tz))
         requests.display = bool(snapshot.requests)
         count = len(snapshot.requests)
         self.query_one("#requests-title", Static).update(
@@ -190,3 +177,93 @@ class AlertsScreen(DataScreen):
             self.app.open_account(kind, account)
         elif kind == "feed":
             self.app.switch_mode("quarantine")
+
+
+@dataclass(frozen=True)
+class AlertsSnapshot:
+    now_ms: int
+    feed: FeedView
+    tab: str
+    pane: Hashable
+
+
+TABS = {"firing": "Firing", "rules": "Rules", "silences": "Silences", "history": "History",
+        "penalties": "Penalties", "outbox": "Outbox", "checks": "Checks"}
+
+
+class AlertsScreen(DataScreen):
+    """The alerts' tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them."""
+
+    TITLE = "Alerts"
+    DEFAULT_CSS = """
+    AlertsScreen {
+        & TabbedContent { height: 1fr; }
+        & TabPane { padding: 0; }
+        & .pane-title { height: 1; padding: 0 1; background: $boost; }
+        & .pane-bar { height: 1; background: $boost; }
+        & .pane-bar > FilterInput { width: 1fr; max-width: 48; }
+        & .pane-bar > Static { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }
+        & #checks-head { height: 1; padding: 0 1; color: $text-muted; text-style: bold; }
+        & #checks { height: auto; max-height: 50%; border: none; padding: 0 1; }
+        & #requests-title { margin-top: 1; }
+        & #requests { height: auto; max-height: 1fr; }
+    }
+    """
+    BINDINGS = [
+        Binding("greater_than_sign,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display=">"),
+        Binding("less_than_sign,ctrl+pageup", "switch_tab(-1)", "Previous tab",
+                key_display="<", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.panes: dict[str, DataPane] = {
+            "firing": FiringPane(), "rules": RulesPane(), "silences": SilencesPane(),
+            "history": HistoryPane(), "penalties": PenaltiesPane(), "outbox": OutboxPane(),
+            "checks": ChecksPane(),
+        }
+        self.active = "firing"  # read by gather on the worker thread: kept in a plain attribute
+
+    def compose(self) -> ComposeResult:
+        yield NocHeader("Alerts")
+        # The tab panes' ids are prefixed: the panes' own lists use the bare names.
+        with TabbedContent(initial=f"tab-{self.active}"):
+            for tab, label in TABS.items():
+                with TabPane(label, id=f"tab-{tab}"):
+                    yield self.panes[tab]
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._focus_pane()
+
+    def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
+        tab = self.active
+        return AlertsSnapshot(now_ms, data.feed(), tab, self.panes[tab].gather(data, now_ms))
+
+    def show(self, snapshot: AlertsSnapshot) -> None:
+        self.query_one(NocHeader).show_feed(snapshot.feed, snapshot.now_ms, role=self.app.role,
+                                            read_only=self.app.read_only, tz=self.tz)
+        if snapshot.tab == self.active:
+            self.panes[snapshot.tab].show(snapshot.pane)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id.removeprefix("tab-")
+        if tab == self.active:
+            return
+        self.active = tab
+        if not isinstance(self.focused, Tabs):  # arrowing along the tab bar keeps its focus
+            self._focus_pane()
+        self.refresh_now()
+
+    def action_switch_tab(self, step: int) -> None:
+        # From the tab bar's own state: `active` follows only once TabActivated is handled.
+        tabbed, tabs = self.query_one(TabbedContent), list(TABS)
+        now = tabs.index(tabbed.active.removeprefix("tab-"))
+        tabbed.active = f"tab-{tabs[(now + step) % len(tabs)]}"
+
+    def show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{tab}"
+
+    def _focus_pane(self) -> None:
+        target = self.panes[self.active].query("LiveTable, OptionList").first()
+        self.call_after_refresh(target.focus)

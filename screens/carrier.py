@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tabs
 
+from screens.account_alerts import AccountAlertsPane
 from screens.accounts import DASH, Col, LiveTable, pdd, percent, recent_time, seconds
-from screens.alerts import ENGINE_NOTE, REQUEST_COLUMNS, check_lines, request_rows
 from screens.base import DataScreen
 from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
@@ -33,10 +33,8 @@ from store.views import (
     HOUR_MS,
     CallRow,
     CarrierMainView,
-    Check,
     CodeConsistency,
     ConsoleData,
-    ControlRow,
     FailoverRow,
     FeedView,
     SummaryRow,
@@ -244,58 +242,6 @@ class FailoverPane(DataPane):
             self.app.push_screen(CallDetail(call, self.app.display_tz))
 
 
-# Alerts ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AlertsSnapshot:
-    now_ms: int
-    checks: tuple[Check, ...]
-    requests: tuple[ControlRow, ...]
-
-
-class AlertsPane(DataPane):
-    """This carrier's open checks, and the control requests and penalties that concern it."""
-
-    DEFAULT_CSS = """
-    AlertsPane {
-        & .section-title { padding: 0 1; }
-        & #carrier-checks { height: auto; padding: 0 1; margin-bottom: 1; }
-        & LiveTable { height: auto; max-height: 1fr; }
-        & #carrier-engine-note { height: auto; margin-top: 1; padding: 0 1; color: $text-muted; }
-    }
-    """
-
-    def __init__(self, carrier: str) -> None:
-        super().__init__(id="alerts-pane")
-        self.carrier = carrier
-
-    def compose(self) -> ComposeResult:
-        yield Static("Open checks", classes="section-title")
-        yield Static(id="carrier-checks")
-        yield Static("Control requests and penalties", id="carrier-requests-title",
-                     classes="section-title")
-        yield LiveTable(REQUEST_COLUMNS, id="carrier-requests")
-        yield Static(ENGINE_NOTE, id="carrier-engine-note", markup=False)
-
-    def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
-        subject = (CARRIER, self.carrier)
-        return AlertsSnapshot(
-            now_ms=now_ms,
-            checks=tuple(c for c in data.dashboard(now_ms).checks if c.subject == subject),
-            requests=tuple(r for r in data.control_requests(now_ms)
-                           if r.kind == CARRIER and r.account == self.carrier),
-        )
-
-    def show(self, snapshot: AlertsSnapshot) -> None:
-        self.query_one("#carrier-checks", Static).update(check_lines(snapshot.checks))
-        table = self.query_one(LiveTable)
-        table.set_rows(request_rows(snapshot.requests, snapshot.now_ms, self.app.display_tz))
-        table.display = bool(snapshot.requests)
-        self.query_one("#carrier-requests-title", Static).update(
-            "Control requests and penalties" + ("" if snapshot.requests else
-                                                " · none in the last 24 h"))
-
-
 # The screen -----------------------------------------------------------------------------------
 
 TABS = {"main": "Main", "failover": "Failover", "stats": "Stats", "alerts": "Alerts"}
@@ -334,7 +280,7 @@ class CarrierScreen(DataScreen):
             "main": MainPane(carrier),
             "failover": FailoverPane(carrier),
             "stats": StatsPane(CARRIER, carrier, id="stats-pane"),
-            "alerts": AlertsPane(carrier),
+            "alerts": AccountAlertsPane(CARRIER, carrier),
         }
         self.active = "main"  # read by gather on the worker thread: kept in a plain attribute
         self._header: tuple | None = None

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tabs
 
+from screens.account_alerts import AccountAlertsPane
 from screens.accounts import (
     DASH,
     STATUS_LOOK,
@@ -35,7 +36,6 @@ from screens.base import DataScreen
 from screens.call_detail import CallDetail, reject_reason
 from screens.chrome import NocHeader
 from screens.confirm import Confirm
-from screens.dashboard import SEVERITY_MARK
 from screens.panes import DataPane
 from screens.stats import StatsPane, code_style
 from screens.summary import SummaryPane
@@ -43,9 +43,7 @@ from store.database import StoreError
 from store.views import (
     AccountRow,
     CallRow,
-    Check,
     ConsoleData,
-    ControlRow,
     DialogRow,
     FeedView,
     RouteStat,
@@ -313,68 +311,6 @@ class DialogsPane(DataPane):
             self.notify(f"Asked the writer to end call {dialog.call_id}")
 
 
-# Alerts ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AlertsSnapshot:
-    now_ms: int
-    checks: tuple[Check, ...]
-    requests: tuple[ControlRow, ...]
-
-
-REQUEST_STATUS_STYLE = {"pending": "yellow", "sent": "yellow", "acked": "green", "failed": "red"}
-
-
-class AlertsPane(DataPane):
-    """This customer's open checks, and the requests and penalties that concern it."""
-
-    def __init__(self, customer: str) -> None:
-        super().__init__(id="alerts-pane")
-        self.customer = customer
-
-    def compose(self) -> ComposeResult:
-        yield Static("Open checks", classes="section-title", id="alerts-checks-title")
-        yield Static(id="alerts-checks")
-        yield Static("Requests and penalties · last 24 h and any still standing",
-                     classes="section-title")
-        yield LiveTable([
-            Col("time", "Time"), Col("action", "Action"), Col("status", "Status"),
-            Col("until", "Until", drop=1), Col("what", "Call / reason", drop=2),
-            Col("by", "Requested by", drop=3),
-        ])
-        yield Static("None in the last 24 h.", classes="pane-note", id="alerts-no-requests")
-        yield Static("Alert rules (thresholds, notifications, automatic penalties) arrive with "
-                     "the alert engine; until then this tab lists the console's own checks and "
-                     "the requests made from consoles.", classes="pane-note", id="alerts-rules")
-
-    def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
-        subject = (CUSTOMER, self.customer)
-        return AlertsSnapshot(
-            now_ms,
-            tuple(c for c in data.dashboard(now_ms).checks if c.subject == subject),
-            tuple(r for r in data.control_requests(now_ms)
-                  if r.account == self.customer and r.kind in (CUSTOMER, "")),
-        )
-
-    def show(self, snapshot: AlertsSnapshot) -> None:
-        lines = [marked(SEVERITY_MARK[c.severity], c.text) for c in snapshot.checks]
-        self.query_one("#alerts-checks", Static).update(
-            Text("\n").join(lines) or Text("✓ nothing needs attention", style="green"))
-        tz, now_ms = self.app.display_tz, snapshot.now_ms
-        table = self.query_one(LiveTable)
-        table.display = bool(snapshot.requests)
-        self.query_one("#alerts-no-requests").display = not snapshot.requests
-        table.set_rows((r.id, (
-            recent_time(r.created_ms, now_ms, tz),
-            Text(f"{r.action} (standing)" if r.penalty else r.action,
-                 style="bold yellow" if r.penalty else ""),
-            Text(r.status + (f": {r.error}" if r.error else ""),
-                 style=REQUEST_STATUS_STYLE.get(r.status, "")),
-            recent_time(r.until_ms, now_ms, tz, "%H:%M"),
-            r.call_id or r.reason or DASH, r.requested_by or DASH,
-        )) for r in snapshot.requests)
-
-
 # Summary --------------------------------------------------------------------------------------
 
 class SummaryTab(DataPane):
@@ -430,10 +366,6 @@ class CustomerScreen(DataScreen):
         & .pane-bar > Static { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }
         & .pane-note { height: auto; padding: 0 1; color: $text-muted; }
         & .section-title { padding: 0 1; margin-top: 1; }
-        & #alerts-checks-title { margin-top: 0; }
-        & #alerts-checks { height: auto; padding: 0 1; }
-        & #alerts-pane > LiveTable { height: auto; max-height: 1fr; }
-        & #alerts-rules { margin-top: 1; }
     }
     """
     BINDINGS = [
@@ -452,7 +384,7 @@ class CustomerScreen(DataScreen):
             "routes": RoutesPane(account),
             "calls": CallsPane(account),
             "dialogs": DialogsPane(account),
-            "alerts": AlertsPane(account),
+            "alerts": AccountAlertsPane(CUSTOMER, account),
             "summary": SummaryTab(account),
         }
         self.active = "stats"  # read by gather on the worker thread: kept in a plain attribute

@@ -241,9 +241,9 @@ class Rule:
 
     @property
     def condition_label(self) -> str:
-        """`asr <= 30 (reset 31)`."""
-        reset = f" (reset {self.reset_threshold:g})" if self.reset_threshold is not None else ""
-        return f"{self.area} {self.operator} {self.threshold:g}{reset}"
+        """`<= 30, reset 31`: the condition, its area aside."""
+        reset = f", reset {self.reset_threshold:g}" if self.reset_threshold is not None else ""
+        return f"{self.operator} {self.threshold:g}{reset}"
 
 
 RULE_COLUMNS = tuple(f.name for f in fields(Rule))
@@ -571,32 +571,29 @@ class AlertData:
         with reading(self.path) as db:
             return load_silences(db, -1 if include_ended else now_ms)
 
-    def history(self, *, search: str = "", event: str | None = None, rule_id: int | None = None,
+    def history(self, *, search: str = "", event: str | None = None,
+                events: Sequence[str] | None = None, rule_id: int | None = None,
                 kind: str | None = None, account: str | None = None,
                 since_ms: int | None = None, until_ms: int | None = None,
                 limit: int | None = 500) -> list[HistoryRow]:
         """Newest first. `search` matches title, account, detail and recipient (substring,
-        case-insensitive); `until_ms` is exclusive. `limit=None` returns everything (export)."""
-        where, params = _where(event=event, rule_id=rule_id, kind=kind, account=account)
-        clauses = [where] if where else []
-        if search:
-            params["search"] = f"%{search}%"
-            clauses.append("(rule_title LIKE :search OR account LIKE :search "
-                           "OR detail LIKE :search OR recipient LIKE :search)")
-        if since_ms is not None:
-            params["since"] = since_ms
-            clauses.append("ts_ms >= :since")
-        if until_ms is not None:
-            params["until"] = until_ms
-            clauses.append("ts_ms < :until")
-        sql = " AND ".join(clause.removeprefix("WHERE ") for clause in clauses)
+        case-insensitive); `events` keeps those events only; `until_ms` is exclusive.
+        `limit=None` returns everything (export)."""
+        sql, params = _history_filter(search=search, event=event, events=events,
+                                      rule_id=rule_id, kind=kind, account=account,
+                                      since_ms=since_ms, until_ms=until_ms)
         params["limit"] = -1 if limit is None else limit
         with reading(self.path) as db:
             rows = db.execute(
-                f"SELECT {', '.join(HISTORY_COLUMNS)} FROM alert_history "
-                f"{'WHERE ' + sql if sql else ''} ORDER BY ts_ms DESC, id DESC LIMIT :limit",
-                params).fetchall()
+                f"SELECT {', '.join(HISTORY_COLUMNS)} FROM alert_history {sql} "
+                "ORDER BY ts_ms DESC, id DESC LIMIT :limit", params).fetchall()
         return [HistoryRow(*row) for row in rows]
+
+    def history_count(self, *, search: str = "", events: Sequence[str] | None = None) -> int:
+        """How many rows `history` would return with no limit."""
+        sql, params = _history_filter(search=search, events=events)
+        with reading(self.path) as db:
+            return db.execute(f"SELECT count(*) FROM alert_history {sql}", params).fetchone()[0]
 
     def penalties(self, now_ms: int) -> list[PenaltyRow]:
         """Who is in penalty at `now_ms` and until when, soonest end first: penalties begun and
@@ -633,6 +630,29 @@ def _where(**filters: object) -> tuple[str, dict]:
     given = {name: value for name, value in filters.items() if value is not None}
     params = {name.replace(".", "_"): value for name, value in given.items()}
     clauses = [f"{name} = :{name.replace('.', '_')}" for name in given]
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _history_filter(*, search: str = "", event: str | None = None,
+                    events: Sequence[str] | None = None, rule_id: int | None = None,
+                    kind: str | None = None, account: str | None = None,
+                    since_ms: int | None = None, until_ms: int | None = None) -> tuple[str, dict]:
+    where, params = _where(event=event, rule_id=rule_id, kind=kind, account=account)
+    clauses = [where.removeprefix("WHERE ")] if where else []
+    if events is not None:
+        names = {f"event{index}": name for index, name in enumerate(events)}
+        params |= names
+        clauses.append(f"event IN ({', '.join(':' + key for key in names) or 'NULL'})")
+    if search:
+        params["search"] = f"%{search}%"
+        clauses.append("(rule_title LIKE :search OR account LIKE :search "
+                       "OR detail LIKE :search OR recipient LIKE :search)")
+    if since_ms is not None:
+        params["since"] = since_ms
+        clauses.append("ts_ms >= :since")
+    if until_ms is not None:
+        params["until"] = until_ms
+        clauses.append("ts_ms < :until")
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

@@ -129,6 +129,9 @@ class Check:
     severity: str  # one of SEVERITIES
     subject: tuple[str, str]  # ("customer"|"carrier", id), ("feed", ""|"gaps"|"quarantine")
     text: str
+    rule: str = ""  # the alert rule firing, for the engine's alerts; "" for the console's own
+    area: str = ""  # what an alert rule would watch to say the same (a rule's area)
+    muted: bool = False  # acknowledged or silenced: still open, listed after the others
 
 
 @dataclass(frozen=True)
@@ -582,6 +585,7 @@ class ConsoleData:
             failures = _failures(db)
             lost_in_gaps = db.execute(
                 "SELECT coalesce(sum(to_seq - from_seq + 1), 0) FROM gap").fetchone()[0]
+            alerts = db.execute(ALERT_CHECKS_SQL).fetchall()
         customers = [a for a in accounts if a.kind == CUSTOMER]
         carriers = [a for a in accounts if a.kind == CARRIER]
         balances = sorted(
@@ -595,12 +599,17 @@ class ConsoleData:
             key=lambda c: (-c.consecutive_failures, c.id),
         )
         limits = [a.channels for a in customers if a.channels is not None]
-        checks = [
+        names = {(a.kind, a.id): a.name for a in accounts}
+        # The console's own checks give way to the alert rules that watch the same thing.
+        watched = {(kind, account, area) for _, area, _, _, _, kind, account, *_ in alerts}
+        own = [
             *_feed_checks(feed, lost_in_gaps, now_ms),
             *_carrier_checks(health, carrier_day),
             *_balance_checks(balances),
             *_disabled_checks(accounts),
         ]
+        checks = [*_alert_checks(alerts, names),
+                  *(c for c in own if not _watched_by_rules(c, watched))]
         return DashboardView(
             feed=feed,
             channels=sum(live.get((CUSTOMER, a.id), (0, 0))[0] for a in customers),
@@ -608,7 +617,7 @@ class ConsoleData:
             cps=sum(live.get((CUSTOMER, a.id), (0, 0))[1] for a in customers),
             balances=tuple(balances),
             carriers=tuple(health),
-            checks=tuple(sorted(checks, key=lambda c: -SEVERITIES.index(c.severity))),
+            checks=tuple(sorted(checks, key=lambda c: (c.muted, -SEVERITIES.index(c.severity)))),
         )
 
     def _low(self, account: _Account, last_hour: Totals | None) -> bool:
@@ -1050,6 +1059,37 @@ def _code_consistency(t: Totals) -> CodeConsistency:
 # Checks ---------------------------------------------------------------------------------------
 
 FEED = ("feed", "")
+ALERT_CHECKS_SQL = (
+    "SELECT r.title, r.area, r.level, r.operator, r.threshold, s.kind, s.account, s.state, "
+    "s.value, s.silenced, s.acked_by FROM alert_state s JOIN alert_rule r ON r.id = s.rule_id "
+    "WHERE r.enabled ORDER BY r.title, s.kind, s.account")
+OPERATOR_SIGNS = {"<=": "≤", ">=": "≥"}
+
+
+def _alert_checks(alerts: Iterable[Sequence], names: Mapping[tuple[str, str], str],
+                  ) -> Iterator[Check]:
+    """The alert engine's firing alerts: `carrier Atlas Voice: Carrier down, 1,459 ≥ 100`."""
+    for title, area, level, operator, threshold, kind, account, state, value, silenced, acked_by \
+            in alerts:
+        if state != "firing":
+            continue
+        who = "feed" if kind == "feed" else f"{kind} {names.get((kind, account), account)}"
+        shown = "no data" if value is None else (
+            f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}")
+        text = (f"{who}: {title}, {shown} {OPERATOR_SIGNS.get(operator, operator)} "
+                f"{threshold:g}")
+        if silenced:
+            text += " · silenced"
+        elif acked_by:
+            text += f" · acknowledged by {acked_by}"
+        yield Check(level, (kind, account), text, rule=title, area=area,
+                    muted=bool(silenced or acked_by))
+
+
+def _watched_by_rules(check: Check, watched: set[tuple[str, str, str]]) -> bool:
+    kind, account = check.subject
+    subject = ("feed", "") if kind == "feed" else (kind, account)
+    return bool(check.area) and (*subject, check.area) in watched
 
 
 def _feed_checks(feed: FeedView, lost_in_gaps: int, now_ms: int) -> Iterator[Check]:
@@ -1067,10 +1107,10 @@ def _feed_checks(feed: FeedView, lost_in_gaps: int, now_ms: int) -> Iterator[Che
                                      f"{(now_ms - feed.updated_ms) // 1000} s")
     if feed.gaps:
         yield Check("warning", ("feed", "gaps"),
-                    f"{feed.gaps} gap(s) in the feed: {lost_in_gaps} events lost for good")
+                    f"{feed.gaps:,} gap(s) in the feed: {lost_in_gaps:,} events lost for good")
     if feed.quarantined:
         yield Check("warning", ("feed", "quarantine"),
-                    f"{feed.quarantined} feed events quarantined")
+                    f"{feed.quarantined:,} feed events quarantined", area="quarantined")
 
 
 def _carrier_checks(health: Sequence[CarrierHealth],
@@ -1080,7 +1120,8 @@ def _carrier_checks(health: Sequence[CarrierHealth],
         severity = failures_severity(carrier.consecutive_failures)
         if severity is not None:
             yield Check(severity, (CARRIER, carrier.id), f"carrier {carrier.name}: "
-                        f"{carrier.consecutive_failures} consecutive failures")
+                        f"{carrier.consecutive_failures:,} consecutive failures",
+                        area="consecutive_failures")
     for carrier, totals in sorted(last_24h.items()):
         if metrics.never_404(totals, busy_attempts=NEVER_404_ATTEMPTS):
             yield Check("warning", (CARRIER, carrier),
@@ -1092,8 +1133,9 @@ def _balance_checks(balances: Iterable[Balance]) -> Iterator[Check]:
     for b in balances:
         if b.low:
             severity = "error" if b.balance <= 0 else "warning"
-            amount = f"{b.balance:.2f} {b.currency or ''}".rstrip()
-            yield Check(severity, (CUSTOMER, b.id), f"customer {b.name}: low balance, {amount}")
+            amount = f"{b.balance:,.2f} {b.currency or ''}".rstrip()
+            yield Check(severity, (CUSTOMER, b.id), f"customer {b.name}: low balance, {amount}",
+                        area="balance")
 
 
 def _disabled_checks(accounts: Iterable[_Account]) -> Iterator[Check]:

@@ -38,6 +38,7 @@ from store import alerting as store
 from store.alerting import Template
 
 SECTIONS = ("rule", "template")
+DEMO_RULES = Path(__file__).with_name("demo_rules.toml")  # what `noc demo` starts with
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -155,3 +156,8 @@ def _value(value: object) -> str:
     if "\n" in text and "'''" not in text and not CONTROL.search(text.replace("\t", "")):
         return f"'''\n{text}'''"  # a multi-line literal: the body as it is written
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def import_demo_rules(path: str | Path, *, now_ms: int) -> ImportResult:
+    """The demo's starter rules (demo_rules.toml)."""
+    return import_text(path, DEMO_RULES.read_text(encoding="utf-8"), now_ms=now_ms)

@@ -147,6 +147,20 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Ale
         raise ConfigError(f"{path}{_line_of(text, str(error))}: {error}") from None
 
 
+def email_configured(path: Path | None = None, environ: dict[str, str] | None = None) -> bool:
+    """Whether a mail server is named (NOC_SMTP_HOST, or [email] host): `noc demo` uses its own
+    otherwise."""
+    path = path or default_config_path()
+    environ = os.environ if environ is None else environ
+    if "NOC_SMTP_HOST" in environ:
+        return True
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except tomllib.TOMLDecodeError:
+        return False  # load() reports it
+    return "host" in data.get("email", {})
+
+
 def _line_of(text: str, message: str) -> str:
     """The line of the key an error names (`... at `$.email.port``), if it can be found."""
     found = (re.search(r"unknown field `([^`]+)`", message) or re.search(r"\$\.([\w.]+)", message)

@@ -1,0 +1,58 @@
+"""One message of the alerts' outbox, whole: to whom, what, and whether it went."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from screens.accounts import local_time
+from store.alerting import OutboxRow
+
+
+class MessageModal(ModalScreen):
+    DEFAULT_CSS = """
+    MessageModal {
+        align: center middle;
+        & > Vertical {
+            width: 90; max-width: 100%; height: auto; max-height: 90%;
+            border: round $primary; background: $surface; padding: 0 1;
+        }
+        & #message-facts { color: $text-muted; height: auto; }
+        & #message-subject { text-style: bold; height: auto; margin-top: 1; }
+        & VerticalScroll { height: auto; max-height: 30; margin-top: 1; }
+    }
+    """
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close"),
+        Binding("c", "copy", "Copy"),
+    ]
+
+    def __init__(self, message: OutboxRow, tz: tzinfo) -> None:
+        super().__init__()
+        self.message = message
+        self.tz = tz
+
+    def compose(self) -> ComposeResult:
+        m = self.message
+        when = "%Y-%m-%d %H:%M:%S %Z"
+        status = {"sent": f"sent {local_time(m.sent_ms, self.tz, when)}",
+                  "failed": f"failed: {m.last_error}"}.get(
+            m.status, f"waiting ({m.attempts} tries{': ' + m.last_error if m.last_error else ''})")
+        with Vertical() as box:
+            box.border_title = f"Message · {m.event}"
+            box.border_subtitle = "c copy · Esc closes"
+            yield Static(f"To {m.recipient} by {m.channel} · queued "
+                         f"{local_time(m.created_ms, self.tz, when)} · {status}",
+                         id="message-facts", markup=False)
+            yield Static(m.subject, id="message-subject", markup=False)
+            with VerticalScroll():
+                yield Static(m.body, markup=False)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(f"Subject: {self.message.subject}\n\n{self.message.body}")
+        self.notify("Copied the message")
