@@ -273,7 +273,7 @@ RULE_COLUMNS = (
     Col("status", "Status"),
     Col("rule", "Rule"),
     Col("condition", "Condition"),
-    Col("value", "Worst value", "right", drop=1),
+    Col("value", "Value (worst)", "right", drop=1),
     Col("fired", "Last fired", drop=2),
     Col("scope", "Applies to", drop=3),
     Col("level", "Level", drop=4),
@@ -331,7 +331,8 @@ class RulesPane(AlertWrites, DataPane):
         rows = []
         for key, o in self._rules.items():
             worst = DASH
-            if o.value is not None:
+            # Of many accounts the one shown is the worst: only telling when one is not ok.
+            if o.value is not None and (o.subjects == 1 or o.status not in ("ok", "insufficient")):
                 who = subject_name(o.rule.kind, o.account, names)
                 worst = f"{area_value(o.rule.area, o.value)} {who}" if o.subjects > 1 \
                     else area_value(o.rule.area, o.value)
@@ -344,9 +345,7 @@ class RulesPane(AlertWrites, DataPane):
                 recent_time(o.next_repeat_ms, snapshot.now_ms, tz) if o.next_repeat_ms
                 else DASH,
             )))
-        table = self.query_one("#rules", LiveTable)
-        table.set_rows(rows)
-        table.display = bool(rows)
+        self.query_one("#rules", LiveTable).set_rows(rows)  # shown empty too: it takes `n`
         firing = sum(o.status == "firing" for o in snapshot.rules)
         self.query_one("#rules-title", Static).update(
             f"{len(rows):,} rules · {firing:,} firing · n new · Enter edit · c copy · "

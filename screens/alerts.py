@@ -265,5 +265,12 @@ class AlertsScreen(DataScreen):
         self.query_one(TabbedContent).active = f"tab-{tab}"
 
     def _focus_pane(self) -> None:
-        target = self.panes[self.active].query("LiveTable, OptionList").first()
-        self.call_after_refresh(target.focus)
+        tab = self.active
+
+        def focus() -> None:
+            # Only if the tab is still showing: focusing a widget of a tab left since (quick
+            # presses) would switch back to it, and the two would take turns for good.
+            if self.query_one(TabbedContent).active == f"tab-{tab}":
+                self.panes[tab].query("LiveTable, OptionList").first().focus()
+
+        self.call_after_refresh(focus)

@@ -460,9 +460,17 @@ class CustomerScreen(DataScreen):
         tabbed.active = tabs[(tabs.index(tabbed.active) + step) % len(tabs)]
 
     def _focus_pane(self) -> None:
-        pane = self.panes[self.active]
-        target = pane if pane.can_focus else pane.query("LiveTable, SummaryTable").first()
-        self.call_after_refresh(target.focus)
+        tab = self.active
+
+        def focus() -> None:
+            # Only if the tab is still showing: focusing a widget of a tab left since (quick
+            # presses) would switch back to it, and the two would take turns for good.
+            if self.query_one(TabbedContent).active == tab:
+                pane = self.panes[tab]
+                target = pane if pane.can_focus else pane.query("LiveTable, SummaryTable").first()
+                target.focus()
+
+        self.call_after_refresh(focus)
 
     def action_back(self) -> None:
         self.app.pop_screen()

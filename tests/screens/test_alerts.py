@@ -327,3 +327,16 @@ async def test_the_carriers_alerts_tab_shows_its_rules_and_penalty(noc_app, noc_
         await pilot.press("enter")
         await testing.until(pilot, lambda: "acked by" in " ".join(column(table, "status")))
     assert next(s for s in AlertData(noc_db).firing() if s.title == "Carrier down").acked_by
+
+
+async def test_quick_tab_keys_go_round_and_stay(noc_app, noc_settle):
+    """Seven quick `>` come back to Firing, and it stays there (a late focus of a tab left
+    since must not switch back to it)."""
+    async with noc_app().run_test(size=(80, 24)) as pilot:
+        screen = await open_alerts(pilot, noc_settle)
+        await pilot.press(*[">"] * 7)
+        for _ in range(10):
+            await pilot.pause(0.1)
+            assert screen.query_one("TabbedContent").active == "tab-firing"
+        assert screen.active == "firing"
+        assert screen.focused is screen.query_one("#firing", LiveTable)
