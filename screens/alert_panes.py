@@ -54,6 +54,7 @@ SIGNS = {"<=": "≤", ">=": "≥"}
 SHORT_LABELS = {"consecutive_failures": "Consec. failures", "channel_breaches": "Channel breaches",
                 "quarantined": "Quarantined"}
 HISTORY_PAGE = 500
+HISTORY_COUNTED = 10_000  # matching rows counted at most, at each refresh
 EVENT_GROUPS = {  # what `f` cycles through on the history
     "all events": None,
     "alerts": ("fired", "notified", "repeat", "resolved"),
@@ -569,7 +570,7 @@ class HistoryPane(DataPane):
         alerts, events = AlertData(data.path), EVENT_GROUPS[self.group]
         return HistorySnapshot(
             now_ms, self.search, self.group,
-            alerts.history_count(search=self.search, events=events),
+            alerts.history_count(search=self.search, events=events, at_most=HISTORY_COUNTED),
             tuple(alerts.history(search=self.search, events=events, limit=HISTORY_PAGE)),
             tuple(names_of(data).items()))
 
@@ -585,9 +586,11 @@ class HistoryPane(DataPane):
             h.detail or DASH,
         )) for h in snapshot.rows)
         shown = len(snapshot.rows)
+        total = (f"{HISTORY_COUNTED:,}+" if snapshot.total > HISTORY_COUNTED
+                 else f"{snapshot.total:,}")
         more = f", newest {shown:,}" if shown < snapshot.total else ""
         self.query_one("#history-count", Static).update(
-            f"{snapshot.group} · {snapshot.total:,}{more} · f events · e export")
+            f"{snapshot.group} · {total}{more} · f events · e export")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

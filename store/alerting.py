@@ -589,11 +589,15 @@ class AlertData:
                 "ORDER BY ts_ms DESC, id DESC LIMIT :limit", params).fetchall()
         return [HistoryRow(*row) for row in rows]
 
-    def history_count(self, *, search: str = "", events: Sequence[str] | None = None) -> int:
-        """How many rows `history` would return with no limit."""
+    def history_count(self, *, search: str = "", events: Sequence[str] | None = None,
+                      at_most: int | None = None) -> int:
+        """How many rows `history` would return with no limit; counting stops past `at_most`
+        (a search through years of history need not be counted to the last row each second)."""
         sql, params = _history_filter(search=search, events=events)
+        params["at_most"] = -1 if at_most is None else at_most + 1
         with reading(self.path) as db:
-            return db.execute(f"SELECT count(*) FROM alert_history {sql}", params).fetchone()[0]
+            return db.execute(f"SELECT count(*) FROM (SELECT 1 FROM alert_history {sql} "
+                              "LIMIT :at_most)", params).fetchone()[0]
 
     def penalties(self, now_ms: int) -> list[PenaltyRow]:
         """Who is in penalty at `now_ms` and until when, soonest end first: penalties begun and

@@ -10,6 +10,7 @@ import pytest
 from textual.widgets import Input, Static
 
 from console import testing
+from screens import alert_panes
 from screens.accounts import LiveTable
 from screens.alert_dialogs import AcknowledgeDialog, SilenceDialog
 from screens.alert_message import MessageModal
@@ -340,3 +341,12 @@ async def test_quick_tab_keys_go_round_and_stay(noc_app, noc_settle):
             assert screen.query_one("TabbedContent").active == "tab-firing"
         assert screen.active == "firing"
         assert screen.focused is screen.query_one("#firing", LiveTable)
+
+
+async def test_a_long_history_is_counted_only_so_far(noc_app, noc_settle, monkeypatch):
+    monkeypatch.setattr(alert_panes, "HISTORY_COUNTED", 5)
+    monkeypatch.setattr(alert_panes, "HISTORY_PAGE", 3)
+    async with noc_app().run_test(size=(120, 40)) as pilot:
+        screen = await open_alerts(pilot, noc_settle, "history")
+        count = str(screen.query_one("#history-count", Static).render())
+        assert count.startswith("all events · 5+, newest 3 ·")
