@@ -46,6 +46,7 @@ class AccountAlertsSnapshot:
 
 
 class AccountAlertsPane(AlertWrites, DataPane):
+    BINDING_GROUP_TITLE = "Alerts of this account"
     DEFAULT_CSS = """
     AccountAlertsPane {
         overflow-y: auto;

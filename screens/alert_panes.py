@@ -230,6 +230,7 @@ class FiringSnapshot:
 class FiringPane(AlertWrites, DataPane):
     """Firing and pending alerts; `a` acknowledges, `s` silences, Enter opens the account."""
 
+    BINDING_GROUP_TITLE = "Firing alerts"
     BINDINGS = [
         Binding("a", "acknowledge", "Acknowledge"),
         Binding("s", "silence", "Silence"),
@@ -303,6 +304,7 @@ class RulesSnapshot:
 class RulesPane(AlertWrites, DataPane):
     """Every rule with the worst state of its accounts; create, edit, enable, delete, test."""
 
+    BINDING_GROUP_TITLE = "Alert rules"
     BINDINGS = [
         Binding("n", "new", "New rule"),
         Binding("e", "edit", "Edit"),
@@ -469,6 +471,8 @@ class SilencesSnapshot:
 
 
 class SilencesPane(AlertWrites, DataPane):
+    BINDING_GROUP_TITLE = "Silences"
+
     BINDINGS = [Binding("d,delete", "end", "End silence")]
 
     def __init__(self) -> None:
@@ -549,6 +553,7 @@ class HistoryPane(DataPane):
     """Every firing, clearing, delivery, penalty and human action, newest first: `/` searches,
     `f` picks a kind of event, `e` exports what matches."""
 
+    BINDING_GROUP_TITLE = "Alert history"
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("f", "next_group", "Events"),
