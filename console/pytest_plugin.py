@@ -4,8 +4,8 @@
         assert snap_compare(noc_app(), terminal_size=(80, 24), press=["3"],
                             run_before=noc_settle)
 
-Fixtures: `noc_db` (a private copy of the seeded database, with a writer lock held so the feed
-shows healthy), `noc_clock` (the fixed clock: 2026-11-20 11:58:30 UTC), `noc_app` (a factory of
+Fixtures: `noc_db` (a private copy of the seeded database, alert engine state included, with a
+writer lock held so the feed shows healthy), `noc_clock` (the fixed clock: 2026-11-20 11:58:30 UTC), `noc_app` (a factory of
 viewer consoles on `noc_db`), `noc_feed` (a started ScriptedFeed), and `noc_settle` (pass as
 `run_before` or await with a pilot: waits for the screen's first data).
 """
