@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,12 +100,38 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def ingest(url: str, db: Path, events: int) -> tuple[float, float, int]:
+def _proc_cpu_seconds(stat: Path) -> float:
+    """utime + stime of a /proc stat file, in seconds."""
+    text = stat.read_text()
+    user, system = text[text.rindex(")") + 2 :].split()[11:13]
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
+
+def simulator_cpu_seconds(server: subprocess.Popen) -> float:
+    """CPU time of the simulator so far (Linux; else 0): it shares the machine's cores."""
+    try:
+        return _proc_cpu_seconds(Path(f"/proc/{server.pid}/stat"))
+    except OSError:
+        return 0.0
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU time so far of each live thread of this process, by thread name (Linux; else empty)."""
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            found[thread.name] = _proc_cpu_seconds(Path(f"/proc/self/task/{thread.native_id}/stat"))
+        except OSError:
+            continue  # not Linux, or a thread that ended meanwhile
+    return found
+
+
+async def ingest(url: str, db: Path, events: int) -> tuple[float, float, dict[str, float], int]:
     """Run IngestService from seq 0 until `events` are committed; return the seconds it took,
-    the CPU seconds this process spent meanwhile, and the number of flushes."""
+    the CPU seconds this process spent meanwhile (in all and by thread), and the flushes."""
     service = IngestService(db, url, token=None)
     await service.open()
-    started, cpu = time.perf_counter(), cpu_seconds()
+    started, cpu, threads = time.perf_counter(), cpu_seconds(), thread_cpu_seconds()
     runner = asyncio.create_task(service.run())
     while service.committed_seq < events:
         if runner.done():
@@ -112,9 +139,12 @@ async def ingest(url: str, db: Path, events: int) -> tuple[float, float, int]:
             raise SystemExit("the ingest stopped before the last event was committed")
         await asyncio.sleep(0.005)
     elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    by_thread = {
+        name: seconds - threads.get(name, 0.0) for name, seconds in thread_cpu_seconds().items()
+    }
     service.stop()
     await runner
-    return elapsed, cpu, service.flushes
+    return elapsed, cpu, by_thread, service.flushes
 
 
 def stored(db: Path) -> tuple[int, int, int]:
@@ -163,7 +193,9 @@ async def main(events: int) -> None:
             await drain(url, events)  # the server generates and encodes everything now
             generated = time.perf_counter() - started
             before_mb = peak_rss_mb()
-            seconds, cpu, flushes = await ingest(url, tmp / "noc.db", events)
+            serving = simulator_cpu_seconds(server)
+            seconds, cpu, by_thread, flushes = await ingest(url, tmp / "noc.db", events)
+            serving = simulator_cpu_seconds(server) - serving
             peak_mb = peak_rss_mb()  # read before the raw phase holds every row in memory
             load = os.getloadavg()[0]  # other processes compete for the same cores
             logged, quarantined, last_seq = stored(tmp / "noc.db")
@@ -184,7 +216,13 @@ async def main(events: int) -> None:
         ("end-to-end, received to committed", f"{rate:,.0f} events/s", f">= {TARGET_RATE:,}"),
         ("  elapsed", f"{seconds:.2f} s", ""),
         ("  CPU of the ingesting process", f"{cpu / events * 1e6:.1f} us/event", ""),
+        *(
+            (f"    thread {name}", f"{thread_cpu / events * 1e6:.1f} us/event", "")
+            for name, thread_cpu in sorted(by_thread.items(), key=lambda item: -item[1])
+            if thread_cpu / events * 1e6 >= 0.1
+        ),
         ("  cores it kept busy (CPU / elapsed)", f"{cpu / seconds:.2f}", ""),
+        ("CPU of the simulator serving the feed", f"{serving / events * 1e6:.1f} us/event", ""),
         ("peak memory of the ingesting process", f"{peak_mb:,.0f} MiB", ""),
         ("  of which before the ingest started", f"{before_mb:,.0f} MiB", ""),
         ("raw sqlite3 executemany (best of 3)", f"{raw:,.0f} rows/s", ""),

@@ -5,9 +5,9 @@
                             run_before=noc_settle)
 
 Fixtures: `noc_db` (a private copy of the seeded database, alert engine state included, with a
-writer lock held so the feed shows healthy), `noc_clock` (the fixed clock: 2026-11-20 11:58:30 UTC), `noc_app` (a factory of
-viewer consoles on `noc_db`), `noc_feed` (a started ScriptedFeed), and `noc_settle` (pass as
-`run_before` or await with a pilot: waits for the screen's first data).
+writer lock held so the feed shows healthy), `noc_clock` (the fixed clock: 2026-11-20 11:58:30
+UTC), `noc_app` (a factory of viewer consoles on `noc_db`), `noc_feed` (a started ScriptedFeed),
+and `noc_settle` (pass as `run_before` or await with a pilot: waits for the screen's first data).
 """
 
 from __future__ import annotations

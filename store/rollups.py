@@ -7,16 +7,19 @@ upsert per key, so the cost is per key touched, not per event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import TypeVar
 
 from store.metrics import PEAK_FIELDS, TOTALS_FIELDS, Totals
 from store.models import BUCKET_MS
+from store.statements import RowsInsert
 
 TOTALS_WIDTH = len(TOTALS_FIELDS)
 PEAK_INDEXES = frozenset(TOTALS_FIELDS.index(name) for name in PEAK_FIELDS)
 COUNTER_INDEXES = tuple(i for i in range(TOTALS_WIDTH) if i not in PEAK_INDEXES)
 FIELD_INDEX = {name: i for i, name in enumerate(TOTALS_FIELDS)}
 
+K = TypeVar("K")
 RollupKey = tuple[str, str, str, int]  # kind, account, route ('' = all routes), bucket start ms
 ALL_ROUTES = ""
 
@@ -31,6 +34,16 @@ def add_into(target: list[int], source: Sequence[int]) -> None:
     for i in PEAK_INDEXES:
         if source[i] > target[i]:
             target[i] = source[i]
+
+
+def fold_into(rows: dict[K, list[int]], parts: dict[K, list[Sequence[int]]]) -> None:
+    """Add each key's parts into its row (a new one if none): counters summed, peaks by max."""
+    for key, values in parts.items():
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = zero()
+        for i, column in enumerate(zip(*values, strict=True)):
+            row[i] = max(row[i], *column) if i in PEAK_INDEXES else row[i] + sum(column)
 
 
 def to_totals(values: Sequence[int]) -> Totals:
@@ -59,18 +72,19 @@ def expand(minute_rows: dict[RollupKey, list[int]]) -> dict[str, dict[RollupKey,
     return widened
 
 
-def upsert_sql(table: str) -> str:
+def upsert(table: str) -> RowsInsert:
     columns = ("kind", "account", "route", "bucket", *TOTALS_FIELDS)
     updates = ", ".join(
         f"{name} = max({name}, excluded.{name})" if name in PEAK_FIELDS
         else f"{name} = {name} + excluded.{name}"
         for name in TOTALS_FIELDS
     )
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT(kind, account, route, bucket) DO UPDATE SET {updates}"
+    return RowsInsert(
+        f"INSERT INTO {table} ({', '.join(columns)})",
+        len(columns),
+        f" ON CONFLICT(kind, account, route, bucket) DO UPDATE SET {updates}",
     )
 
 
-def upsert_rows(rows: dict[RollupKey, list[int]]) -> Iterable[tuple]:
-    return (key + tuple(values) for key, values in rows.items())
+def upsert_rows(rows: dict[RollupKey, list[int]]) -> list[tuple]:
+    return [key + tuple(values) for key, values in rows.items()]
