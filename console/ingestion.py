@@ -144,6 +144,8 @@ class IngestService:
         )
         self.committed_seq = 0
         self.flushes = 0
+        self._connected = False
+        self._feed_head: int | None = None  # the feed's last seq, as this connection last said
         self._write_task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._controls_in_flight: set[str] = set()
@@ -173,6 +175,7 @@ class IngestService:
         reader = asyncio.create_task(self.client.run(first), name="feed-reader")
         self._spawn(self._watch_control_requests())
         if self.engine is not None:
+            self.engine.ready = self.caught_up
             self._spawn(self.engine.run())  # cancelled, and so closed, by close()
         try:
             with tuned_for_ingest():
@@ -242,16 +245,26 @@ class IngestService:
                 return
             self._apply(frames.get_nowait())
 
+    def caught_up(self) -> bool:
+        """The store holds all the feed has: connected, and committed up to the last seq the
+        feed's latest heartbeat named (unknown until the first heartbeat of a connection)."""
+        return (self._connected and self._feed_head is not None
+                and self.committed_seq >= self._feed_head)
+
     def _apply(self, frame: bytes | p.Subscribe) -> None:
         if isinstance(frame, p.Subscribe):
             self.ingestor.subscribed(frame.since)
+            self._feed_head = None
             return
         for item in self.ingestor.apply_frame(frame):
             if isinstance(item, p.ControlAck):
                 self.client.acknowledge(item)
+            elif isinstance(item, p.Heartbeat):
+                self._feed_head = item.last_seq
         self.ingestor.set_feed_status(last_frame_ms=now_ms())
 
     def _on_status(self, status: FeedStatus) -> None:
+        self._connected = status.status == "connected"
         self.ingestor.set_feed_status(
             status=status.status,
             detail=status.detail,

@@ -13,6 +13,10 @@ A round (every `interval`, 1 s by default) costs, whatever the number of rules:
 
 If that write fails, the cached states are dropped and read back from the store, so the next
 round decides (and queues) the same transitions again: nothing is lost, nothing sent twice.
+
+Rounds wait while the writer says its store is not current (`ready`: the feed down, or a backlog
+being caught up after a start): values read then would be of half-stored minutes, and rules would
+fire and clear on them. Deliveries go on meanwhile.
 """
 
 from __future__ import annotations
@@ -141,6 +145,8 @@ class AlertEngine:
         self._last_value_flush = 0
         self._report_runs: dict[str, int] = {}
         self._windows = WindowSums()
+        self.ready: Callable[[], bool] = lambda: True  # the writer's: is the store current?
+        self._held = False
 
     # Running -------------------------------------------------------------------------------
 
@@ -150,19 +156,28 @@ class AlertEngine:
         try:
             while True:
                 started = time.monotonic()
-                try:
-                    report = await self.database.call(self.evaluate_round, self.clock())
-                except Exception:  # logged; the next round tries again from the store
-                    log.exception("alert evaluation round failed")
-                else:
-                    if report.messages:
-                        self.delivery.wake.set()
+                if self._may_evaluate():
+                    try:
+                        report = await self.database.call(self.evaluate_round, self.clock())
+                    except Exception:  # logged; the next round tries again from the store
+                        log.exception("alert evaluation round failed")
+                    else:
+                        if report.messages:
+                            self.delivery.wake.set()
                 elapsed = time.monotonic() - started
                 await asyncio.sleep(max(0.0, self.settings.interval - elapsed))
         finally:
             delivery.cancel()
             await asyncio.gather(delivery, return_exceptions=True)
             await self.close()
+
+    def _may_evaluate(self) -> bool:
+        ready = self.ready()
+        if ready == self._held:  # a change: say so once
+            self._held = not ready
+            log.info("alert rounds %s", "wait: the store is not current (feed down or catching "
+                     "up)" if self._held else "resume: the store is current")
+        return ready
 
     async def deliver_due(self) -> int:
         """Send the messages due now (tests call it; `run` does it by itself)."""

@@ -1,0 +1,48 @@
+"""The engine's rounds wait while its writer catches up a backlog: values read from half-stored
+minutes would fire and clear rules on numbers that never were."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.alerting.engine import AlertEngine
+from console.alerting.settings import AlertSettings
+from store.database import prepare
+from tests.alerting.kit import running_writer
+from tests.feedkit import running_simulator, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_rounds_wait_until_the_backlog_is_stored(tmp_path):
+    db = tmp_path / "noc.db"
+    prepare(db)
+    engine = AlertEngine(db, AlertSettings(interval=0.02))
+    rounds: list[tuple[int, int]] = []  # (committed seq, the feed's head) at each round
+    writer = []
+    evaluate = engine.evaluate_round
+
+    def recorded(now_ms=None):
+        rounds.append((writer[0].committed_seq, backlog))
+        return evaluate(now_ms)
+
+    engine.evaluate_round = recorded
+    async with running_simulator(speed=1, cps=40, backfill=300, start=None) as (sim, url):
+        # The backfill, generated before the writer connects: it has all of it to catch up.
+        await wait_until(lambda: sim.head > 20_000, 20, what="the backfill")
+        backlog = sim.head
+        async with running_writer(db, url, engine) as service:
+            writer.append(service)
+            await wait_until(lambda: len(rounds) >= 3, 30, what="three rounds")
+    assert all(committed >= head for committed, head in rounds), rounds[:3]
+
+
+async def test_rounds_wait_while_the_feed_is_down(tmp_path):
+    db = tmp_path / "noc.db"
+    prepare(db)
+    engine = AlertEngine(db, AlertSettings(interval=0.02))
+    async with running_simulator(speed=1, cps=5) as (sim, url), \
+            running_writer(db, url, engine) as service:
+        await wait_until(service.caught_up, 10, what="caught up")
+        await sim.stop()
+        await wait_until(lambda: not service.caught_up(), 10, what="the feed seen down")
