@@ -250,8 +250,10 @@ def share_404(t: Totals) -> float | None:
 
 
 def never_404(t: Totals, busy_attempts: int = 1000) -> bool:
-    """A busy carrier that has never returned 404 may be answering calls to dead numbers."""
-    return t.attempts >= busy_attempts and t.code_404 == 0
+    """A carrier with many attempts ending 200 or 404 and not one 404 may be answering calls to
+    dead numbers. Counted among those codes, as code consistency is: a carrier failing every
+    attempt (an outage: 503s) answers nothing and is not suspect of this."""
+    return t.code_200 + t.code_404 >= busy_attempts and t.code_404 == 0
 
 
 # Carrier health counters over an ordered stream.

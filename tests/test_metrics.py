@@ -36,6 +36,7 @@ from store.metrics import (
     failover_totals,
     minutes,
     ner,
+    never_404,
     pdd_ms,
     profit,
     profit_pct,
@@ -694,3 +695,12 @@ def test_reference_agrees_with_store_metrics(scripts, bounds):
         carrier: carrier_report(carrier_totals[carrier], failures)
         for carrier, failures in sorted(health.counters.items())
     }
+
+
+def test_never_404_flags_a_carrier_that_answers_but_never_says_404():
+    answering = Totals(attempts=300, answered=300, code_200=300)
+    assert never_404(answering, busy_attempts=200)
+    assert not never_404(Totals(attempts=300, answered=299, code_200=299, code_404=1),
+                         busy_attempts=200)
+    down = Totals(attempts=3_000)  # every attempt a 503: an outage, not false answers
+    assert not never_404(down, busy_attempts=200)
