@@ -157,6 +157,20 @@ def rule_row(table: LiveTable, title: str) -> int:
     return column(table, "rule").index(title)
 
 
+async def press_on_rule(pilot, settle, title: str, key: str) -> LiveTable:
+    """On the Rules tab, highlight the rule `title` and press `key`; return the rules table."""
+    screen = await open_alerts(pilot, settle, "rules")
+    table = screen.query_one("#rules", LiveTable)
+    table.move_cursor(row=rule_row(table, title))
+    await pilot.press(key)
+    return table
+
+
+async def answer(pilot, key: str) -> None:
+    await testing.until(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+    await pilot.press(key)
+
+
 async def test_rules_show_each_rules_worst_state(noc_app, noc_settle, noc_db):
     async with noc_app().run_test(size=(120, 40)) as pilot:
         screen = await open_alerts(pilot, noc_settle, "rules")
@@ -173,10 +187,7 @@ async def test_rules_show_each_rules_worst_state(noc_app, noc_settle, noc_db):
 
 async def test_space_disables_and_enables_a_rule(noc_app, noc_settle, noc_db):
     async with noc_app().run_test(size=(120, 40)) as pilot:
-        screen = await open_alerts(pilot, noc_settle, "rules")
-        table = screen.query_one("#rules", LiveTable)
-        table.move_cursor(row=rule_row(table, "Low ASR"))
-        await pilot.press("space")
+        table = await press_on_rule(pilot, noc_settle, "Low ASR", "space")
         await testing.until(pilot, lambda: column(table, "status")[
             rule_row(table, "Low ASR")] == "– disabled")
         assert not AlertData(noc_db).rule("Low ASR").enabled
@@ -186,28 +197,19 @@ async def test_space_disables_and_enables_a_rule(noc_app, noc_settle, noc_db):
 
 async def test_d_deletes_a_rule_after_asking(noc_app, noc_settle, noc_db):
     async with noc_app().run_test(size=(120, 40)) as pilot:
-        screen = await open_alerts(pilot, noc_settle, "rules")
-        table = screen.query_one("#rules", LiveTable)
-        table.move_cursor(row=rule_row(table, "PDD high"))
-        await pilot.press("d")
-        await testing.until(pilot, lambda: isinstance(pilot.app.screen, Confirm))
-        await pilot.press("n")
+        table = await press_on_rule(pilot, noc_settle, "PDD high", "d")
+        await answer(pilot, "n")
         assert AlertData(noc_db).rule("PDD high") is not None
         await pilot.press("d")
-        await testing.until(pilot, lambda: isinstance(pilot.app.screen, Confirm))
-        await pilot.press("y")
+        await answer(pilot, "y")
         await testing.until(pilot, lambda: "PDD high" not in column(table, "rule"))
     assert AlertData(noc_db).rule("PDD high") is None
 
 
 async def test_t_queues_a_test_message_to_the_rules_recipients(noc_app, noc_settle, noc_db):
     async with noc_app().run_test(size=(120, 40)) as pilot:
-        screen = await open_alerts(pilot, noc_settle, "rules")
-        table = screen.query_one("#rules", LiveTable)
-        table.move_cursor(row=rule_row(table, "Low balance"))
-        await pilot.press("t")
-        await testing.until(pilot, lambda: isinstance(pilot.app.screen, Confirm))
-        await pilot.press("y")
+        await press_on_rule(pilot, noc_settle, "Low balance", "t")
+        await answer(pilot, "y")
         await testing.until(pilot, lambda: AlertData(noc_db).outbox(status="pending"))
     queued = AlertData(noc_db).outbox(status="pending")
     assert sorted(m.recipient for m in queued) == ["billing@example.net", "noc@example.net"]
