@@ -444,7 +444,7 @@ def alerts_import(file, db_path, config_path) -> None:
         raise Failure(f"{file} was not imported: {error}") from None
     click.echo(
         f"{file}: {result.created} rules added, {result.replaced} replaced, "
-        f"{result.templates} templates",
+        f"{result.templates} templates, {result.tags} tags",
         err=True,
     )
 

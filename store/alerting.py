@@ -780,6 +780,14 @@ def set_tags(path: str | Path, kind: str, account: str, tags: Iterable[str]) -> 
         bump_config(db)
 
 
+def write_tag(db: sqlite3.Connection, kind: str, tag: str, accounts: Iterable[str]) -> None:
+    """Make `accounts` the members of one tag of a kind. The caller's transaction."""
+    db.execute("DELETE FROM account_tag WHERE kind = ? AND tag = ?", (kind, tag))
+    db.executemany("INSERT INTO account_tag (kind, account, tag) VALUES (?, ?, ?)",
+                   [(kind, account, tag) for account in sorted(set(accounts))])
+    bump_config(db)
+
+
 def write_template(db: sqlite3.Connection, template: Template) -> None:
     """Insert or replace a (validated) template. The caller's transaction."""
     db.execute("INSERT INTO alert_template (name, subject, body, updated_ms) VALUES (?, ?, ?, ?) "

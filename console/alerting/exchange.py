@@ -7,6 +7,11 @@
     ...
     '''
 
+    [[tag]]                    # accounts a rule may target together (tag = "gold")
+    name = "gold"
+    kind = "customer"
+    accounts = ["acme", "blue-voip"]
+
     [[rule]]
     title = "Low ASR Warning"
     kind = "customer"
@@ -20,7 +25,8 @@
     template = "low-asr"
 
 An import is all or nothing: every rule is validated first, and any problem, named by rule (its
-place, title and line) and field, refuses the whole file. A rule whose title exists is replaced.
+place, title and line) and field, refuses the whole file. A rule whose title exists is replaced;
+a tag in the file has the members the file lists, no others.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from console.alerting.rules import RuleInvalid
 from store import alerting as store
 from store.alerting import Template
 
-SECTIONS = ("rule", "template")
+SECTIONS = ("rule", "template", "tag")
+KINDS = ("customer", "carrier")
 DEMO_RULES = Path(__file__).with_name("demo_rules.toml")  # what `noc demo` starts with
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -55,6 +62,7 @@ class ImportResult:
     created: int
     replaced: int
     templates: int
+    tags: int = 0
 
 
 def export_text(path: str | Path) -> str:
@@ -62,7 +70,13 @@ def export_text(path: str | Path) -> str:
     with store.reading(path) as db:
         all_rules = store.load_rules(db)
         named = sorted(store.load_templates(db).values(), key=lambda t: t.name)
+        members: dict[tuple[str, str], list[str]] = {}
+        for kind, account, tag in db.execute(
+                "SELECT kind, account, tag FROM account_tag ORDER BY kind, tag, account"):
+            members.setdefault((kind, tag), []).append(account)
     parts = ["# noc alert rules (noc alerts export); import with: noc alerts import FILE\n"]
+    for (kind, tag), accounts in members.items():
+        parts.append(_table("tag", {"name": tag, "kind": kind, "accounts": accounts}))
     for template in named:
         parts.append(_table("template", {"name": template.name, "subject": template.subject,
                                          "body": template.body}))
@@ -77,13 +91,15 @@ def import_text(path: str | Path, text: str, *, now_ms: int) -> ImportResult:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ImportInvalid([f"not TOML: {error}"]) from None
-    problems = [f"unknown section [{name}]: the file holds [[rule]] and [[template]] tables"
+    problems = [f"unknown section [{name}]: the file holds [[rule]], [[template]] and [[tag]] "
+                "tables"
                 for name in data if name not in SECTIONS]
     rule_lines = [number for number, line in enumerate(text.splitlines(), start=1)
                   if re.match(r"\s*\[\[\s*rule\s*\]\]", line)]
     with store.writing(path) as db:
         named = store.load_templates(db)
         imported = _templates(data.get("template", []), now_ms, problems)
+        tags = _tags(data.get("tag", []), problems)
         named |= {t.name: t for t in imported}
         existing = {rule.title: rule for rule in store.load_rules(db)}
         valid, titles = [], set()
@@ -105,10 +121,12 @@ def import_text(path: str | Path, text: str, *, now_ms: int) -> ImportResult:
             raise ImportInvalid(problems)
         for template in imported:
             store.write_template(db, template)
+        for kind, name, accounts in tags:
+            store.write_tag(db, kind, name, accounts)
         for rule in valid:
             store.write_rule(db, rule)
     replaced = sum(rule.id is not None for rule in valid)
-    return ImportResult(len(valid) - replaced, replaced, len(imported))
+    return ImportResult(len(valid) - replaced, replaced, len(imported), len(tags))
 
 
 def _templates(tables: list, now_ms: int, problems: list[str]) -> list[Template]:
@@ -130,6 +148,30 @@ def _templates(tables: list, now_ms: int, problems: list[str]) -> list[Template]
             problems.append(f"{where}: {problem}")
             continue
         found.append(template)
+    return found
+
+
+def _tags(tables: list, problems: list[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(kind, name, accounts) of each [[tag]]."""
+    found = []
+    for index, table in enumerate(tables, start=1):
+        name = table.get("name", "") if isinstance(table, dict) else ""
+        where = f"tag {index} ({name!r})"
+        if not isinstance(table, dict) or set(table) != {"name", "kind", "accounts"}:
+            problems.append(f"{where}: a tag has a name, a kind and accounts, all three")
+            continue
+        accounts = table["accounts"]
+        if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
+            problems.append(f"{where}: name: one word, e.g. gold")
+        elif table["kind"] not in KINDS:
+            problems.append(f"{where}: kind: customer or carrier")
+        elif not isinstance(accounts, list) or not all(
+                isinstance(a, str) and a.strip() for a in accounts):
+            problems.append(f"{where}: accounts: a list of account ids")
+        elif (table["kind"], name) in {(kind, tag) for kind, tag, _ in found}:
+            problems.append(f"{where}: this tag is already in the file")
+        else:
+            found.append((table["kind"], name, tuple(a.strip() for a in accounts)))
     return found
 
 

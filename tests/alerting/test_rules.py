@@ -152,6 +152,11 @@ sample_period = 900
 template = """Subject: {{ account.name }} is quiet
 No call from {{ account.name }} in {{ rule.window }}."""
 enabled = false
+
+[[tag]]
+name = "gold"
+kind = "customer"
+accounts = ["acme", "blue-voip"]
 '''
 
 
@@ -159,15 +164,20 @@ def test_toml_round_trip(tmp_path):
     first, second = tmp_path / "first.db", tmp_path / "second.db"
     for db in (first, second):
         prepare(db)
-    assert exchange.import_text(first, RULES_FILE, now_ms=T0_MS) == exchange.ImportResult(3, 0, 1)
+    assert exchange.import_text(first, RULES_FILE, now_ms=T0_MS) == exchange.ImportResult(
+        3, 0, 1, 1)
     exported = exchange.export_text(first)
-    assert exchange.import_text(second, exported, now_ms=T0_MS) == exchange.ImportResult(3, 0, 1)
+    assert exchange.import_text(second, exported, now_ms=T0_MS) == exchange.ImportResult(
+        3, 0, 1, 1)
     assert exchange.export_text(second) == exported
+    assert AlertData(second).tags() == [("customer", "acme", "gold"),
+                                        ("customer", "blue-voip", "gold")]
     assert [rule_fields(r) for r in AlertData(second).rules()] == [
         rule_fields(r) for r in AlertData(first).rules()]
     assert AlertData(second).templates() == AlertData(first).templates()
     # Importing again replaces the rules of the same titles.
-    assert exchange.import_text(second, exported, now_ms=T0_MS) == exchange.ImportResult(0, 3, 1)
+    assert exchange.import_text(second, exported, now_ms=T0_MS) == exchange.ImportResult(
+        0, 3, 1, 1)
 
 
 def test_an_import_with_a_bad_rule_changes_nothing(tmp_path):
@@ -177,7 +187,7 @@ def test_an_import_with_a_bad_rule_changes_nothing(tmp_path):
     with pytest.raises(exchange.ImportInvalid) as invalid:
         exchange.import_text(db, bad + "\n[extra]\nx = 1\n", now_ms=T0_MS)
     assert invalid.value.problems == [
-        "unknown section [extra]: the file holds [[rule]] and [[template]] tables",
+        "unknown section [extra]: the file holds [[rule]], [[template]] and [[tag]] tables",
         "rule 1 ('Low ASR Warning', line 9): reset_threshold: for `ASR <= 30`, the reset "
         "threshold must be above 30",
     ]
@@ -191,3 +201,22 @@ def test_a_template_in_use_cannot_be_deleted(tmp_path):
     save_rule(db, LOW_ASR | dict(template="short"), now_ms=T0_MS)
     with pytest.raises(ValueError, match="used by Low ASR Warning"):
         store.delete_template(db, "short")
+
+
+def test_a_tag_in_a_file_has_exactly_the_members_listed(tmp_path):
+    db = tmp_path / "noc.db"
+    prepare(db)
+    exchange.import_text(db, RULES_FILE, now_ms=T0_MS)
+    smaller = '[[tag]]\nname = "gold"\nkind = "customer"\naccounts = ["acme"]\n'
+    assert exchange.import_text(db, smaller, now_ms=T0_MS).tags == 1
+    assert AlertData(db).tags() == [("customer", "acme", "gold")]
+
+
+def test_a_bad_tag_is_refused_by_name(tmp_path):
+    db = tmp_path / "noc.db"
+    prepare(db)
+    bad = '[[tag]]\nname = "gold"\nkind = "feed"\naccounts = ["acme"]\n'
+    with pytest.raises(exchange.ImportInvalid, match=r"tag 1 \('gold'\): kind: customer or "
+                                                      "carrier"):
+        exchange.import_text(db, bad, now_ms=T0_MS)
+    assert AlertData(db).tags() == []
