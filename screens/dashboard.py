@@ -103,7 +103,8 @@ class DashboardScreen(DataScreen):
     def _show_checks(self, view: DashboardView) -> None:
         checks = self.query_one("#checks", OptionList)
         options = [
-            Option(Text.assemble(SEVERITY_MARK[c.severity], " ", c.text),
+            Option(Text.assemble(SEVERITY_MARK[c.severity], " ",
+                                 (c.text, "dim" if c.muted else "")),
                    id=f"{c.subject[0]}:{c.subject[1]}:{n}")
             for n, c in enumerate(view.checks)
         ] or [Option(Text("✓ nothing needs attention", style="green"), disabled=True)]
