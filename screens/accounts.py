@@ -37,6 +37,11 @@ def local_time(ms: int | None, tz: tzinfo, pattern: str = "%H:%M:%S") -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz).strftime(pattern)
 
 
+def iso_utc(ms: int, timespec: str = "milliseconds") -> str:
+    """For exports: ISO 8601, UTC, whatever the display time zone."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec=timespec)
+
+
 def recent_time(ms: int | None, now_ms: int, tz: tzinfo, pattern: str = "%H:%M:%S") -> str:
     """A time of day within a day of now, else the date too."""
     if ms is not None and abs(now_ms - ms) >= DAY_MS:

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, Static
 
 from console.alerting import areas as alert_areas
 from console.alerting.messages import send_test
-from screens.accounts import DASH, Col, FilterInput, LiveTable, recent_time
+from screens.accounts import DASH, Col, FilterInput, LiveTable, iso_utc, recent_time
 from screens.alert_dialogs import AcknowledgeDialog, SilenceChoice, SilenceDialog
 from screens.confirm import Confirm
 from screens.dashboard import SEVERITY_MARK
@@ -99,10 +99,6 @@ def alert_status(alert: StateRow) -> Text:
     if alert.status == "firing" and alert.acked_by:
         return Text(f"✓ acked by {alert.acked_by}", style="cyan")
     return status_cell(alert.status)
-
-
-def iso_utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def names_of(data: ConsoleData) -> dict[tuple[str, str], str]:
@@ -619,8 +615,8 @@ class HistoryPane(DataPane):
         def export(target: Path, _scope: Scope) -> int:
             rows = AlertData(path).history(search=search, events=events, limit=None)
             write_table(target, EXPORT_HISTORY, [
-                (iso_utc(h.ts_ms), h.event, h.rule_title, h.kind, h.account, h.area, h.level,
-                 h.value, h.threshold, h.detail, h.recipient, h.actor) for h in rows])
+                (iso_utc(h.ts_ms, "seconds"), h.event, h.rule_title, h.kind, h.account, h.area,
+                 h.level, h.value, h.threshold, h.detail, h.recipient, h.actor) for h in rows])
             return len(rows)
 
         def exported(result: ExportResult | None) -> None:

@@ -30,7 +30,7 @@ from screens.alert_panes import (
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.dashboard import SEVERITY_MARK
-from screens.panes import DataPane
+from screens.panes import DataPane, focus_if_showing
 from store.views import Check, ConsoleData, ControlRow, FeedView
 
 STATUS_MARK = {  # control request status -> (mark, style): readable without colour
@@ -265,12 +265,6 @@ class AlertsScreen(DataScreen):
         self.query_one(TabbedContent).active = f"tab-{tab}"
 
     def _focus_pane(self) -> None:
-        tab = self.active
-
-        def focus() -> None:
-            # Only if the tab is still showing: focusing a widget of a tab left since (quick
-            # presses) would switch back to it, and the two would take turns for good.
-            if self.query_one(TabbedContent).active == f"tab-{tab}":
-                self.panes[tab].query("LiveTable, OptionList").first().focus()
-
-        self.call_after_refresh(focus)
+        pane = self.panes[self.active]
+        focus_if_showing(self.query_one(TabbedContent), f"tab-{self.active}",
+                         lambda: pane.query("LiveTable, OptionList").first())

@@ -36,7 +36,7 @@ from screens.base import DataScreen
 from screens.call_detail import CallDetail, reject_reason
 from screens.chrome import NocHeader
 from screens.confirm import Confirm
-from screens.panes import DataPane
+from screens.panes import DataPane, focus_if_showing
 from screens.stats import StatsPane, code_style
 from screens.summary import SummaryPane
 from store.database import StoreError
@@ -460,17 +460,9 @@ class CustomerScreen(DataScreen):
         tabbed.active = tabs[(tabs.index(tabbed.active) + step) % len(tabs)]
 
     def _focus_pane(self) -> None:
-        tab = self.active
-
-        def focus() -> None:
-            # Only if the tab is still showing: focusing a widget of a tab left since (quick
-            # presses) would switch back to it, and the two would take turns for good.
-            if self.query_one(TabbedContent).active == tab:
-                pane = self.panes[tab]
-                target = pane if pane.can_focus else pane.query("LiveTable, SummaryTable").first()
-                target.focus()
-
-        self.call_after_refresh(focus)
+        pane = self.panes[self.active]
+        focus_if_showing(self.query_one(TabbedContent), self.active, lambda: pane if pane.can_focus
+                         else pane.query("LiveTable, SummaryTable").first())
 
     def action_back(self) -> None:
         self.app.pop_screen()

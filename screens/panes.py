@@ -7,9 +7,11 @@ hidden tab costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from textual.containers import Vertical
+from textual.widget import Widget
+from textual.widgets import TabbedContent
 
 from store.views import ConsoleData
 
@@ -31,3 +33,15 @@ class DataPane(Vertical):
         screen = self.screen
         if hasattr(screen, "refresh_now"):
             screen.refresh_now()
+
+
+def focus_if_showing(tabbed: TabbedContent, pane_id: str, target: Callable[[], Widget]) -> None:
+    """Focus `target()` once drawn, only if pane `pane_id` is still the one showing: focusing a
+    widget of a tab left since (quick presses) would switch back to it, and the two would take
+    turns for good."""
+
+    def focus() -> None:
+        if tabbed.active == pane_id:
+            target().focus()
+
+    tabbed.call_after_refresh(focus)

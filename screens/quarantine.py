@@ -20,7 +20,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Log, Static
 
-from screens.accounts import DASH, SCROLLBAR, Col, LiveTable, recent_time
+from screens.accounts import DASH, SCROLLBAR, Col, LiveTable, iso_utc, recent_time
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
@@ -45,10 +45,6 @@ EXPORT_GAPS = (ExportColumn("from seq", 0), ExportColumn("to seq", 0),
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
-
-
-def iso_utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def gaps_path(path: Path) -> Path:
