@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from screens.accounts import DASH, Col, LiveTable, recent_time
@@ -30,7 +30,7 @@ from screens.alert_panes import (
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.dashboard import SEVERITY_MARK
-from screens.panes import DataPane, focus_if_showing
+from screens.panes import DataPane, PaneTabs
 from store.views import Check, ConsoleData, ControlRow, FeedView
 
 STATUS_MARK = {  # control request status -> (mark, style): readable without colour
@@ -191,10 +191,12 @@ TABS = {"firing": "Firing", "rules": "Rules", "silences": "Silences", "history":
         "penalties": "Penalties", "outbox": "Outbox", "checks": "Checks"}
 
 
-class AlertsScreen(DataScreen):
+class AlertsScreen(PaneTabs, DataScreen):
     """The alerts' tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them."""
 
     TITLE = "Alerts"
+    PANE_PREFIX = "tab-"  # the panes' own lists use the bare names
+    FOCUS = "LiveTable, OptionList"
     DEFAULT_CSS = """
     AlertsScreen {
         & TabbedContent { height: 1fr; }
@@ -226,15 +228,11 @@ class AlertsScreen(DataScreen):
 
     def compose(self) -> ComposeResult:
         yield NocHeader("Alerts")
-        # The tab panes' ids are prefixed: the panes' own lists use the bare names.
         with TabbedContent(initial=f"tab-{self.active}"):
             for tab, label in TABS.items():
                 with TabPane(label, id=f"tab-{tab}"):
                     yield self.panes[tab]
         yield Footer()
-
-    def on_mount(self) -> None:
-        self._focus_pane()
 
     def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
         tab = self.active
@@ -245,26 +243,3 @@ class AlertsScreen(DataScreen):
                                             read_only=self.app.read_only, tz=self.tz)
         if snapshot.tab == self.active:
             self.panes[snapshot.tab].show(snapshot.pane)
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        tab = event.pane.id.removeprefix("tab-")
-        if tab == self.active:
-            return
-        self.active = tab
-        if not isinstance(self.focused, Tabs):  # arrowing along the tab bar keeps its focus
-            self._focus_pane()
-        self.refresh_now()
-
-    def action_switch_tab(self, step: int) -> None:
-        # From the tab bar's own state: `active` follows only once TabActivated is handled.
-        tabbed, tabs = self.query_one(TabbedContent), list(TABS)
-        now = tabs.index(tabbed.active.removeprefix("tab-"))
-        tabbed.active = f"tab-{tabs[(now + step) % len(tabs)]}"
-
-    def show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = f"tab-{tab}"
-
-    def _focus_pane(self) -> None:
-        pane = self.panes[self.active]
-        focus_if_showing(self.query_one(TabbedContent), f"tab-{self.active}",
-                         lambda: pane.query("LiveTable, OptionList").first())

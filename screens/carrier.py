@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
 from screens.accounts import DASH, Col, LiveTable, pdd, percent, recent_time, seconds
@@ -24,7 +24,7 @@ from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
 from screens.customer import clock
 from screens.dashboard import SEVERITY_MARK
-from screens.panes import DataPane
+from screens.panes import DataPane, PaneTabs
 from screens.stats import SIP_PHRASES, StatsPane
 from screens.summary import SummaryPane
 from store import metrics
@@ -256,7 +256,7 @@ class CarrierSnapshot:
     pane: Hashable
 
 
-class CarrierScreen(DataScreen):
+class CarrierScreen(PaneTabs, DataScreen):
     """A carrier's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them,
     Escape goes back to the list."""
 
@@ -294,9 +294,6 @@ class CarrierScreen(DataScreen):
                     yield self.panes[tab]
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.call_after_refresh(self._focus_pane)
-
     # Reading and showing --------------------------------------------------------------
 
     def gather(self, data: ConsoleData, now_ms: int) -> CarrierSnapshot:
@@ -317,38 +314,6 @@ class CarrierScreen(DataScreen):
         if snapshot.tab == self.active and self._shown.get(snapshot.tab) != snapshot.pane:
             self._shown[snapshot.tab] = snapshot.pane
             self.panes[snapshot.tab].show(snapshot.pane)
-
-    # Tabs -----------------------------------------------------------------------------
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == self.active:
-            return
-        self.active = event.pane.id
-        # Arrowing along the tab bar keeps its focus; `<` `>` have moved it already.
-        if not isinstance(self.focused, Tabs) and not self._has_focus_in(self.active):
-            self.call_after_refresh(self._focus_pane)
-        self.refresh_now()
-
-    def action_switch_tab(self, step: int) -> None:
-        # From the tab bar's tab, not self.active: keys typed quickly come before the message
-        # that the last one switched. The focus moves now, not once the tab is drawn, as a
-        # pane taking the focus makes its tab the active one: late, it would undo the next key.
-        tabbed = self.query_one(TabbedContent)
-        tabs = list(TABS)
-        tabbed.active = tabs[(tabs.index(tabbed.active) + step) % len(tabs)]
-        self._focus_pane()
-
-    def _focus_pane(self) -> None:
-        """Give the keys to the active tab's content: its table, or the pane itself (Stats);
-        to the tab bar when the tab has nothing to take them (no hidden tab keeps them)."""
-        tabbed = self.query_one(TabbedContent)
-        pane = self.panes[tabbed.active]
-        target = pane if pane.can_focus else next(
-            (w for w in pane.query("LiveTable, SummaryTable") if w.focusable), None)
-        self.set_focus(target or tabbed.query_one(Tabs))
-
-    def _has_focus_in(self, tab: str) -> bool:
-        return self.focused is not None and self.panes[tab] in self.focused.ancestors_with_self
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

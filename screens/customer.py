@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
 from screens.accounts import (
@@ -36,7 +36,7 @@ from screens.base import DataScreen
 from screens.call_detail import CallDetail, reject_reason
 from screens.chrome import NocHeader
 from screens.confirm import Confirm
-from screens.panes import DataPane, focus_if_showing
+from screens.panes import DataPane, PaneTabs
 from screens.stats import StatsPane, code_style
 from screens.summary import SummaryPane
 from store.database import StoreError
@@ -353,7 +353,7 @@ TABS = {"stats": "Stats", "routes": "Route Stats", "calls": "Latest Calls",
         "dialogs": "Dialogs", "alerts": "Alerts", "summary": "Summary"}
 
 
-class CustomerScreen(DataScreen):
+class CustomerScreen(PaneTabs, DataScreen):
     """A customer's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them."""
 
     DEFAULT_CSS = """
@@ -398,9 +398,6 @@ class CustomerScreen(DataScreen):
                     yield self.panes[tab]
         yield Footer()
 
-    def on_mount(self) -> None:
-        self._focus_pane()
-
     # Reading and showing --------------------------------------------------------------
 
     def gather(self, data: ConsoleData, now_ms: int) -> CustomerSnapshot:
@@ -442,27 +439,6 @@ class CustomerScreen(DataScreen):
             Text(f"   last hour: {a.attempts:,} attempts · ASR {percent(a.asr)} · ACD "
                  f"{seconds(a.acd)} · PDD {pdd(a.pdd_ms)}", style="dim"),
         )
-
-    # Tabs -----------------------------------------------------------------------------
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == self.active:
-            return
-        self.active = event.pane.id
-        if not isinstance(self.focused, Tabs):  # arrowing along the tab bar keeps its focus
-            self._focus_pane()
-        self.refresh_now()
-
-    def action_switch_tab(self, step: int) -> None:
-        # From the tab bar's own state: `active` follows only once TabActivated is handled,
-        # which quick repeated presses would outrun.
-        tabbed, tabs = self.query_one(TabbedContent), list(TABS)
-        tabbed.active = tabs[(tabs.index(tabbed.active) + step) % len(tabs)]
-
-    def _focus_pane(self) -> None:
-        pane = self.panes[self.active]
-        focus_if_showing(self.query_one(TabbedContent), self.active, lambda: pane if pane.can_focus
-                         else pane.query("LiveTable, SummaryTable").first())
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -1,17 +1,16 @@
 """A tab's content on a detail screen: it reads only while it is the tab being looked at.
 
-A detail screen (a customer, a carrier) holds several panes in a TabbedContent; its `gather`
-asks the active pane for its snapshot, and its `show` hands the result back to that pane, so a
-hidden tab costs nothing.
+A detail screen (a customer, a carrier, the alerts) holds several panes in a TabbedContent; its
+`gather` asks the active pane for its snapshot, and its `show` hands the result back to that pane,
+so a hidden tab costs nothing. PaneTabs gives such a screen its tab keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 from textual.containers import Vertical
-from textual.widget import Widget
-from textual.widgets import TabbedContent
+from textual.widgets import TabbedContent, Tabs
 
 from store.views import ConsoleData
 
@@ -35,13 +34,48 @@ class DataPane(Vertical):
             screen.refresh_now()
 
 
-def focus_if_showing(tabbed: TabbedContent, pane_id: str, target: Callable[[], Widget]) -> None:
-    """Focus `target()` once drawn, only if pane `pane_id` is still the one showing: focusing a
-    widget of a tab left since (quick presses) would switch back to it, and the two would take
-    turns for good."""
 
-    def focus() -> None:
-        if tabbed.active == pane_id:
-            target().focus()
+class PaneTabs:
+    """Tab keys for a screen whose TabbedContent holds `self.panes` (a dict, in tab order) and
+    which keeps the tab shown in `self.active` (a plain attribute, for `gather`'s worker thread).
 
-    tabbed.call_after_refresh(focus)
+    `<` `>` read the tab bar's own state, not `active`: keys typed quickly come before the message
+    that the last one switched. And they move the focus at once, not once the tab is drawn: a pane
+    taking the focus makes its tab the active one, so a late focus would undo the next key."""
+
+    PANE_PREFIX = ""  # the TabPanes' ids are the tab names with this before them
+    FOCUS = "LiveTable, SummaryTable"  # what in a pane takes the keys, unless the pane itself
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.focus_pane)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id.removeprefix(self.PANE_PREFIX)
+        if tab == self.active:
+            return
+        self.active = tab
+        # Arrowing along the tab bar keeps its focus; `<` `>` have moved it already.
+        if not isinstance(self.focused, Tabs) and not self._has_focus_in(tab):
+            self.call_after_refresh(self.focus_pane)
+        self.refresh_now()
+
+    def action_switch_tab(self, step: int) -> None:
+        tabbed, tabs = self.query_one(TabbedContent), list(self.panes)
+        now = tabs.index(tabbed.active.removeprefix(self.PANE_PREFIX))
+        tabbed.active = self.PANE_PREFIX + tabs[(now + step) % len(tabs)]
+        self.focus_pane()
+
+    def show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = self.PANE_PREFIX + tab
+
+    def focus_pane(self) -> None:
+        """Give the keys to the shown tab's content; to the tab bar when it has nothing to take
+        them (so that no hidden tab keeps them)."""
+        tabbed = self.query_one(TabbedContent)
+        pane = self.panes[tabbed.active.removeprefix(self.PANE_PREFIX)]
+        target = pane if pane.can_focus else next(
+            (w for w in pane.query(self.FOCUS) if w.focusable), None)
+        self.set_focus(target or tabbed.query_one(Tabs))
+
+    def _has_focus_in(self, tab: str) -> bool:
+        return self.focused is not None and self.panes[tab] in self.focused.ancestors_with_self
