@@ -204,7 +204,10 @@ class FeedClient:
         delivered = False
         while True:
             try:
-                frame = await asyncio.wait_for(ws.recv(decode=False), self.heartbeat_timeout)
+                # Not wait_for: on Python 3.11 it can swallow a cancel that comes as recv
+                # completes, and a stopping writer would then wait on a full queue for good.
+                async with asyncio.timeout(self.heartbeat_timeout):
+                    frame = await ws.recv(decode=False)
             except TimeoutError:
                 return (
                     f"no frame for {self.heartbeat_timeout:g} s: connection presumed dead",

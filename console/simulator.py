@@ -372,8 +372,10 @@ class Simulator:
                 await ws.send(frame, text=True)
                 continue
             self._demand.set()
+            # asyncio.timeout, not wait_for, which on 3.11 can swallow the cancel of a stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(subscriber.wake.wait(), next_heartbeat - time.monotonic())
+                async with asyncio.timeout(next_heartbeat - time.monotonic()):
+                    await subscriber.wake.wait()
 
     def _next_frame(self, cursor: int) -> tuple[bytes, int]:
         """The next frame for a subscriber at `cursor`, and its new cursor: a gap or events."""

@@ -48,8 +48,10 @@ class Delivery:
                 log.exception("alert delivery failed; trying again")
                 sent = 0
             if sent < BATCH:
+                # asyncio.timeout, not wait_for, which on 3.11 can swallow the cancel of a stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), POLL_S)
+                    async with asyncio.timeout(POLL_S):
+                        await self.wake.wait()
 
     async def deliver_due(self) -> int:
         """Send every message due now (up to BATCH); return how many were tried."""
