@@ -7,6 +7,8 @@ ignored, as the protocol asks.
 
 from __future__ import annotations
 
+import re
+import typing
 from typing import Annotated, Literal
 
 import msgspec
@@ -14,7 +16,10 @@ from msgspec import UNSET, UnsetType
 
 MAX_FRAME_BYTES = 1 << 20
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Identifiers are also printable (no C0 control character, no DEL): checked by
+# `_check_identifiers`, only for the rare text that could hold one (a regex per field costs
+# three times the rest of decoding).
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Seq = Annotated[int, msgspec.Meta(ge=1)]
 Ts = Annotated[float, msgspec.Meta(ge=0)]
 AttemptNo = Annotated[int, msgspec.Meta(ge=1)]
@@ -154,6 +159,15 @@ EVENT_TYPES = frozenset(
     )
 )
 
+_IDENTIFIER_FIELDS = {
+    cls: tuple(
+        field.name
+        for field in msgspec.structs.fields(cls)
+        if field.type is Id or field.type == Id | None
+    )
+    for cls in (*typing.get_args(Event), Control)
+}
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _frame_decoder = msgspec.json.Decoder(list[ServerFrame] | ServerFrame)
 _item_decoder = msgspec.json.Decoder(ServerFrame)
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -182,9 +196,28 @@ def decode_frame(data: bytes | str) -> list[ServerFrame | Rejected]:
         return [Rejected(_whole(data), f"frame of {len(data)} bytes refused: over the 1 MiB limit")]
     try:
         decoded = _frame_decoder.decode(data)
+        decoded = decoded if isinstance(decoded, list) else [decoded]
+        if _may_hold_unprintable(data):
+            for item in decoded:
+                _check_identifiers(item)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _decode_slowly(data)
-    return decoded if isinstance(decoded, list) else [decoded]
+    return decoded
+
+
+def _may_hold_unprintable(data: bytes) -> bool:
+    """JSON text carries a control character in a string only escaped (a backslash), DEL raw."""
+    return b"\\" in data or b"\x7f" in data
+
+
+def _check_identifiers(item: msgspec.Struct) -> None:
+    """Raise ValidationError, as a decoder would, if an identifier has an unprintable character."""
+    for name in _IDENTIFIER_FIELDS.get(type(item), ()):
+        value = getattr(item, name)
+        if value is not None and _UNPRINTABLE.search(value):
+            raise msgspec.ValidationError(
+                f"Expected `str` of printable characters, got {value!r} - at `$.{name}`"
+            )
 
 
 def _decode_slowly(data: bytes) -> list[ServerFrame | Rejected]:
@@ -198,7 +231,9 @@ def _decode_slowly(data: bytes) -> list[ServerFrame | Rejected]:
     for piece in pieces if isinstance(pieces, list) else [pieces]:
         piece_bytes = bytes(piece)
         try:
-            items.append(_item_decoder.decode(piece_bytes))
+            item = _item_decoder.decode(piece_bytes)
+            _check_identifiers(item)
+            items.append(item)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             items.append(
                 Rejected(_whole(piece_bytes), _reason(piece_bytes, error), _seq_of(piece_bytes))
@@ -241,4 +276,6 @@ def encode(message: msgspec.Struct | dict | list) -> bytes:
 
 def decode_client_frame(data: bytes | str) -> ClientFrame:
     """Decode what a client sends (the simulator's side); raises msgspec errors on bad input."""
-    return _client_decoder.decode(data)
+    frame = _client_decoder.decode(data)
+    _check_identifiers(frame)
+    return frame

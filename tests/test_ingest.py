@@ -182,6 +182,28 @@ def test_bad_input_is_quarantined_and_the_stream_goes_on(harness):
     assert (report["quarantined"], report["last_seq"], report["gaps"]) == (6, 11, [])
 
 
+def test_an_identifier_with_a_control_character_is_quarantined(harness):
+    """Identifiers are printable: an escaped control character or a raw DEL is refused, while a
+    backslash that escapes nothing unprintable is a character like any other."""
+    frame = (
+        '[{"seq":1,"type":"call.start","ts":%(t)s,"call_id":"a\\u0007","customer":"acme",'
+        '"cli":"1","dst":"1"},'
+        '{"seq":2,"type":"call.start","ts":%(t)s,"call_id":"b","customer":"ac\x7fme",'
+        '"cli":"1","dst":"1"},'
+        '{"seq":3,"type":"call.start","ts":%(t)s,"call_id":"c","customer":"a\\\\b",'
+        '"cli":"1","dst":"1"}]'
+    ) % {"t": T0}
+    harness.feed(frame)
+    harness.flush()
+    with Reader(harness.path).connection() as db:
+        rows = db.execute("SELECT seq, reason FROM quarantine ORDER BY id").fetchall()
+        customers = db.execute("SELECT customer FROM open_call").fetchall()
+    assert [seq for seq, _ in rows] == [1, 2]
+    assert "printable" in rows[0][1] and "$.call_id" in rows[0][1]
+    assert "printable" in rows[1][1] and "$.customer" in rows[1][1]
+    assert customers == [("a\\b",)]
+
+
 def test_a_silent_call_is_closed_as_lost_after_an_hour_of_feed_time(harness):
     start = [
         ev(1, "call.start", 0, call_id="z", customer="acme", cli="1", dst="1"),
