@@ -29,6 +29,7 @@ RECENTLY_ENDED = 50_000
 CUSTOMER, CARRIER = "customer", "carrier"
 
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_encode = msgspec.json.Encoder().encode  # the event log's form of an event
 PEAK_CPS, PEAK_CHANNELS = rollups.FIELD_INDEX["peak_cps"], rollups.FIELD_INDEX["peak_channels"]
 _TAGS = {kind: kind.__struct_config__.tag for kind in typing.get_args(p.Event)}
 
@@ -180,10 +181,12 @@ class Ingestor:
             # wild clock would otherwise close every open call as lost.
             return reason
         self.counters.events += 1
-        self.batch.events.append((seq, ts_ms, _TAGS[type(event)], p.encode(event)))
+        self.batch.events.append((seq, ts_ms, _TAGS[type(event)], _encode(event)))
         if ts_ms > self.newest_ms:
             self.newest_ms = ts_ms
-            self._close_silent_calls()
+            calls = self.calls
+            if calls and next(iter(calls.values())).last_ms < ts_ms - self.lost_after_ms:
+                self._close_silent_calls()
         return None
 
     def _rejected(self, item: p.Rejected) -> None:
@@ -248,18 +251,14 @@ class Ingestor:
         self._touch(call, ts_ms)
         return None
 
-    def _open_call(self, call_id: str) -> tuple[LiveCall | None, str | None]:
-        call = self.calls.get(call_id)
-        if call is not None:
-            return call, None
-        if call_id in self._recently_ended:
-            return None, "call already ended"
-        return None, "unknown call_id"
+    def _not_open(self, call_id: str) -> str:
+        """Why an event names a call that is not in progress."""
+        return "call already ended" if call_id in self._recently_ended else "unknown call_id"
 
     def _attempt(self, e: p.CallAttempt, ts_ms: int) -> str | None:
-        call, reason = self._open_call(e.call_id)
+        call = self.calls.get(e.call_id)
         if call is None:
-            return reason
+            return self._not_open(e.call_id)
         if call.attempt(e.attempt) is not None:
             return f"attempt {e.attempt} already started"
         call.attempts.append(LiveAttempt(e.attempt, e.carrier, e.route, ts_ms))
@@ -268,21 +267,13 @@ class Ingestor:
         self._touch(call, ts_ms)
         return None
 
-    def _call_attempt(
-        self, call_id: str, number: int
-    ) -> tuple[LiveCall | None, LiveAttempt | None, str | None]:
-        call, reason = self._open_call(call_id)
-        if call is None:
-            return None, None, reason
-        attempt = call.attempt(number)
-        if attempt is None:
-            return call, None, f"attempt {number} was never started"
-        return call, attempt, None
-
     def _progress(self, e: p.CallProgress, ts_ms: int) -> str | None:
-        call, attempt, reason = self._call_attempt(e.call_id, e.attempt)
+        call = self.calls.get(e.call_id)
+        if call is None:
+            return self._not_open(e.call_id)
+        attempt = call.attempt(e.attempt)
         if attempt is None:
-            return reason
+            return f"attempt {e.attempt} was never started"
         if attempt.progress_ms is None:
             attempt.progress_ms = ts_ms
         if call.progress_ms is None:
@@ -291,9 +282,12 @@ class Ingestor:
         return None
 
     def _answer(self, e: p.CallAnswer, ts_ms: int) -> str | None:
-        call, attempt, reason = self._call_attempt(e.call_id, e.attempt)
+        call = self.calls.get(e.call_id)
+        if call is None:
+            return self._not_open(e.call_id)
+        attempt = call.attempt(e.attempt)
         if attempt is None:
-            return reason
+            return f"attempt {e.attempt} was never started"
         if attempt.ended:
             return f"attempt {e.attempt} already ended"
         attempt.answer_ms = ts_ms
@@ -305,17 +299,20 @@ class Ingestor:
         return None
 
     def _dtmf(self, e: p.CallDtmf, ts_ms: int) -> str | None:
-        call, reason = self._open_call(e.call_id)
+        call = self.calls.get(e.call_id)
         if call is None:
-            return reason
+            return self._not_open(e.call_id)
         call.dtmf_count += 1
         self._touch(call, ts_ms)
         return None
 
     def _attempt_end(self, e: p.CallAttemptEnd, ts_ms: int) -> str | None:
-        call, attempt, reason = self._call_attempt(e.call_id, e.attempt)
+        call = self.calls.get(e.call_id)
+        if call is None:
+            return self._not_open(e.call_id)
+        attempt = call.attempt(e.attempt)
         if attempt is None:
-            return reason
+            return f"attempt {e.attempt} was never started"
         if attempt.ended:
             return f"attempt {e.attempt} already ended"
         self._finish_attempt(attempt, ts_ms, e.code, e.reason)
@@ -336,16 +333,18 @@ class Ingestor:
                 attempt.carrier,
                 attempt.route,
                 attempt.start_ms,
-                metrics.attempt_totals(attempt.record()),
+                metrics.attempt_totals_row(attempt.record()),
                 ended_ms=ts_ms,
             )
             self._count_code(CARRIER, attempt.carrier, attempt.start_ms, code)
 
     def _end(self, e: p.CallEnd, ts_ms: int) -> str | None:
-        call, reason = self._open_call(e.call_id)
+        call = self.calls.get(e.call_id)
         if call is None:
+            reason = self._not_open(e.call_id)
             return "second call.end for the call" if reason == "call already ended" else reason
         duration_ms = to_ms(e.duration)
+        self._finish_open_attempts(call, ts_ms)  # before the record, which holds their ends
         record = call.record(
             ts_ms,
             e.code,
@@ -361,15 +360,14 @@ class Ingestor:
     def _reject(self, e: p.CallReject, ts_ms: int) -> None:
         self._known(CUSTOMER, e.customer, ts_ms)
         self.batch.rejects.append((e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason))
-        self._add(CUSTOMER, e.customer, "", ts_ms, metrics.breach_totals(e.reason), ended_ms=ts_ms)
+        breach = metrics.breach_totals(e.reason).as_tuple()
+        self._add(CUSTOMER, e.customer, "", ts_ms, breach, ended_ms=ts_ms)
 
     # Ending calls ------------------------------------------------------------------------
 
     def _close(self, call: LiveCall, ts_ms: int, record: CallRecord | None = None) -> None:
         """End a call: unended attempts close as code 0, then the call's record is final."""
-        for attempt in call.attempts:
-            if not attempt.ended:
-                self._finish_attempt(attempt, ts_ms, metrics.LOST_CODE, "closed with its call")
+        self._finish_open_attempts(call, ts_ms)
         if record is None:
             record = call.record(ts_ms, metrics.LOST_CODE, hangup="lost")
         del self.calls[call.call_id]
@@ -387,18 +385,18 @@ class Ingestor:
             call.customer,
             record.route,
             call.start_ms,
-            metrics.call_totals(record),
+            metrics.call_totals_row(record),
             ended_ms=ts_ms,
         )
         self._count_code(CUSTOMER, call.customer, call.start_ms, record.code)
         for attempt in record.attempts:
-            if metrics.is_answered(attempt.code):
+            if 200 <= attempt.code < 300:  # is_answered: failed ones counted as they ended
                 self._add(
                     CARRIER,
                     attempt.carrier,
                     attempt.route,
                     attempt.start_ms,
-                    metrics.attempt_totals(attempt),
+                    metrics.attempt_totals_row(attempt),
                     ended_ms=ts_ms,
                 )
                 self._count_code(CARRIER, attempt.carrier, attempt.start_ms, attempt.code)
@@ -408,7 +406,7 @@ class Ingestor:
                 failed.carrier,
                 failed.route,
                 failed.start_ms,
-                metrics.failover_totals(failed, next_answered),
+                metrics.failover_totals(failed, next_answered).as_tuple(),
                 ended_ms=ts_ms,
             )
         self.batch.calls.append(
@@ -449,6 +447,11 @@ class Ingestor:
             )
             for a in record.attempts
         )
+
+    def _finish_open_attempts(self, call: LiveCall, ts_ms: int) -> None:
+        for attempt in call.attempts:
+            if attempt.code is None:
+                self._finish_attempt(attempt, ts_ms, metrics.LOST_CODE, "closed with its call")
 
     def _close_silent_calls(self) -> None:
         """Close calls with no event for an hour of feed time, so they stop holding a channel."""
@@ -492,16 +495,16 @@ class Ingestor:
         account: str,
         route: str,
         ts_ms: int,
-        totals: metrics.Totals,
+        values: tuple[int, ...],
         *,
         ended_ms: int,
     ) -> None:
-        """Count `totals` in the bucket of `ts_ms` (the start: summaries) and in the minute it
-        ended (`ended_ms`: the sample windows of alerts, which cover what ended in them).
+        """Count `values` (totals, in TOTALS_FIELDS order) in the bucket of `ts_ms` (the start:
+        summaries) and in the minute it ended (`ended_ms`: the sample windows of alerts, which
+        cover what ended in them).
 
         Kept as parts and summed once per key at `take_batch`, column by column: far cheaper
         than adding twenty fields into two rows per call and attempt."""
-        values = totals.as_tuple()
         key = (kind, account, route, ts_ms - ts_ms % 60_000)
         parts = self._rollup_parts.get(key)
         if parts is None:

@@ -130,41 +130,60 @@ def sum_totals(parts: Iterable[Totals]) -> Totals:
 
 def call_totals(call: CallRecord) -> Totals:
     """A call's contribution to its customer's totals."""
-    answered = is_answered(call.code)
-    has_pdd = call.progress_ms is not None
-    return Totals(
-        attempts=1,
-        answered=int(answered),
-        ner_answered=int(is_network_effective(call.code)),
+    return Totals(*call_totals_row(call))
+
+
+def call_totals_row(call: CallRecord) -> tuple[int, ...]:
+    """call_totals as a tuple in TOTALS_FIELDS order: the ingest's form, once per call, with no
+    Totals made and read back."""
+    code = call.code
+    answered = 200 <= code < 300  # is_answered
+    progress_ms = call.progress_ms
+    return (
+        1,  # attempts
+        1 if answered else 0,
+        1 if answered or code in NER_CODES else 0,  # ner_answered
         # Only an answered call has talk time; a stray duration on a failed one is not counted.
-        duration_ms=call.duration_ms if answered else 0,
-        billed_ms=call.billed_ms if answered else 0,
-        pdd_sum_ms=call.progress_ms - call.start_ms if has_pdd else 0,
-        pdd_count=int(has_pdd),
-        dtmf_calls=int(answered and call.dtmf_count > 0),
-        revenue_micro=call.charge_micro,
-        cost_micro=call.cost_micro,
-        code_200=int(call.code == 200),
-        code_404=int(call.code == 404),
-        lost=int(call.code == LOST_CODE),
+        call.duration_ms if answered else 0,
+        call.billed_ms if answered else 0,
+        progress_ms - call.start_ms if progress_ms is not None else 0,  # pdd_sum_ms
+        0 if progress_ms is None else 1,  # pdd_count
+        1 if answered and call.dtmf_count > 0 else 0,  # dtmf_calls
+        call.charge_micro,  # revenue_micro
+        call.cost_micro,
+        1 if code == 200 else 0,
+        1 if code == 404 else 0,
+        0, 0,  # failover, failover_answered: failover_totals
+        1 if code == LOST_CODE else 0,  # lost
+        0, 0, 0, 0, 0,  # breaches and peaks: not a call's
     )
 
 
 def attempt_totals(attempt: AttemptRecord) -> Totals:
     """An ended attempt's contribution to its carrier's totals (failover counted apart)."""
-    answered = is_answered(attempt.code)
-    has_pdd = attempt.progress_ms is not None
-    return Totals(
-        attempts=1,
-        answered=int(answered),
-        ner_answered=int(is_network_effective(attempt.code)),
-        duration_ms=attempt.duration_ms if answered else 0,
-        pdd_sum_ms=attempt.progress_ms - attempt.start_ms if has_pdd else 0,
-        pdd_count=int(has_pdd),
-        cost_micro=attempt.cost_micro if answered else 0,
-        code_200=int(attempt.code == 200),
-        code_404=int(attempt.code == 404),
-        lost=int(attempt.code == LOST_CODE),
+    return Totals(*attempt_totals_row(attempt))
+
+
+def attempt_totals_row(attempt: AttemptRecord) -> tuple[int, ...]:
+    """attempt_totals as a tuple in TOTALS_FIELDS order (see call_totals_row)."""
+    code = attempt.code
+    answered = 200 <= code < 300  # is_answered
+    progress_ms = attempt.progress_ms
+    return (
+        1,  # attempts
+        1 if answered else 0,
+        1 if answered or code in NER_CODES else 0,  # ner_answered
+        attempt.duration_ms if answered else 0,
+        0,  # billed_ms: a customer's figure
+        progress_ms - attempt.start_ms if progress_ms is not None else 0,  # pdd_sum_ms
+        0 if progress_ms is None else 1,  # pdd_count
+        0, 0,  # dtmf_calls, revenue_micro: a customer's figures
+        attempt.cost_micro if answered else 0,
+        1 if code == 200 else 0,
+        1 if code == 404 else 0,
+        0, 0,  # failover, failover_answered: failover_totals
+        1 if code == LOST_CODE else 0,  # lost
+        0, 0, 0, 0, 0,  # breaches and peaks: not an attempt's
     )
 
 

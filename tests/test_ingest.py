@@ -204,6 +204,18 @@ def test_an_identifier_with_a_control_character_is_quarantined(harness):
     assert customers == [("a\\b",)]
 
 
+def test_an_attempt_still_open_at_call_end_ends_with_the_call(harness):
+    harness.feed([
+        ev(1, "call.start", 0, call_id="a", customer="acme", cli="1", dst="1"),
+        ev(2, "call.attempt", 1, call_id="a", attempt=1, carrier="c1", route="1"),
+        ev(3, "call.end", 9, call_id="a", code=487, duration=0.0),
+    ])
+    harness.flush()
+    with Reader(harness.path).connection() as db:
+        row = db.execute("SELECT code, end_ms, reason FROM attempt WHERE attempt = 1").fetchone()
+    assert row == (0, round((T0 + 9) * 1000), "closed with its call")
+
+
 def test_a_silent_call_is_closed_as_lost_after_an_hour_of_feed_time(harness):
     start = [
         ev(1, "call.start", 0, call_id="z", customer="acme", cli="1", dst="1"),
