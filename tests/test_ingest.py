@@ -280,3 +280,17 @@ def test_what_ended_is_counted_by_the_minute_it_ended_for_alert_windows(harness)
         ("customer", "acme", minute + 60_000, 1, 1, 0),
         ("customer", "acme", minute + 120_000, 1, 1, 0),
     ]
+
+
+def test_the_event_log_keeps_each_event_as_received(harness):
+    """Byte for byte: an unknown field (ignored, as the protocol asks) and the number's form."""
+    first = '{"seq":1,"type":"call.start","ts":%s,"call_id":"a","customer":"acme",' % T0
+    first += '"cli":"1","dst":"1","x_tag":"kept"}'
+    second = '{"type":"call.end","seq":2,"ts":%.3f,"call_id":"a","code":487,"duration":0.0}' % (
+        T0 + 1
+    )
+    harness.feed(f"[{first}, {second}]")
+    harness.flush()
+    with Reader(harness.path).connection() as db:
+        rows = db.execute("SELECT seq, type, raw FROM event_log ORDER BY seq").fetchall()
+    assert rows == [(1, "call.start", first.encode()), (2, "call.end", second.encode())]
