@@ -5,9 +5,17 @@
 The simulator runs in a child process (`noc simulate --speed 0`) and is drained once by a
 throwaway client, so that every event sits encoded in its resume buffer and serving costs little
 while the ingest is timed. IngestService then subscribes from seq 0 into a fresh database in this
-process; the clock runs from its connect until the committed seq reaches the last event. For
-scale, raw sqlite3 `executemany` of the same events (seq, ts_ms, type, raw json) into a fresh WAL
-database is timed afterwards in the same run (best of three fresh databases).
+process; the clock runs from its connect until the committed seq reaches the last event.
+
+For scale, raw sqlite3 `executemany` of the same events into a fresh WAL database is timed
+afterwards in the same run (one transaction, best of three fresh databases), in two shapes:
+
+- each event a row of its fields, a column per field of the protocol: what a table of events
+  written with no other work would hold, and the shape of ../shared/measurements.md's raw
+  figure (226-286k rows/s for 14-column rows) that the issue's targets were set from; the
+  target ratio (0.25, with 50k events/s) is against this one;
+- each event as the event log stores it, (seq, ts_ms, type, raw JSON): four columns, one blob,
+  about twice as fast again; its ratio is printed too, with no target.
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from pathlib import Path
 
 import msgspec
 from websockets.asyncio.client import connect
 
+from console import protocol as p
 from console.ingestion import IngestService
 
 START_TS = 1_763_700_000.0  # a fixed simulated start, so every run sees the same events
@@ -45,6 +55,14 @@ class _Head(msgspec.Struct):
 
 _frame = msgspec.json.Decoder(list[msgspec.Raw] | msgspec.Raw)
 _head = msgspec.json.Decoder(_Head)
+_fields = msgspec.json.Decoder(dict)
+# Every field an event of protocol v1 can have, after seq, ts and type: the wide row's columns.
+FIELD_COLUMNS = tuple(dict.fromkeys(
+    field.encode_name
+    for kind in typing.get_args(p.Event)
+    for field in msgspec.structs.fields(kind)
+    if field.encode_name not in ("seq", "ts")
+))
 
 
 def start_simulator(events: int, log: Path) -> tuple[subprocess.Popen, str]:
@@ -77,8 +95,11 @@ def stop_simulator(server: subprocess.Popen) -> None:
         server.wait()
 
 
-async def drain(url: str, events: int, rows: list[tuple] | None = None) -> None:
-    """Read the stream from seq 0 to `events`; with `rows`, keep (seq, ts_ms, type, raw) of each."""
+async def drain(
+    url: str, events: int, rows: list[tuple] | None = None, wide: list[tuple] | None = None
+) -> None:
+    """Read the stream from seq 0 to `events`; with `rows`, keep (seq, ts_ms, type, raw) of each,
+    and with `wide`, (seq, ts_ms, type, *fields)."""
     async with connect(url, compression=None, ping_interval=None, max_size=16 << 20) as ws:
         await ws.send('{"type":"subscribe","since":0}')
         seen = 0
@@ -91,7 +112,11 @@ async def drain(url: str, events: int, rows: list[tuple] | None = None) -> None:
             if rows is not None:
                 for raw in items:
                     head = _head.decode(raw)
-                    rows.append((head.seq, round(head.ts * 1000), head.type, bytes(raw)))
+                    key = (head.seq, round(head.ts * 1000), head.type)
+                    rows.append((*key, bytes(raw)))
+                    if wide is not None:
+                        get = _fields.decode(raw).get
+                        wide.append((*key, *(get(name) for name in FIELD_COLUMNS)))
 
 
 def cpu_seconds() -> float:
@@ -157,26 +182,27 @@ def stored(db: Path) -> tuple[int, int, int]:
     return logged, quarantined, last_seq
 
 
-def raw_insert_rate(rows: list[tuple], folder: Path, tries: int = 3) -> float:
-    """Rows per second of one `executemany` in one transaction into a fresh WAL table, the best
-    of a few tries (its commit ends in a checkpoint, whose I/O varies from one try to the next)."""
-    return max(_raw_insert_rate(rows, folder / f"raw-{i}.db") for i in range(tries))
+def raw_insert_rate(rows: list[tuple], columns: str, folder: Path, tries: int = 3) -> float:
+    """Rows per second of one `executemany` in one transaction into a fresh WAL table of
+    `columns`, the best of a few tries (its commit ends in a checkpoint, whose I/O varies from one
+    try to the next)."""
+    return max(_raw_insert_rate(rows, columns, folder / f"raw-{i}.db") for i in range(tries))
 
 
-def _raw_insert_rate(rows: list[tuple], path: Path) -> float:
+def _raw_insert_rate(rows: list[tuple], columns: str, path: Path) -> float:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute(
-        "CREATE TABLE event_log (seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, "
-        "type TEXT NOT NULL, raw BLOB NOT NULL)"
-    )
+    connection.execute(f"CREATE TABLE event ({columns})")
+    marks = ", ".join("?" * len(rows[0]))
     started = time.perf_counter()
     connection.execute("BEGIN IMMEDIATE")
-    connection.executemany("INSERT INTO event_log VALUES (?, ?, ?, ?)", rows)
+    connection.executemany(f"INSERT INTO event VALUES ({marks})", rows)
     connection.execute("COMMIT")
     elapsed = time.perf_counter() - started
     connection.close()
+    for file in path.parent.glob(f"{path.name}*"):  # the database and its WAL: disk is finite
+        file.unlink()
     return len(rows) / elapsed
 
 
@@ -200,10 +226,14 @@ async def main(events: int) -> None:
             load = os.getloadavg()[0]  # other processes compete for the same cores
             logged, quarantined, last_seq = stored(tmp / "noc.db")
             rows: list[tuple] = []
-            await drain(url, events, rows)
+            wide: list[tuple] = []
+            await drain(url, events, rows, wide)
         finally:
             stop_simulator(server)
-        raw = raw_insert_rate(rows, tmp)
+        head = "seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, type TEXT NOT NULL"
+        raw_wide = raw_insert_rate(wide, f"{head}, {', '.join(FIELD_COLUMNS)}", tmp)
+        del wide
+        raw = raw_insert_rate(rows, f"{head}, raw BLOB NOT NULL", tmp)
 
     rate = events / seconds
     print(f"noc ingest benchmark: {events:,} events, {os.cpu_count()} cores, "
@@ -225,15 +255,18 @@ async def main(events: int) -> None:
         ("CPU of the simulator serving the feed", f"{serving / events * 1e6:.1f} us/event", ""),
         ("peak memory of the ingesting process", f"{peak_mb:,.0f} MiB", ""),
         ("  of which before the ingest started", f"{before_mb:,.0f} MiB", ""),
-        ("raw sqlite3 executemany (best of 3)", f"{raw:,.0f} rows/s", ""),
-        ("ratio end-to-end / raw", f"{rate / raw:.3f}", f">= {TARGET_RATIO}"),
+        (f"raw executemany, events as rows of {3 + len(FIELD_COLUMNS)} columns",
+         f"{raw_wide:,.0f} rows/s", ""),
+        ("  ratio end-to-end / raw", f"{rate / raw_wide:.3f}", f">= {TARGET_RATIO}"),
+        ("raw executemany, events as (seq,ts,type,raw)", f"{raw:,.0f} rows/s", ""),
+        ("  ratio end-to-end / raw", f"{rate / raw:.3f}", ""),
         ("cores", str(os.cpu_count()), ""),
         ("load average (1 min) after the ingest", f"{load:.2f}", ""),
     ]
     for i, (label, value, target) in enumerate(table):
-        print(f"| {label:<40} | {value:>20} | {target:>9} |")
+        print(f"| {label:<46} | {value:>20} | {target:>9} |")
         if i == 0:
-            print(f"| {'-' * 40} | {'-' * 20}:| {'-' * 9} |")
+            print(f"| {'-' * 46} | {'-' * 20}:| {'-' * 9} |")
     if last_seq != events:
         raise SystemExit(f"committed seq {last_seq}, expected {events}")
 
