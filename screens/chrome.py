@@ -17,7 +17,7 @@ STATUSES = get_args(FeedStatus)
 
 
 class NocHeader(Horizontal):
-    """`noc › Carriers › borealis-tel   ● connected · seq 1,234 · 2 gaps      14:05 UTC`"""
+    """`noc › Carriers › borealis-tel   ● connected · 2 gaps · seq 1,234      14:05 UTC`"""
 
     DEFAULT_CSS = """
     NocHeader {

@@ -185,14 +185,12 @@ def test_bad_input_is_quarantined_and_the_stream_goes_on(harness):
 def test_an_identifier_with_a_control_character_is_quarantined(harness):
     """Identifiers are printable: an escaped control character or a raw DEL is refused, while a
     backslash that escapes nothing unprintable is a character like any other."""
-    frame = (
-        '[{"seq":1,"type":"call.start","ts":%(t)s,"call_id":"a\\u0007","customer":"acme",'
-        '"cli":"1","dst":"1"},'
-        '{"seq":2,"type":"call.start","ts":%(t)s,"call_id":"b","customer":"ac\x7fme",'
-        '"cli":"1","dst":"1"},'
-        '{"seq":3,"type":"call.start","ts":%(t)s,"call_id":"c","customer":"a\\\\b",'
-        '"cli":"1","dst":"1"}]'
-    ) % {"t": T0}
+    starts = [
+        ev(seq, "call.start", 0, call_id=call_id, customer=customer, cli="1", dst="1")
+        for seq, call_id, customer in ((1, "a\x07", "acme"), (2, "b", "ac\x7fme"), (3, "c", "a\\b"))
+    ]
+    frame = json.dumps(starts, ensure_ascii=False)  # escapes \x07 and the backslash, not DEL
+    assert "\\u0007" in frame and "\x7f" in frame
     harness.feed(frame)
     harness.flush()
     with Reader(harness.path).connection() as db:
@@ -284,11 +282,10 @@ def test_what_ended_is_counted_by_the_minute_it_ended_for_alert_windows(harness)
 
 def test_the_event_log_keeps_each_event_as_received(harness):
     """Byte for byte: an unknown field (ignored, as the protocol asks) and the number's form."""
-    first = '{"seq":1,"type":"call.start","ts":%s,"call_id":"a","customer":"acme",' % T0
+    first = f'{{"seq":1,"type":"call.start","ts":{T0},"call_id":"a","customer":"acme",'
     first += '"cli":"1","dst":"1","x_tag":"kept"}'
-    second = '{"type":"call.end","seq":2,"ts":%.3f,"call_id":"a","code":487,"duration":0.0}' % (
-        T0 + 1
-    )
+    second = f'{{"type":"call.end","seq":2,"ts":{T0 + 1:.3f},"call_id":"a","code":487,'
+    second += '"duration":0.0}'
     harness.feed(f"[{first}, {second}]")
     harness.flush()
     with Reader(harness.path).connection() as db:

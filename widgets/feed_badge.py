@@ -59,7 +59,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 class FeedBadge(Widget):
-    """`● connected · seq 1,234,567 · 2 gaps · 14 quarantined · writer`, coloured by state."""
+    """`● connected · 2 gaps · 14 quarantined · seq 1,234,567 · writer`, coloured by state."""
 
     DEFAULT_CSS = """
     FeedBadge {
@@ -123,14 +123,15 @@ class FeedBadge(Widget):
         dot = "○" if state.status == "never connected" and not state.stale else "●"
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append(f"{dot} {state.headline}", style=style("feed-badge--state"))
-        # Most important first, so a narrow header cuts the least useful part.
+        # Most important first, so a narrow header cuts the least useful part: trouble before
+        # the position.
         details: list[tuple[str, Style | str]] = []
-        if state.last_seq:
-            details.append((f"seq {state.last_seq:,}", ""))
         if state.gaps:
             details.append((_plural(state.gaps, "gap"), trouble))
         if state.quarantined:
             details.append((f"{state.quarantined:,} quarantined", trouble))
+        if state.last_seq:
+            details.append((f"seq {state.last_seq:,}", ""))
         if state.duplicates:
             details.append((_plural(state.duplicates, "duplicate"), quiet))
         details.append((state.role, quiet))

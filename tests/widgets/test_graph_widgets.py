@@ -173,7 +173,7 @@ async def test_big_number_identical_update_does_not_refresh() -> None:
 # --- FeedBadge ---------------------------------------------------------------------------------
 
 
-FEED_COUNTS = " · seq 1,234,567 · 2 gaps · 14 quarantined · writer"
+FEED_COUNTS = " · 2 gaps · 14 quarantined · seq 1,234,567 · writer"
 NOTHING_YET = {"last_seq": 0, "gaps": 0, "quarantined": 0}
 
 
@@ -205,7 +205,7 @@ async def test_feed_badge_counts_singular_duplicates_and_role() -> None:
     badge = FeedBadge()
     async with OneWidget(badge).run_test():
         badge.update_state("connected", gaps=1, duplicates=1, last_seq=9, role="viewer")
-        assert rendered(badge) == "● connected · seq 9 · 1 gap · 1 duplicate · viewer"
+        assert rendered(badge) == "● connected · 1 gap · seq 9 · 1 duplicate · viewer"
 
 
 async def test_feed_badge_countdown_redraws_once_a_second() -> None:
@@ -360,3 +360,13 @@ async def test_widgets_use_only_variables_every_theme_defines(theme: str) -> Non
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_dashboard_snapshot(snap_compare, size: tuple[int, int]) -> None:
     assert snap_compare(Dashboard(), terminal_size=size)
+
+
+async def test_a_narrow_feed_badge_cuts_the_position_before_the_trouble() -> None:
+    badge = FeedBadge()
+    async with OneWidget(badge).run_test(size=(38, 3)) as pilot:
+        badge.styles.width = 38
+        badge.update_state("connected", gaps=2, quarantined=14, last_seq=1_234_567)
+        await pilot.pause()
+        line = "".join(segment.text for segment in badge.render_line(0))
+        assert line.startswith("● connected · 2 gaps · 14 quarantined")
