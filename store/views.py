@@ -601,7 +601,7 @@ class ConsoleData:
         limits = [a.channels for a in customers if a.channels is not None]
         names = {(a.kind, a.id): a.name for a in accounts}
         # The console's own checks give way to the alert rules that watch the same thing.
-        watched = {(kind, account, area) for _, area, _, _, _, kind, account, *_ in alerts}
+        watched = {(kind, account, area) for _, area, *_, kind, account, _, _, _, _ in alerts}
         own = [
             *_feed_checks(feed, lost_in_gaps, now_ms),
             *_carrier_checks(health, carrier_day),
@@ -1060,24 +1060,31 @@ def _code_consistency(t: Totals) -> CodeConsistency:
 
 FEED = ("feed", "")
 ALERT_CHECKS_SQL = (
-    "SELECT r.title, r.area, r.level, r.operator, r.threshold, s.kind, s.account, s.state, "
-    "s.value, s.silenced, s.acked_by FROM alert_state s JOIN alert_rule r ON r.id = s.rule_id "
+    "SELECT r.title, r.area, r.level, r.operator, r.threshold, r.reset_threshold, s.kind, "
+    "s.account, s.state, s.value, s.silenced, s.acked_by "
+    "FROM alert_state s JOIN alert_rule r ON r.id = s.rule_id "
     "WHERE r.enabled ORDER BY r.title, s.kind, s.account")
 OPERATOR_SIGNS = {"<=": "≤", ">=": "≥"}
+RESET_SIGNS = {"<=": "≥", ">=": "≤"}  # a rule firing at <= 30 with reset 35 clears at >= 35
 
 
 def _alert_checks(alerts: Iterable[Sequence], names: Mapping[tuple[str, str], str],
                   ) -> Iterator[Check]:
-    """The alert engine's firing alerts: `carrier Atlas Voice: Carrier down, 1,459 ≥ 100`."""
-    for title, area, level, operator, threshold, kind, account, state, value, silenced, acked_by \
-            in alerts:
+    """The alert engine's firing alerts: `carrier Atlas Voice: Carrier down, 1,459 ≥ 100`, or
+    `customer Nova Mobile: Low ASR, 33.31, clears at ≥ 35` while its reset holds it."""
+    for (title, area, level, operator, threshold, reset, kind, account, state, value, silenced,
+         acked_by) in alerts:
         if state != "firing":
             continue
         who = "feed" if kind == "feed" else f"{kind} {names.get((kind, account), account)}"
         shown = "no data" if value is None else (
             f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}")
-        text = (f"{who}: {title}, {shown} {OPERATOR_SIGNS.get(operator, operator)} "
-                f"{threshold:g}")
+        if value is not None and reset is not None and operator in RESET_SIGNS and not (
+                value <= threshold if operator == "<=" else value >= threshold):
+            text = f"{who}: {title}, {shown}, clears at {RESET_SIGNS[operator]} {reset:g}"
+        else:
+            text = (f"{who}: {title}, {shown} {OPERATOR_SIGNS.get(operator, operator)} "
+                    f"{threshold:g}")
         if silenced:
             text += " · silenced"
         elif acked_by:

@@ -411,3 +411,15 @@ def test_request_control_refuses_bad_requests(tmp_path, db_path):
     with pytest.raises(StoreError):
         request_control(missing, action="hangup", call_id="x", now_ms=NOW_MS)
     assert not missing.exists()
+
+
+def test_an_alert_held_by_its_reset_says_when_it_clears():
+    """Firing at ASR <= 30 with reset 35, at 33.31 it still fires: `33.31 ≤ 30` would be false."""
+    from store.views import _alert_checks
+
+    low_asr = ("Low ASR", "asr", "warning", "<=", 30.0, 35.0, "customer")
+    rows = [(*low_asr, "nova", "firing", 33.3135, 0, None),
+            (*low_asr, "acme", "firing", 12.5, 0, None)]
+    texts = [check.text for check in _alert_checks(rows, {("customer", "nova"): "Nova Mobile"})]
+    assert texts == ["customer Nova Mobile: Low ASR, 33.31, clears at ≥ 35",
+                     "customer acme: Low ASR, 12.50 ≤ 30"]
