@@ -187,7 +187,7 @@ class Ingestor:
         self.batch.events.append((seq, ts_ms, _TAGS[type(event)], raw))
         if ts_ms > self.newest_ms:
             self.newest_ms = ts_ms
-            calls = self.calls
+            calls = self.calls  # least recently active first: one look tells if any is silent
             if calls and next(iter(calls.values())).last_ms < ts_ms - self.lost_after_ms:
                 self._close_silent_calls()
         return None
