@@ -136,27 +136,9 @@ def call_totals(call: CallRecord) -> Totals:
 def call_totals_row(call: CallRecord) -> tuple[int, ...]:
     """call_totals as a tuple in TOTALS_FIELDS order: the ingest's form, once per call, with no
     Totals made and read back."""
-    code = call.code
-    answered = 200 <= code < 300  # is_answered
-    progress_ms = call.progress_ms
-    return (
-        1,  # attempts
-        1 if answered else 0,
-        1 if answered or code in NER_CODES else 0,  # ner_answered
-        # Only an answered call has talk time; a stray duration on a failed one is not counted.
-        call.duration_ms if answered else 0,
-        call.billed_ms if answered else 0,
-        progress_ms - call.start_ms if progress_ms is not None else 0,  # pdd_sum_ms
-        0 if progress_ms is None else 1,  # pdd_count
-        1 if answered and call.dtmf_count > 0 else 0,  # dtmf_calls
-        call.charge_micro,  # revenue_micro
-        call.cost_micro,
-        1 if code == 200 else 0,
-        1 if code == 404 else 0,
-        0, 0,  # failover, failover_answered: failover_totals
-        1 if code == LOST_CODE else 0,  # lost
-        0, 0, 0, 0, 0,  # breaches and peaks: not a call's
-    )
+    return _ended_row(call.code, call.start_ms, call.progress_ms, call.duration_ms,
+                      call.billed_ms, call.dtmf_count, call.charge_micro, call.cost_micro,
+                      call.cost_micro)
 
 
 def attempt_totals(attempt: AttemptRecord) -> Totals:
@@ -165,25 +147,35 @@ def attempt_totals(attempt: AttemptRecord) -> Totals:
 
 
 def attempt_totals_row(attempt: AttemptRecord) -> tuple[int, ...]:
-    """attempt_totals as a tuple in TOTALS_FIELDS order (see call_totals_row)."""
-    code = attempt.code
+    """attempt_totals as a tuple in TOTALS_FIELDS order (see call_totals_row). Billed time, DTMF
+    and revenue are a customer's figures; a carrier's cost is an answered attempt's only."""
+    return _ended_row(attempt.code, attempt.start_ms, attempt.progress_ms, attempt.duration_ms,
+                      0, 0, 0, attempt.cost_micro, 0)
+
+
+def _ended_row(code: int, start_ms: int, progress_ms: int | None, duration_ms: int,
+               billed_ms: int, dtmf_count: int, revenue_micro: int, cost_micro: int,
+               cost_if_failed: int) -> tuple[int, ...]:
+    """The totals of one ended call or attempt, in TOTALS_FIELDS order (positional: this runs
+    for every call and attempt ingested)."""
     answered = 200 <= code < 300  # is_answered
-    progress_ms = attempt.progress_ms
     return (
         1,  # attempts
         1 if answered else 0,
         1 if answered or code in NER_CODES else 0,  # ner_answered
-        attempt.duration_ms if answered else 0,
-        0,  # billed_ms: a customer's figure
-        progress_ms - attempt.start_ms if progress_ms is not None else 0,  # pdd_sum_ms
+        # Only an answered call has talk time; a stray duration on a failed one is not counted.
+        duration_ms if answered else 0,
+        billed_ms if answered else 0,
+        progress_ms - start_ms if progress_ms is not None else 0,  # pdd_sum_ms
         0 if progress_ms is None else 1,  # pdd_count
-        0, 0,  # dtmf_calls, revenue_micro: a customer's figures
-        attempt.cost_micro if answered else 0,
+        1 if answered and dtmf_count > 0 else 0,  # dtmf_calls
+        revenue_micro,
+        cost_micro if answered else cost_if_failed,
         1 if code == 200 else 0,
         1 if code == 404 else 0,
         0, 0,  # failover, failover_answered: failover_totals
         1 if code == LOST_CODE else 0,  # lost
-        0, 0, 0, 0, 0,  # breaches and peaks: not an attempt's
+        0, 0, 0, 0, 0,  # breaches and peaks: not a call's or an attempt's
     )
 
 
