@@ -20,6 +20,7 @@ from datetime import tzinfo
 from functools import partial
 from zoneinfo import ZoneInfo
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
@@ -176,6 +177,10 @@ class NocApp(App):
     async def _check_parent(self) -> None:
         if os.getppid() != self._parent_pid:
             self._hung_up()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if not self.options.cursor_blink and hasattr(event.widget, "cursor_blink"):
+            event.widget.cursor_blink = False
 
     # The refresh loop -----------------------------------------------------------------
 

@@ -20,3 +20,4 @@ class ConsoleOptions:
     theme: str = "noc-dark"
     clock: Callable[[], int] = field(default=now_ms)  # tests pass a fixed clock
     watchdog: bool = True  # exit when the terminal goes away (off under test)
+    cursor_blink: bool = True  # off under test: a blinking cursor makes snapshots differ

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from console.alerting import exchange
 from console.alerting.rules import rule_fields, save_rule
 from console.alerting.settings import AlertSettings
@@ -16,8 +14,6 @@ from store.alerting import AlertData
 from store.database import prepare
 from tests.alerting.kit import running_writer
 from tests.feedkit import running_simulator, wait_until
-
-pytestmark = pytest.mark.timeout(60)
 
 
 def test_the_demo_rules_import_cleanly(tmp_path):
@@ -42,8 +38,8 @@ async def test_an_outage_in_the_demo_mails_and_penalises_then_restores(tmp_path)
     try:
         async with running_simulator(speed=10, cps=30, scenario="outage") as (sim, url), \
                 running_writer(db, url, engine):
-            [mail] = await wait_until(alerting.mail.messages, 30, what="the mail in the Maildir")
-            await wait_until(lambda: [c for c in sim.controls if c.action == "enable"], 15,
+            [mail] = await wait_until(alerting.mail.messages, what="the mail in the Maildir")
+            await wait_until(lambda: [c for c in sim.controls if c.action == "enable"],
                              what="the carrier back")
             back_at = time.time()
     finally:

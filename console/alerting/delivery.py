@@ -54,22 +54,34 @@ class Delivery:
                         await self.wake.wait()
 
     async def deliver_due(self) -> int:
-        """Send every message due now (up to BATCH); return how many were tried."""
+        """Send every message due now (up to BATCH); return how many were tried.
+
+        The sends run in parallel, but their outcomes are stored in the order the messages
+        were decided, so the history reads the same whichever server answers first."""
         due = await self.database.call(self._due, self.clock())
-        await asyncio.gather(*(self._deliver(message) for message in due))
+        sends = [asyncio.ensure_future(self._send(message)) for message in due]
+        try:
+            for message, send in zip(due, sends, strict=True):
+                failure = await send
+                if failure is None:
+                    await self.database.call(self._sent, message, self.clock())
+                else:
+                    await self.database.call(self._failed, message, failure, self.clock())
+        finally:
+            for send in sends:
+                send.cancel()
         return len(due)
 
-    async def _deliver(self, message: OutboxRow) -> None:
+    async def _send(self, message: OutboxRow) -> DeliveryFailed | None:
+        """Send one message; the failure, if it failed."""
         try:
             await self.senders.send(message)
         except DeliveryFailed as failure:
-            await self.database.call(self._failed, message, failure, self.clock())
+            return failure
         except Exception as error:  # a library's surprise is a failed try, not a lost message
             log.exception("sending message %s failed", message.message_id)
-            await self.database.call(self._failed, message, DeliveryFailed(repr(error)),
-                                     self.clock())
-        else:
-            await self.database.call(self._sent, message, self.clock())
+            return DeliveryFailed(repr(error))
+        return None
 
     def _due(self, now_ms: int) -> list[OutboxRow]:
         rows = self.database.connection.execute(

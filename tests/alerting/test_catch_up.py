@@ -3,15 +3,11 @@ minutes would fire and clear rules on numbers that never were."""
 
 from __future__ import annotations
 
-import pytest
-
 from console.alerting.engine import AlertEngine
 from console.alerting.settings import AlertSettings
 from store.database import prepare
 from tests.alerting.kit import running_writer
 from tests.feedkit import running_simulator, wait_until
-
-pytestmark = pytest.mark.timeout(60)
 
 
 async def test_rounds_wait_until_the_backlog_is_stored(tmp_path):
@@ -29,11 +25,11 @@ async def test_rounds_wait_until_the_backlog_is_stored(tmp_path):
     engine.evaluate_round = recorded
     async with running_simulator(speed=1, cps=40, backfill=300, start=None) as (sim, url):
         # The backfill, generated before the writer connects: it has all of it to catch up.
-        await wait_until(lambda: sim.head > 20_000, 20, what="the backfill")
+        await wait_until(lambda: sim.head > 20_000, what="the backfill")
         backlog = sim.head
         async with running_writer(db, url, engine) as service:
             writer.append(service)
-            await wait_until(lambda: len(rounds) >= 3, 30, what="three rounds")
+            await wait_until(lambda: len(rounds) >= 3, what="three rounds")
     assert all(committed >= head for committed, head in rounds), rounds[:3]
 
 
@@ -43,6 +39,6 @@ async def test_rounds_wait_while_the_feed_is_down(tmp_path):
     engine = AlertEngine(db, AlertSettings(interval=0.02))
     async with running_simulator(speed=1, cps=5) as (sim, url), \
             running_writer(db, url, engine) as service:
-        await wait_until(service.caught_up, 10, what="caught up")
+        await wait_until(service.caught_up, what="caught up")
         await sim.stop()
-        await wait_until(lambda: not service.caught_up(), 10, what="the feed seen down")
+        await wait_until(lambda: not service.caught_up(), what="the feed seen down")

@@ -28,8 +28,6 @@ async def opened(pilot, settle, noc_db, **options) -> RuleEditor:
     await settle(pilot)
     editor = open_editor(pilot.app, noc_db, **options)
     await pilot.pause()
-    for field in editor.query(Input):  # a blinking cursor would make snapshots flaky
-        field.cursor_blink = False
     return editor
 
 
