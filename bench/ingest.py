@@ -39,8 +39,8 @@ from pathlib import Path
 import msgspec
 from websockets.asyncio.client import connect
 
-from console import protocol as p
-from console.ingestion import IngestService
+from console.feed import protocol as p
+from console.feed.service import IngestService
 
 START_TS = 1_763_700_000.0  # a fixed simulated start, so every run sees the same events
 TARGET_RATE = 50_000
@@ -68,7 +68,7 @@ FIELD_COLUMNS = tuple(dict.fromkeys(
 def start_simulator(events: int, log: Path) -> tuple[subprocess.Popen, str]:
     """`noc simulate` on a free loopback port, buffering every event; return it and its URL."""
     command = [
-        sys.executable, "-m", "console.cli", "simulate", "--host", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "console.shell.cli", "simulate", "--host", "127.0.0.1", "--port", "0",
         "--speed", "0", "--seed", "1", "--start", str(START_TS),
         "--limit", str(events), "--buffer", str(events + 1_000),
     ]

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from console.ingest import Ingestor
-from console.simulator import Simulator
-from console.traffic import Traffic
+from console.feed.ingestor import Ingestor
+from console.feed.simulator import Simulator
+from console.feed.traffic import Traffic
 from store.database import WriterLock, prepare
 from store.writer import StoreWriter
 
@@ -109,9 +109,9 @@ def seed_alerts(path: Path, now_ms: int = FIXED_NOW_MS) -> None:
 
 async def _seed_alerts(path: Path, now_ms: int) -> None:
     from console.alerting import exchange
+    from console.alerting.demo import HOST, DemoMailServer
     from console.alerting.engine import AlertEngine
     from console.alerting.settings import AlertSettings, EmailSettings
-    from console.demo_alerting import HOST, DemoMailServer
     from store import alerting
 
     exchange.import_demo_rules(path, now_ms=now_ms + ALERT_ROUNDS_S[0] * 1000 - 60_000)
@@ -169,9 +169,9 @@ def make_app(db_path: Path, *, clock: Callable[[], int] | None = None, read_only
              feed_url: str | None = None):
     """A console on `db_path` with no terminal watchdog: a viewer with a fixed clock, or, given
     `feed_url`, the database's writer subscribed to that feed (on the real clock)."""
-    from console.app import NocApp
-    from console.ingestion import IngestService, IngestSettings
-    from console.options import ConsoleOptions
+    from console.feed.service import IngestService, IngestSettings
+    from console.shell.app import NocApp
+    from console.shell.options import ConsoleOptions
 
     service = None
     if feed_url is not None:

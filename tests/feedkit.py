@@ -22,8 +22,8 @@ from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from console.ingestion import IngestService, IngestSettings
-from console.simulator import Simulator
+from console.feed.service import IngestService, IngestSettings
+from console.feed.simulator import Simulator
 from store.queries import Reader
 from store.writer import StoreWriter
 from tests.reference import reference_report
@@ -211,7 +211,7 @@ def noc_environment(tmp_path: Path, **variables: str) -> dict[str, str]:
 
 
 class NocProcess:
-    """`python -m console.cli ARGS` with its output in files, waited on without blocking."""
+    """`python -m console.shell.cli ARGS` with its output in files, waited on without blocking."""
 
     def __init__(self, args: list[str], *, env: dict[str, str], log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,7 @@ class NocProcess:
         self.stderr_path = log_dir / f"{name}.err"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "console.cli", *args], cwd=REPO, env=env,
+                [sys.executable, "-m", "console.shell.cli", *args], cwd=REPO, env=env,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             )
 

@@ -5,7 +5,7 @@ report can be checked against it: it replays raw event dicts one by one, keeps e
 and works out each figure at the end straight from the list of calls (attempts) that count.
 
 Where the spec is silent it follows the project's decisions:
-- an event is used only if it decodes as a console.protocol Event (heartbeats, gaps and bad
+- an event is used only if it decodes as a console.feed.protocol Event (heartbeats, gaps and bad
   events are skipped, and a skipped event neither consumes its seq nor moves the feed time);
 - an event whose seq is not above the highest seen is a duplicate, and is ignored;
 - an event for an unknown call, or a call that has ended, is ignored, as is a call.start for a
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from console.protocol import Event
+from console.feed.protocol import Event
 from store.metrics import DEFAULT_FAILURE_CODES, NER_CODES
 
 LOST = 0

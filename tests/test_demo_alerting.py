@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 from console.alerting import exchange
+from console.alerting.demo import DemoAlerting
 from console.alerting.rules import rule_fields, save_rule
 from console.alerting.settings import AlertSettings
-from console.demo_alerting import DemoAlerting
 from store.alerting import AlertData
 from store.database import prepare
 from tests.alerting.kit import running_writer

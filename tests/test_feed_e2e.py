@@ -13,8 +13,8 @@ import tracemalloc
 
 import pytest
 
-from console import protocol as p
-from console.ingestion import IngestSettings
+from console.feed import protocol as p
+from console.feed.service import IngestSettings
 from store.actions import request_control
 from store.writer import StoreWriter
 from tests.feedkit import (

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from console.ingest import Ingestor
+from console.feed.ingestor import Ingestor
 from store.database import prepare
 from store.queries import Reader
 from store.writer import StoreWriter
@@ -250,7 +250,7 @@ def test_live_state_survives_a_restart(harness, tmp_path):
     harness.feed(events[:4])
     harness.flush()
     restarted = Harness(harness.path)
-    from console.ingestion import load_state
+    from console.feed.service import load_state
 
     restarted.ingestor.restore(*load_state(restarted.writer._connection))
     assert restarted.ingestor.last_seq == 4

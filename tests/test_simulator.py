@@ -15,7 +15,7 @@ from msgspec import UNSET
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from console.protocol import (
+from console.feed.protocol import (
     Account,
     CallReject,
     CallStart,
@@ -27,8 +27,8 @@ from console.protocol import (
     decode_frame,
     encode,
 )
-from console.simulator import ResumeBuffer, Simulator
-from console.traffic import CUSTOMERS, INCIDENT_KINDS, SCENARIOS, Traffic
+from console.feed.simulator import ResumeBuffer, Simulator
+from console.feed.traffic import CUSTOMERS, INCIDENT_KINDS, SCENARIOS, Traffic
 from store.metrics import ConsecutiveFailures
 
 T0 = 1_763_700_000.0

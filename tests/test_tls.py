@@ -7,8 +7,8 @@ import ssl
 import pytest
 import trustme
 
-from console.feed import FeedClient, FeedUnreachable
-from console.simulator import Simulator
+from console.feed.client import FeedClient, FeedUnreachable
+from console.feed.simulator import Simulator
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The alert engine's settings: the `[alerts]` and `[email]` sections of noc's config file.
 
-Read from the same TOML file as console.config (`default_config_path()`), then NOC_SMTP_*
+Read from the same TOML file as console.shell.config (`default_config_path()`), then NOC_SMTP_*
 environment variables. A bad value is refused with the file, the line and what is wrong.
 
     [alerts]
@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from console.config import ConfigError, default_config_path
+from console.shell.config import ConfigError, default_config_path
 
 
 class EmailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

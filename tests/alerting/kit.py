@@ -21,8 +21,8 @@ from aiosmtpd.controller import Controller
 from console.alerting.engine import AlertEngine
 from console.alerting.rules import save_rule
 from console.alerting.settings import AlertSettings, EmailSettings
-from console.ingest import Ingestor
-from console.ingestion import IngestService
+from console.feed.ingestor import Ingestor
+from console.feed.service import IngestService
 from store.alerting import Rule
 from store.database import prepare
 from store.writer import StoreWriter

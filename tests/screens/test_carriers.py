@@ -13,8 +13,8 @@ import pytest
 from textual.widgets import Static
 
 from console import testing
-from console.ingest import Ingestor
-from console.ingestion import load_state
+from console.feed.ingestor import Ingestor
+from console.feed.service import load_state
 from screens.accounts import LiveTable
 from screens.call_detail import CallDetail
 from screens.carrier import CarrierScreen, FailoverPane, MainPane

@@ -30,8 +30,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from console.protocol import Control, Subscribe, decode_client_frame, encode
-from console.traffic import Traffic
+from console.feed.protocol import Control, Subscribe, decode_client_frame, encode
+from console.feed.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Simulator:
     """A feed protocol v1 server with simulated wholesale traffic.
 
     Args:
-        seed, cps, scenario: the traffic model's (see `console.traffic.Traffic`).
+        seed, cps, scenario: the traffic model's (see `console.feed.traffic.Traffic`).
         speed: simulated seconds per wall second; 0 = as fast as the slowest subscriber reads.
         token: if set, handshakes without `Authorization: Bearer <token>` get HTTP 401.
         buffer: events kept for resuming subscribers.

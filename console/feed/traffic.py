@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.protocol import Control
+from console.feed.protocol import Control
 
 SCENARIOS = ("default", "calm", "outage", "false-answer", "pdd-spike", "cps-flood", "balance-out")
 INCIDENT_KINDS = SCENARIOS[2:]

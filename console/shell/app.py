@@ -25,9 +25,9 @@ from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
 
-from console.ingestion import IngestService
-from console.options import ConsoleOptions
-from console.themes import THEMES
+from console.feed.service import IngestService
+from console.shell.options import ConsoleOptions
+from console.shell.themes import THEMES
 from screens.alerts import AlertsScreen
 from screens.base import DataScreen
 from screens.carrier import CarrierScreen

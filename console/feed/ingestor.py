@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from console import protocol as p
+from console.feed import protocol as p
 from store import metrics, rollups
 from store.live import LiveAttempt, LiveCall, pack, unpack
 from store.metrics import DEFAULT_FAILURE_CODES, CallRecord, ConsecutiveFailures, to_micro, to_ms

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from console import config as config_module
-from console.feed import FeedError
-from console.ingestion import IngestService, IngestSettings
-from console.options import LOW_COLOUR_THEME, ConsoleOptions
-from console.traffic import SCENARIOS
+from console.feed.client import FeedError
+from console.feed.service import IngestService, IngestSettings
+from console.feed.traffic import SCENARIOS
+from console.shell import config as config_module
+from console.shell.options import LOW_COLOUR_THEME, ConsoleOptions
 from store.database import StoreError, WriterLock, prepare
 from store.writer import Retention
 
@@ -231,9 +231,9 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 @config_option
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
+    from console.alerting.demo import DemoAlerting
     from console.alerting.settings import email_configured
-    from console.demo_alerting import DemoAlerting
-    from console.simulator import Simulator
+    from console.feed.simulator import Simulator
 
     settings = load_settings(config_path)
     path = db_path or config_module.default_db_path().with_name("demo.db")
@@ -268,7 +268,7 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
 
 
 def run_console(options: ConsoleOptions, **hooks) -> None:
-    from console.app import NocApp
+    from console.shell.app import NocApp
 
     try:
         app = NocApp(options, **hooks)
@@ -307,7 +307,7 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
 
     The bearer token the simulator demands, if any, is read from NOC_FEED_TOKEN.
     """
-    from console import simulator
+    from console.feed import simulator
 
     token = os.environ.get("NOC_FEED_TOKEN")
     sim = simulator.Simulator(

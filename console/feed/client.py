@@ -21,7 +21,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
-from console import protocol as p
+from console.feed import protocol as p
 
 HEARTBEAT_TIMEOUT_S = 15.0
 BACKOFF_FIRST_S = 0.5

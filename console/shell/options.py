@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from console.ingest import now_ms
+from console.feed.ingestor import now_ms
 
 LOW_COLOUR_THEME = "ansi-dark"  # the 16 ANSI colours only, drawn by the terminal's own palette
 

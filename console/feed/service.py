@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console import protocol as p
-from console.feed import FeedClient, FeedStatus
-from console.ingest import Ingestor, now_ms
+from console.feed import protocol as p
+from console.feed.client import FeedClient, FeedStatus
+from console.feed.ingestor import Ingestor, now_ms
 from store.database import WriterLock, prepare
 from store.metrics import DEFAULT_FAILURE_CODES
 from store.writer import ACCOUNT_COLUMNS, Batch, Retention, StoreWriter
