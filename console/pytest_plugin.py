@@ -12,6 +12,9 @@ and `noc_settle` (pass as `run_before` or await with a pilot: waits for the scre
 
 from __future__ import annotations
 
+import fcntl
+import os
+
 import pytest
 import pytest_asyncio
 
@@ -20,8 +23,18 @@ from console import testing
 
 @pytest.fixture(scope="session")
 def noc_seeded_template(tmp_path_factory) -> object:
-    """The seeded database, built once per test session."""
-    return testing.seed_database(tmp_path_factory.mktemp("noc-seed") / "seeded.db")
+    """The seeded database, built once per test run: with pytest-xdist, the first worker builds
+    it in the run's shared folder while the others wait on a lock, then all read the one file."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return testing.seed_database(tmp_path_factory.mktemp("noc-seed") / "seeded.db")
+    shared = tmp_path_factory.getbasetemp().parent / "noc-seed"
+    shared.mkdir(exist_ok=True)
+    built = shared / "seeded.db"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            testing.seed_database(shared / "building.db").rename(built)
+    return built
 
 
 @pytest.fixture
