@@ -91,7 +91,8 @@ def day_facts(day: Totals, channels: int) -> list[str]:
     return [
         f"{day.attempts:,} attempts", f"ASR {percent(metrics.asr(day))}",
         f"ACD {seconds(metrics.acd(day))}", f"PDD {pdd(metrics.pdd_ms(day))}",
-        f"{metrics.minutes(day):,.0f} min", f"cost {metrics.cost(day):,.2f}",
+        f"{metrics.minutes(day):,.0f} min", f"revenue {metrics.revenue(day):,.2f}",
+        f"cost {metrics.cost(day):,.2f}", f"profit {metrics.profit(day):,.2f}",
         f"{channels:,} channels now",
     ]
 

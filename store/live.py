@@ -25,7 +25,9 @@ class LiveAttempt(msgspec.Struct, array_like=True, gc=False):
     def ended(self) -> bool:
         return self.code is not None
 
-    def record(self, duration_ms: int = 0, cost_micro: int = 0) -> AttemptRecord:
+    def record(self, duration_ms: int = 0, cost_micro: int = 0, billed_ms: int = 0,
+               charge_micro: int = 0) -> AttemptRecord:
+        """The attempt as ended; the figures given are its call's, kept only if it answered."""
         code = self.code if self.code is not None else 0
         answered = is_answered(code)
         return AttemptRecord(
@@ -39,6 +41,8 @@ class LiveAttempt(msgspec.Struct, array_like=True, gc=False):
             duration_ms=duration_ms if answered else 0,
             cost_micro=cost_micro if answered else 0,
             reason=self.reason,
+            billed_ms=billed_ms if answered else 0,
+            charge_micro=charge_micro if answered else 0,
         )
 
 
@@ -87,7 +91,8 @@ class LiveCall(msgspec.Struct, array_like=True, gc=False):
             progress_ms=self.progress_ms,
             dtmf_count=self.dtmf_count,
             hangup=hangup,
-            attempts=tuple(a.record(duration_ms, cost_micro) for a in self.attempts),
+            attempts=tuple(a.record(duration_ms, cost_micro, billed_ms, charge_micro)
+                           for a in self.attempts),
         )
 
 

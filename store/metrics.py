@@ -42,7 +42,9 @@ def is_network_effective(code: int) -> bool:
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, gc=False):
-    """A carrier attempt, as ended; `duration_ms` and `cost_micro` are the call's if it answered."""
+    """A carrier attempt, as ended. An answered attempt carries its call's money and times:
+    `duration_ms`, `cost_micro`, and `billed_ms` and `charge_micro` (what the customer paid for
+    the call this carrier answered: the carrier's billed time and revenue)."""
 
     carrier: str
     route: str
@@ -54,6 +56,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, gc=False):
     duration_ms: int = 0
     cost_micro: int = 0
     reason: str | None = None
+    billed_ms: int = 0
+    charge_micro: int = 0
 
 
 class CallRecord(msgspec.Struct, frozen=True, gc=False):
@@ -137,8 +141,7 @@ def call_totals_row(call: CallRecord) -> tuple[int, ...]:
     """call_totals as a tuple in TOTALS_FIELDS order: the ingest's form, once per call, with no
     Totals made and read back."""
     return _ended_row(call.code, call.start_ms, call.progress_ms, call.duration_ms,
-                      call.billed_ms, call.dtmf_count, call.charge_micro, call.cost_micro,
-                      call.cost_micro)
+                      call.billed_ms, call.dtmf_count, call.charge_micro, call.cost_micro, True)
 
 
 def attempt_totals(attempt: AttemptRecord) -> Totals:
@@ -147,17 +150,18 @@ def attempt_totals(attempt: AttemptRecord) -> Totals:
 
 
 def attempt_totals_row(attempt: AttemptRecord) -> tuple[int, ...]:
-    """attempt_totals as a tuple in TOTALS_FIELDS order (see call_totals_row). Billed time, DTMF
-    and revenue are a customer's figures; a carrier's cost is an answered attempt's only."""
+    """attempt_totals as a tuple in TOTALS_FIELDS order (see call_totals_row). DTMF is a
+    customer's figure; billed time, revenue and cost are those of the call a carrier answered."""
     return _ended_row(attempt.code, attempt.start_ms, attempt.progress_ms, attempt.duration_ms,
-                      0, 0, 0, attempt.cost_micro, 0)
+                      attempt.billed_ms, 0, attempt.charge_micro, attempt.cost_micro, False)
 
 
 def _ended_row(code: int, start_ms: int, progress_ms: int | None, duration_ms: int,
                billed_ms: int, dtmf_count: int, revenue_micro: int, cost_micro: int,
-               cost_if_failed: int) -> tuple[int, ...]:
+               money_if_failed: bool) -> tuple[int, ...]:
     """The totals of one ended call or attempt, in TOTALS_FIELDS order (positional: this runs
-    for every call and attempt ingested)."""
+    for every call and attempt ingested). A customer's money counts whatever the call's end
+    (`money_if_failed`); a carrier's only for the calls it answered."""
     answered = 200 <= code < 300  # is_answered
     return (
         1,  # attempts
@@ -169,8 +173,8 @@ def _ended_row(code: int, start_ms: int, progress_ms: int | None, duration_ms: i
         progress_ms - start_ms if progress_ms is not None else 0,  # pdd_sum_ms
         0 if progress_ms is None else 1,  # pdd_count
         1 if answered and dtmf_count > 0 else 0,  # dtmf_calls
-        revenue_micro,
-        cost_micro if answered else cost_if_failed,
+        revenue_micro if answered or money_if_failed else 0,
+        cost_micro if answered or money_if_failed else 0,
         1 if code == 200 else 0,
         1 if code == 404 else 0,
         0, 0,  # failover, failover_answered: failover_totals
@@ -323,7 +327,9 @@ def carrier_report(t: Totals, consecutive_failures: int) -> dict:
         "acd": acd(t),
         "minutes": minutes(t),
         "pdd_ms": pdd_ms(t),
+        "revenue": revenue(t),
         "cost": cost(t),
+        "profit": profit(t),
         "consecutive_failures": consecutive_failures,
         "code_200": t.code_200,
         "code_404": t.code_404,

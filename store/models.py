@@ -95,6 +95,9 @@ class Attempt(SQLModel, table=True):
     duration_ms: int = 0
     cost_micro: int = 0
     reason: str | None = None
+    # Of an answered attempt: its call's billed time and charge (the carrier's revenue).
+    billed_ms: int = 0
+    charge_micro: int = 0
 
 
 class Reject(SQLModel, table=True):

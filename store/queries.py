@@ -140,7 +140,7 @@ class Reader:
             part = seqs[chunk : chunk + 500]
             for row in connection.execute(
                 "SELECT call_seq, carrier, route, attempt, start_ms, end_ms, code, progress_ms, "
-                "duration_ms, cost_micro, reason FROM attempt "
+                "duration_ms, cost_micro, reason, billed_ms, charge_micro FROM attempt "
                 f"WHERE call_seq IN ({','.join('?' * len(part))})",
                 part,
             ):

@@ -330,6 +330,7 @@ def _carrier_figures(ended: list[tuple[_Call, _Attempt]], consecutive_failures: 
         for _, attempt in ended
         if attempt.progress_ts is not None
     ]
+    revenue_micro = sum(call.charge_micro for call in answered_calls)
     cost_micro = sum(call.cost_micro for call in answered_calls)
     return {
         "attempts": attempts,
@@ -339,7 +340,9 @@ def _carrier_figures(ended: list[tuple[_Call, _Attempt]], consecutive_failures: 
         "acd": duration_ms / 1000 / answered if answered else None,
         "minutes": duration_ms / 60000,
         "pdd_ms": sum(pdds_ms) / len(pdds_ms) if pdds_ms else None,
+        "revenue": revenue_micro / 1_000_000,
         "cost": cost_micro / 1_000_000,
+        "profit": (revenue_micro - cost_micro) / 1_000_000,
         "consecutive_failures": consecutive_failures,
         "code_200": sum(1 for _, attempt in ended if attempt.code == 200),
         "code_404": sum(1 for _, attempt in ended if attempt.code == 404),

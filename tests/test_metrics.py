@@ -26,6 +26,7 @@ from store.metrics import (
     acd,
     asr,
     attempt_totals,
+    billed_minutes,
     breach_totals,
     call_failovers,
     call_totals,
@@ -80,6 +81,8 @@ def attempt_records(draw, attempt_no: int | None = None) -> AttemptRecord:
         progress_ms=draw(st.none() | st.integers(start_ms - 1000, start_ms + 60_000)),
         duration_ms=draw(durations_ms),
         cost_micro=draw(money_micro),
+        billed_ms=draw(durations_ms),
+        charge_micro=draw(money_micro),
     )
 
 
@@ -122,6 +125,7 @@ def ratios(t: Totals) -> dict:
         "ner": ner(t),
         "acd": acd(t),
         "minutes": minutes(t),
+        "billed_minutes": billed_minutes(t),
         "pdd_ms": pdd_ms(t),
         "dtmf_pct": dtmf_pct(t),
         "revenue": revenue(t),
@@ -149,6 +153,7 @@ def brute_force_call_ratios(calls: list[CallRecord]) -> dict:
         "ner": ratio_or_none(sum(is_ner(c.code) for c in calls), len(calls)),
         "acd": duration_ms / 1000 / len(answered) if answered else None,
         "minutes": duration_ms / 60000,
+        "billed_minutes": sum(c.billed_ms for c in answered) / 60000,
         "pdd_ms": sum(pdds) / len(pdds) if pdds else None,
         "dtmf_pct": ratio_or_none(sum(c.dtmf_count > 0 for c in answered), len(answered)),
         "revenue": revenue_micro / 1_000_000,
@@ -163,6 +168,8 @@ def brute_force_attempt_ratios(attempts: list[AttemptRecord]) -> dict:
     answered = [a for a in attempts if is_2xx(a.code)]
     duration_ms = sum(a.duration_ms for a in answered)
     pdds = [a.progress_ms - a.start_ms for a in attempts if a.progress_ms is not None]
+    # A carrier's money is that of the calls it answered: what the customer paid, what it cost.
+    revenue_micro = sum(a.charge_micro for a in answered)
     cost_micro = sum(a.cost_micro for a in answered)
     code_200 = sum(a.code == 200 for a in attempts)
     code_404 = sum(a.code == 404 for a in attempts)
@@ -171,12 +178,13 @@ def brute_force_attempt_ratios(attempts: list[AttemptRecord]) -> dict:
         "ner": ratio_or_none(sum(is_ner(a.code) for a in attempts), len(attempts)),
         "acd": duration_ms / 1000 / len(answered) if answered else None,
         "minutes": duration_ms / 60000,
+        "billed_minutes": sum(a.billed_ms for a in answered) / 60000,
         "pdd_ms": sum(pdds) / len(pdds) if pdds else None,
         "dtmf_pct": 0.0 if answered else None,  # attempts never carry DTMF
-        "revenue": 0.0,
+        "revenue": revenue_micro / 1_000_000,
         "cost": cost_micro / 1_000_000,
-        "profit": -cost_micro / 1_000_000,
-        "profit_pct": None,
+        "profit": (revenue_micro - cost_micro) / 1_000_000,
+        "profit_pct": ratio_or_none(revenue_micro - cost_micro, revenue_micro),
         "share_404": ratio_or_none(code_404, code_200 + code_404),
     }
 
@@ -333,8 +341,8 @@ def test_called_party_outcomes_are_not_carrier_failures():
 
 CUSTOMER_KEYS = ["attempts", "answered", "asr", "ner", "acd", "minutes", "pdd_ms", "dtmf_pct",
                  "revenue", "cost", "profit", "breaches"]
-CARRIER_KEYS = ["attempts", "answered", "asr", "ner", "acd", "minutes", "pdd_ms", "cost",
-                "consecutive_failures", "code_200", "code_404"]
+CARRIER_KEYS = ["attempts", "answered", "asr", "ner", "acd", "minutes", "pdd_ms", "revenue",
+                "cost", "profit", "consecutive_failures", "code_200", "code_404"]
 
 
 @PROPERTIES
@@ -364,7 +372,8 @@ def test_empty_reports_match_the_spec_example():
     }
     assert carrier_report(Totals(), 0) == {
         "attempts": 0, "answered": 0, "asr": None, "ner": None, "acd": None, "minutes": 0,
-        "pdd_ms": None, "cost": 0, "consecutive_failures": 0, "code_200": 0, "code_404": 0,
+        "pdd_ms": None, "revenue": 0, "cost": 0, "profit": 0, "consecutive_failures": 0,
+        "code_200": 0, "code_404": 0,
     }
 
 
@@ -453,11 +462,11 @@ def test_reference_answered_call_with_failover():
     }}
     assert report["carriers"] == {
         "c1": {"attempts": 1, "answered": 0, "asr": 0.0, "ner": 0.0, "acd": None,
-               "minutes": 0.0, "pdd_ms": 500.0, "cost": 0.0, "consecutive_failures": 1,
-               "code_200": 0, "code_404": 0},
+               "minutes": 0.0, "pdd_ms": 500.0, "revenue": 0.0, "cost": 0.0, "profit": 0.0,
+               "consecutive_failures": 1, "code_200": 0, "code_404": 0},
         "c2": {"attempts": 1, "answered": 1, "asr": 100.0, "ner": 100.0, "acd": 90.0,
-               "minutes": 1.5, "pdd_ms": 1250.0, "cost": 0.02, "consecutive_failures": 0,
-               "code_200": 1, "code_404": 0},
+               "minutes": 1.5, "pdd_ms": 1250.0, "revenue": 0.03, "cost": 0.02, "profit": 0.01,
+               "consecutive_failures": 0, "code_200": 1, "code_404": 0},
         "c3": idle_carrier(),
     }
 
@@ -481,11 +490,13 @@ def test_reference_closes_a_silent_call_as_lost_after_an_hour():
     }
     assert report["carriers"]["c1"] == {
         "attempts": 1, "answered": 0, "asr": 0.0, "ner": 0.0, "acd": None, "minutes": 0.0,
-        "pdd_ms": 1300.0, "cost": 0.0, "consecutive_failures": 0, "code_200": 0, "code_404": 0,
+        "pdd_ms": 1300.0, "revenue": 0.0, "cost": 0.0, "profit": 0.0, "consecutive_failures": 0,
+        "code_200": 0, "code_404": 0,
     }
     assert report["carriers"]["c2"] == {
         "attempts": 1, "answered": 1, "asr": 100.0, "ner": 100.0, "acd": 0.0, "minutes": 0.0,
-        "pdd_ms": None, "cost": 0.0, "consecutive_failures": 0, "code_200": 1, "code_404": 0,
+        "pdd_ms": None, "revenue": 0.0, "cost": 0.0, "profit": 0.0, "consecutive_failures": 0,
+        "code_200": 1, "code_404": 0,
     }
 
 
@@ -556,8 +567,8 @@ def test_reference_range_is_half_open_on_start_and_attempt_times():
     }
     assert report["carriers"] == {
         "c1": {"attempts": 2, "answered": 0, "asr": 0.0, "ner": 50.0, "acd": None,
-               "minutes": 0.0, "pdd_ms": None, "cost": 0.0, "consecutive_failures": 0,
-               "code_200": 0, "code_404": 1},
+               "minutes": 0.0, "pdd_ms": None, "revenue": 0.0, "cost": 0.0, "profit": 0.0,
+               "consecutive_failures": 0, "code_200": 0, "code_404": 1},
         "c2": idle_carrier(),  # its one attempt is at 200.0, just outside
     }
 
@@ -627,6 +638,7 @@ def script_events(script: dict) -> tuple[list[tuple[int, dict]], CallRecord]:
             code=code, progress_ms=progress_ms,
             duration_ms=script["duration_ms"] if is_2xx(code) else 0,
             cost_micro=script["cost_micro"] if is_2xx(code) else 0,
+            charge_micro=script["charge_micro"] if is_2xx(code) else 0,
         ))
     money = {}
     if script["answered"]:

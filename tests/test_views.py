@@ -272,6 +272,18 @@ def test_summary_live(data):
     assert (c1.attempts, c1.answered, c1.failover, c1.failover_answered) == (2, 1, 1, 1)
 
 
+def test_a_carriers_money_is_that_of_the_calls_it_answered(data):
+    """c2 answered call b (billed 60 s, charged 0.10, cost 0.07) and failed call c: its billed
+    time and revenue are b's, its profit b's charge less b's cost."""
+    c2 = data.summary("carrier", "c2", "live", NOW_MS)[0]
+    cells = dict(zip(SUMMARY_COLUMNS, summary_cells(c2), strict=True))
+    assert (cells["Attempts"], cells["Connected"]) == (2, 1)
+    assert (cells["Billed"], cells["Revenue"], cells["Cost"]) == (1.0, 0.1, 0.07)
+    assert cells["Profit"] == pytest.approx(0.03)
+    c3 = data.summary("carrier", "c3", "live", NOW_MS)[0].totals  # 200 failures: no money
+    assert (c3.attempts, c3.billed_ms, c3.revenue_micro, c3.cost_micro) == (200, 0, 0, 0)
+
+
 def test_summary_daily_and_monthly(data):
     daily = data.summary("customer", "acme", "daily", NOW_MS)
     assert len(daily) == 31 and daily[0].label == "2025-11-21"

@@ -447,6 +447,8 @@ class Ingestor:
                 a.duration_ms,
                 a.cost_micro,
                 a.reason,
+                a.billed_ms,
+                a.charge_micro,
             )
             for a in record.attempts
         )

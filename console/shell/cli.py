@@ -512,12 +512,13 @@ def format_report(result: dict) -> str:
     lines += [
         "",
         f"{'Carrier':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}"
-        f"{'PDD ms':>9}{'Consec.':>9}{'200':>9}{'404':>7}",
+        f"{'PDD ms':>9}{'Revenue':>12}{'Profit':>11}{'Consec.':>9}{'200':>9}{'404':>7}",
     ]
     for name, c in result["carriers"].items():
         lines.append(
             f"{name[:19]:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
-            f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{c['consecutive_failures']:>9,}"
+            f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
+            f"{number(c['profit'], 2):>11}{c['consecutive_failures']:>9,}"
             f"{c['code_200']:>9,}{c['code_404']:>7,}"
         )
     return "\n".join(lines)
