@@ -12,7 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 from store import models
-from store.database import BUSY_TIMEOUT_MS, StoreError
+from store.database import StoreError, connect
 
 ACCOUNT_ACTIONS = ("disable", "enable")
 CALL_ACTIONS = ("hangup",)
@@ -31,7 +31,7 @@ def request_control(path: str | Path, *, action: str, kind: str = "", account: s
     columns = ", ".join(request)
     values = ", ".join(f":{name}" for name in request)
     try:
-        with closing(_connect_read_write(Path(path))) as db:
+        with closing(connect(path, mode="rw")) as db:
             # One statement in autocommit mode: the shortest write transaction there is.
             db.execute(f"INSERT INTO control_request ({columns}) VALUES ({values})", request)
     except sqlite3.Error as error:
@@ -50,10 +50,3 @@ def _check(action: str, kind: str, account: str, call_id: str) -> None:
         raise ValueError(f"unknown action {action!r}: one of "
                          f"{', '.join(ACCOUNT_ACTIONS + CALL_ACTIONS)}")
 
-
-def _connect_read_write(path: Path) -> sqlite3.Connection:
-    """Opens an existing database only (mode=rw never creates an empty file by mistake)."""
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
-                                 isolation_level=None)
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return connection

@@ -25,7 +25,7 @@ from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from store import models
-from store.database import BUSY_TIMEOUT_MS, StoreError
+from store.database import StoreError, connect
 
 ENGINE = "alerts"  # `requested_by` of the engine's control requests, `actor` of its history rows
 FEED = "feed"  # the kind of the feed's own subject
@@ -412,18 +412,6 @@ class Message:
 
 # Connections ------------------------------------------------------------------------------------
 
-def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode to an existing database (never creates a file)."""
-    mode = "ro" if read_only else "rw"
-    try:
-        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode={mode}", uri=True,
-                                     isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as error:
-        raise StoreError(f"cannot open {path}: {error}") from error
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return connection
-
-
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A write transaction, taken at once (IMMEDIATE) so that it never fails half way on a lock."""
@@ -439,7 +427,7 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 @contextmanager
 def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
     """One short write transaction on `path` (what a console's action is)."""
-    with closing(connect(path)) as db:
+    with closing(connect(path, mode="rw")) as db:
         try:
             with transaction(db):
                 yield db
@@ -450,7 +438,7 @@ def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
 @contextmanager
 def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
     """One consistent snapshot of `path`."""
-    with closing(connect(path, read_only=True)) as db:
+    with closing(connect(path)) as db:
         db.execute("BEGIN")
         try:
             yield db

@@ -1,24 +1,32 @@
 """Opening a noc database: checks that the file is noc's, migrates it, sets SQLite up for WAL.
 
-Every failure a user can cause (wrong file, newer schema, locked file, second writer) raises
-StoreError with one line saying what is wrong and what to do.
+Every connection to a database comes from `connect`, so that all of them agree on how a path is
+named (a file: URI, escaped: a `#` or `?` in a folder name is part of the path), on the busy
+timeout and on transactions (autocommit; a write takes `BEGIN IMMEDIATE` itself). Every failure a
+user can cause (wrong file, newer schema, locked file, second writer) raises StoreError with one
+line saying what is wrong and what to do. The files noc creates are private: 0600, in a 0700
+folder where noc makes the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from store.migrations import LATEST_VERSION, migrate
 
 APP_ID = "noc"
 BUSY_TIMEOUT_MS = 5000
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 
 class StoreError(Exception):
@@ -35,6 +43,43 @@ def configure(connection: sqlite3.Connection, *, writer: bool) -> None:
         connection.execute("PRAGMA synchronous = NORMAL")
 
 
+def connect(path: str | Path, *, mode: Literal["ro", "rw", "rwc"] = "ro", writer: bool = False,
+            **options) -> sqlite3.Connection:
+    """A connection to the database at `path`: read-only ("ro"), read-write to an existing file
+    ("rw", never creates an empty one by mistake) or creating it ("rwc"); `writer` sets up WAL.
+
+    Autocommit: reads take their snapshot with BEGIN, writes with BEGIN IMMEDIATE. Raises
+    StoreError saying which file could not be opened and why."""
+    uri = f"{Path(path).resolve().as_uri()}?mode={mode}"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                     check_same_thread=False, **options)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open {path}: {error}") from error
+    try:
+        configure(connection, writer=writer)
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
+def private_folder(path: str | Path) -> Path:
+    """Make the folder `path` (and missing parents) if it does not exist; the folder noc makes
+    for its own files is 0700. An existing folder is left as its owner set it."""
+    path = Path(path)
+    if not path.is_dir():
+        path.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    return path
+
+
+def create_private(path: Path) -> None:
+    """Create the empty file `path` as 0600 if it does not exist (SQLite then gives its WAL and
+    shared-memory files the same mode)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+
+
 def prepare(path: str | Path, *, create: bool = True) -> int:
     """Make sure `path` is a current noc database (creating or migrating it); return its version."""
     path = Path(path)
@@ -45,12 +90,13 @@ def prepare(path: str | Path, *, create: bool = True) -> int:
             )
         if not path.parent.exists():
             raise StoreError(f"cannot create {path}: the folder {path.parent} does not exist")
+        try:
+            create_private(path)
+        except OSError as error:
+            raise StoreError(f"cannot create {path}: {error.strerror}") from error
+    connection = None
     try:
-        connection = sqlite3.connect(path, isolation_level=None)
-    except sqlite3.Error as error:
-        raise StoreError(f"cannot open {path}: {error}") from error
-    try:
-        configure(connection, writer=True)
+        connection = connect(path, mode="rw", writer=True)
         version = _version(connection, path)
         if version > LATEST_VERSION:
             raise StoreError(
@@ -72,7 +118,8 @@ def prepare(path: str | Path, *, create: bool = True) -> int:
             f"{path} is not a SQLite database ({error}): check the --db path"
         ) from error
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
 
 
 def _version(connection: sqlite3.Connection, path: Path) -> int:
@@ -92,15 +139,9 @@ def _version(connection: sqlite3.Connection, path: Path) -> int:
     return int(rows.get("schema_version", "0"))
 
 
-def sync_engine(path: str | Path, *, writer: bool = False) -> Engine:
-    """A SQLAlchemy engine for SQLModel sessions (reads, and the rare writes of viewers)."""
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy's signature
-        configure(dbapi_connection, writer=writer)
-
-    return engine
+def sync_engine(path: str | Path) -> Engine:
+    """A SQLAlchemy engine for SQLModel sessions that read the database."""
+    return create_engine("sqlite://", creator=lambda: connect(path))
 
 
 @dataclass
@@ -118,7 +159,7 @@ class WriterLock:
         return cls(Path(f"{database}.writer"))
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

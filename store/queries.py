@@ -10,12 +10,13 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 from sqlmodel import Session, func, select
 
 from store import metrics, models, rollups
-from store.database import sync_engine
+from store.database import connect, sync_engine
 from store.live import unpack
 from store.metrics import AttemptRecord, CallRecord, Totals
 
@@ -63,9 +64,7 @@ class Reader:
         self.engine = sync_engine(self.path)
 
     def connection(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        connection.execute("PRAGMA busy_timeout = 5000")
-        return connection
+        return connect(self.path)
 
     def minute_floor(self, newest_ms: int, keep_days: int) -> int:
         """The oldest minute the minute rollups can still answer for."""
@@ -86,7 +85,7 @@ class Reader:
         feed = self.feed_state()
         floor = self.minute_floor(feed.newest_ms, minute_keep_days)
         found: dict[Key, list[int]] = defaultdict(rollups.zero)
-        with self.connection() as connection:
+        with closing(self.connection()) as connection:
             for source, lo, hi in _merge(list(segments(start_ms, end_ms, floor))):
                 if source == "raw":
                     for key, values in self._raw_totals(connection, lo, hi).items():

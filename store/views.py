@@ -22,7 +22,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from store import metrics, models
-from store.database import BUSY_TIMEOUT_MS, WriterLock
+from store.database import WriterLock, connect
 from store.live import LiveAttempt, LiveCall, unpack
 from store.metrics import TOTALS_FIELDS, Totals
 from store.rollups import ALL_ROUTES, bucket_of
@@ -377,13 +377,6 @@ def failures_severity(consecutive_failures: int) -> str | None:
 
 # Reading --------------------------------------------------------------------------------------
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                 isolation_level=None)
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return connection
-
-
 @dataclass(frozen=True)
 class Window:
     """Whole buckets of one rollup period, [start_ms, end_ms), the last one holding `now`."""
@@ -552,7 +545,7 @@ class ConsoleData:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with closing(connect_read_only(self.path)) as db:
+        with closing(connect(self.path)) as db:
             db.execute("BEGIN")  # one snapshot for every read of the view
             yield db
 

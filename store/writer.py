@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store import models, rollups
-from store.database import configure
+from store.database import connect
 from store.statements import RowsInsert, columns_of, delete_seqs, rows_insert
 
 DAY_MS = 86_400_000
@@ -102,13 +102,8 @@ class StoreWriter:
 
     def open_now(self) -> None:
         """Open the connection on the calling thread (tools and tests that write synchronously)."""
-        self._connection = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=STATEMENT_CACHE,
-        )
-        configure(self._connection, writer=True)
+        self._connection = connect(self.path, mode="rw", writer=True,
+                                   cached_statements=STATEMENT_CACHE)
         self._connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
 
     async def close(self) -> None:

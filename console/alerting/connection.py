@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from store.alerting import connect
+from store.database import connect
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ class EngineConnection:
     @property
     def connection(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection = connect(self.path)
+            self._connection = connect(self.path, mode="rw")
         return self._connection
 
     async def call(self, function: Callable[..., T], *args) -> T:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from store.alerting import Rule, connect
+from store.alerting import Rule
+from store.database import connect
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Scripts:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = connect(self.db_path, read_only=True)
+            self._db = connect(self.db_path)
             self._db.execute("PRAGMA query_only = ON")
         return self._db
 

@@ -40,7 +40,7 @@ from screens.palette import AccountCommands, KeyCommands
 from screens.quarantine import QuarantineScreen
 from screens.timezone import TimezonePicker
 from store.actions import request_control
-from store.database import StoreError
+from store.database import StoreError, connect
 from store.views import ConsoleData
 
 STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows move with time
@@ -115,9 +115,7 @@ class NocApp(App):
     # Start and stop -------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self._probe = sqlite3.connect(
-            f"file:{self.options.db_path}?mode=ro", uri=True, check_same_thread=False
-        )
+        self._probe = connect(self.options.db_path)
         if self.on_start is not None:
             await self.on_start(self)
         if self.service is not None:

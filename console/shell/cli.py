@@ -23,7 +23,7 @@ from console.feed.service import IngestService, IngestSettings
 from console.feed.traffic import SCENARIOS
 from console.shell import config as config_module
 from console.shell.options import LOW_COLOUR_THEME, ConsoleOptions
-from store.database import StoreError, WriterLock, prepare
+from store.database import StoreError, WriterLock, prepare, private_folder
 from store.writer import Retention
 
 EXIT_FAILURE = 1
@@ -192,7 +192,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
         return
     settings = load_settings(config_path)
     path = db_path or settings.db_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     service = None
     if not viewer and not WriterLock.for_database(path).held_by_other():
         try:
@@ -237,7 +237,7 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
 
     settings = load_settings(config_path)
     path = db_path or config_module.default_db_path().with_name("demo.db")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     if WriterLock.for_database(path).held_by_other():
         raise Failure(f"{path} is in use by another noc demo: stop it, or give --db another file")
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
