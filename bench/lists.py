@@ -1,0 +1,154 @@
+"""Long lists: 10,000 customers and 10,000 carriers, listed, sorted and searched.
+
+    python bench/lists.py [--accounts N] [--rounds N] [--size 80x24]
+
+A database holding `--accounts` customers and as many carriers, with an hour of traffic on a
+tenth of them, is built through the real ingest path (Ingestor, StoreWriter). A viewer console
+(Textual's pilot, headless, the real app) then, each round: opens the list (`2`, then `3`),
+cycles its sorts (`s`), and searches (`/`, a name typed a character at a time, then cleared).
+A key counts once its screen holds the store's data for it, no read is under way and the app has
+processed every message that follows (the repaint included). Prints p50, p95 and max per action
+against the targets (show < 300 ms, sort and search < 100 ms), and the viewer's peak memory
+(target < 200 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from console.feed.ingestor import Ingestor
+from console.testing import fixed_clock, make_app
+from screens.accounts import AccountListScreen
+from screens.carriers import CarriersScreen
+from screens.customers import CustomersScreen
+from screens.dashboard import DashboardScreen
+from store.database import prepare
+from store.writer import StoreWriter
+
+TARGETS_MS = {"show": 300.0, "sort": 100.0, "search": 100.0}
+TARGET_MB = 200.0
+NOW_MS = 1_763_700_000_000 + 3_600_000
+FRAME = 1_000
+
+
+def build(path: Path, accounts: int) -> None:
+    """The accounts, then an hour of calls (one a second) spread over a tenth of them."""
+    prepare(path)
+    ingestor = Ingestor(clock=fixed_clock(NOW_MS))
+    writer = StoreWriter(path)
+    writer.open_now()
+    seq = 0
+    start_s = NOW_MS / 1000 - 3600
+
+    def event(**fields) -> dict:
+        nonlocal seq
+        seq += 1
+        return {"seq": seq, **fields}
+
+    events = []
+    for n in range(accounts):
+        events.append(event(type="account", ts=start_s, kind="customer", id=f"c{n:05d}",
+                            name=f"Customer {n:05d} Telecom", channels=100, cps=10,
+                            balance=1_000.0 + n, currency="USD", enabled=True))
+        events.append(event(type="account", ts=start_s, kind="carrier", id=f"k{n:05d}",
+                            name=f"Carrier {n:05d} Voice", channels=500, enabled=True))
+    for second in range(3600):
+        ts, call = start_s + second, f"call-{second}"
+        busy = second % max(1, accounts // 10)
+        answered = second % 3 != 0
+        events += [
+            event(type="call.start", ts=ts, call_id=call, customer=f"c{busy:05d}",
+                  cli="15550001111", dst="4420700000"),
+            event(type="call.attempt", ts=ts, call_id=call, attempt=1, carrier=f"k{busy:05d}",
+                  route="44"),
+            event(type="call.attempt_end", ts=ts + 30, call_id=call, attempt=1,
+                  code=200 if answered else 503),
+            event(type="call.end", ts=ts + 30, call_id=call, code=200 if answered else 503,
+                  duration=30 if answered else 0),
+        ]
+    try:
+        for at in range(0, len(events), FRAME):
+            ingestor.apply_frame(json.dumps(events[at:at + FRAME]))
+        writer.write_now(ingestor.take_batch())
+    finally:
+        writer.close_now()
+
+
+def ready(app, screen_type: type) -> bool:
+    screen = app.screen
+    return (isinstance(screen, screen_type) and screen.has_data
+            and not any(worker.is_running for worker in app.workers))
+
+
+async def timed(pilot, keys: list[str], screen_type: type) -> float:
+    started = time.perf_counter()
+    await pilot.press(*keys)
+    while not ready(pilot.app, screen_type):
+        await pilot.pause()
+    await pilot.pause()
+    return (time.perf_counter() - started) * 1000
+
+
+async def drive(db: Path, rounds: int, size: tuple[int, int]) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {action: [] for action in TARGETS_MS}
+    app = make_app(db, clock=fixed_clock(NOW_MS))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        for _ in range(rounds):
+            for key, screen_type, typed in (("2", CustomersScreen, "customer 0042"),
+                                            ("3", CarriersScreen, "carrier 0042")):
+                await timed(pilot, ["1"], DashboardScreen)
+                timings["show"].append(await timed(pilot, [key], screen_type))
+                screen: AccountListScreen = app.screen
+                for _ in screen.sorts:
+                    timings["sort"].append(await timed(pilot, ["s"], screen_type))
+                await pilot.press("slash")
+                for character in typed:
+                    timings["search"].append(await timed(pilot, [character], screen_type))
+                timings["search"].append(await timed(pilot, ["ctrl+u"], screen_type))
+                await pilot.press("escape")
+    return timings
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", default="80x24")
+    args = parser.parse_args()
+    size = tuple(int(n) for n in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "noc.db"
+        builder = multiprocessing.Process(target=build, args=(db, args.accounts))
+        builder.start()  # in a child, so that the peak memory below is the viewer's own
+        builder.join()
+        timings = asyncio.run(drive(db, args.rounds, size))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.accounts:,} customers and {args.accounts:,} carriers at {args.size}, "
+          f"{args.rounds} rounds")
+    for action, values in timings.items():
+        p95 = percentile(values, 0.95)
+        verdict = "met" if p95 < TARGETS_MS[action] else "NOT met"
+        print(f"  {action:6} {len(values):4} keys: p50 {statistics.median(values):7.1f} ms, "
+              f"p95 {p95:7.1f} ms, max {max(values):7.1f} ms "
+              f"(target p95 < {TARGETS_MS[action]:.0f} ms: {verdict})")
+    verdict = "met" if peak_mb < TARGET_MB else "NOT met"
+    print(f"  peak memory of the viewer: {peak_mb:,.0f} MB "
+          f"(target < {TARGET_MB:.0f} MB: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
