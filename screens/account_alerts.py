@@ -22,6 +22,7 @@ from screens.alert_panes import (
 )
 from screens.alerts import REQUEST_COLUMNS, check_lines, request_rows
 from screens.panes import DataPane
+from screens.safe_text import plain
 from store.alerting import AlertData, HistoryRow, PenaltyRow, StateRow
 from store.views import Check, ConsoleData, ControlRow
 
@@ -102,7 +103,7 @@ class AccountAlertsPane(AlertWrites, DataPane):
             p = snapshot.penalties[-1]  # the one that ends last
             penalty.update(Text.assemble(
                 penalty_status(p, now_ms), f" · in penalty until "
-                f"{recent_time(p.until_ms, now_ms, tz)} · rule {p.rule_title or DASH}"))
+                f"{recent_time(p.until_ms, now_ms, tz)} · rule ", plain(p.rule_title or DASH)))
         self._show_rules(snapshot)
         requests = self.query_one("#account-requests", LiveTable)
         requests.set_rows(request_rows(snapshot.requests, now_ms, tz))

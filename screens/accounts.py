@@ -18,9 +18,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
+from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.dashboard import SEVERITY_MARK
+from screens.safe_text import plain, printable_text
 from store.views import DAY_MS, AccountRow, ConsoleData, FeedView, failures_severity
 
 DASH = "–"
@@ -76,6 +78,11 @@ def used_of(used: int, limit: float | None) -> Text:
     if used >= limit:
         return Text(f"▲ {text}", style="bold red")
     return Text(f"▲ {text}", style="yellow") if used >= NEAR_LIMIT * limit else Text(text)
+
+
+def cut(text: str, width: int) -> str:
+    """At most `width` characters, the last an ellipsis when cut."""
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
 
 
 def marked(mark_and_style: tuple[str, str], text: str) -> Text:
@@ -212,8 +219,9 @@ class LiveTable(DataTable):
 
 
 def _cell(value: Cell, justify: str) -> Text:
-    """A fresh Text per cell (never shared between rows: LiveTable orders rows by identity)."""
-    text = value.copy() if isinstance(value, Text) else Text(value)
+    """A fresh Text per cell (never shared between rows: LiveTable orders rows by identity),
+    printable, never markup: cells hold the feed's text."""
+    text = printable_text(value).copy() if isinstance(value, Text) else plain(value)
     text.justify = justify
     return text
 
@@ -359,11 +367,11 @@ class AccountListScreen(DataScreen):
         if needle and not found:
             count = f"no {self.KIND} matches “{needle}”"
         self.query_one("#list-status", Static).update(
-            f"{count} · sort: {SORTS[self.sort].label} (s)")
+            plain(f"{count} · sort: {SORTS[self.sort].label} (s)"))
 
     def _cells(self, a: AccountRow, now_ms: int) -> tuple[Cell, ...]:
         return (
-            a.name if len(a.name) <= NAME_CHARS else a.name[:NAME_CHARS - 1] + "…",
+            cut(printable(a.name), NAME_CHARS),
             self._balance(a) if self.KIND == "customer" else _failures(a.consecutive_failures),
             used_of(a.channels, a.channel_limit),
             used_of(a.cps, a.cps_limit),

@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, RadioButton, RadioSet, Static
 
+from screens.safe_text import plain
+
 DURATIONS = {"15 min": 900, "1 h": 3_600, "4 h": 14_400, "1 day": 86_400}
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 MAX_SILENCE_S = 30 * 86_400
@@ -54,7 +56,7 @@ class AcknowledgeDialog(ModalScreen[str | None]):
         with Vertical() as dialog:
             dialog.border_title = "Acknowledge"
             dialog.border_subtitle = "Enter acknowledge · Esc cancel"
-            yield Static(self.what, markup=False)
+            yield Static(plain(self.what))
             yield Static("It stops repeating until it resolves; the history keeps who and why.",
                          classes="hint")
             yield Static()
@@ -95,7 +97,7 @@ class SilenceDialog(ModalScreen[SilenceChoice | None]):
             yield Label("What  [dim](↑↓ or space to choose)[/]")
             with RadioSet(id="scope"):
                 for number, (name, label) in enumerate(self.scopes.items()):
-                    yield RadioButton(label, value=number == 0, name=name)
+                    yield RadioButton(plain(label), value=number == 0, name=name)
             yield Label("For  [dim](15 min, 1 h, 4 h, 1 day, or e.g. 90m, 2h, 3d)[/]")
             yield Input("1 h", id="duration", compact=True)
             yield Label("Comment")

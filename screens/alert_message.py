@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from screens.accounts import local_time
+from screens.safe_text import plain, plain_lines
 from store.alerting import OutboxRow
 
 
@@ -44,14 +45,14 @@ class MessageModal(ModalScreen):
                   "failed": f"failed: {m.last_error}"}.get(
             m.status, f"waiting ({m.attempts} tries{': ' + m.last_error if m.last_error else ''})")
         with Vertical() as box:
-            box.border_title = f"Message · {m.event}"
+            box.border_title = plain(f"Message · {m.event}")
             box.border_subtitle = "c copy · Esc closes"
-            yield Static(f"To {m.recipient} by {m.channel} · queued "
-                         f"{local_time(m.created_ms, self.tz, when)} · {status}",
-                         id="message-facts", markup=False)
-            yield Static(m.subject, id="message-subject", markup=False)
+            yield Static(plain(f"To {m.recipient} by {m.channel} · queued "
+                               f"{local_time(m.created_ms, self.tz, when)} · {status}"),
+                         id="message-facts")
+            yield Static(plain(m.subject), id="message-subject")
             with VerticalScroll():
-                yield Static(m.body, markup=False)
+                yield Static(plain_lines(m.body))
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(f"Subject: {self.message.subject}\n\n{self.message.body}")

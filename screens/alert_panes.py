@@ -27,6 +27,7 @@ from screens.alert_dialogs import AcknowledgeDialog, SilenceChoice, SilenceDialo
 from screens.confirm import Confirm
 from screens.dashboard import SEVERITY_MARK
 from screens.panes import DataPane
+from screens.safe_text import plain
 from store import alerting
 from store.alerting import (
     AlertData,
@@ -768,6 +769,6 @@ def history_lines(rows: Sequence[HistoryRow], now_ms: int, tz: tzinfo) -> Text:
     """A few history rows as lines (an account's Alerts tab)."""
     lines = [Text.assemble((recent_time(h.ts_ms, now_ms, tz), "dim"), "  ",
                            (f"{h.event:<11}", EVENT_STYLE.get(h.event, "")),
-                           f"{h.rule_title or DASH}: {h.detail or h.recipient}")
+                           plain(f"{h.rule_title or DASH}: {h.detail or h.recipient}"))
              for h in rows]
     return Text("\n").join(lines)

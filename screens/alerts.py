@@ -31,6 +31,7 @@ from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.dashboard import SEVERITY_MARK
 from screens.panes import DataPane, PaneTabs
+from screens.safe_text import plain
 from store.views import Check, ConsoleData, ControlRow, FeedView
 
 STATUS_MARK = {  # control request status -> (mark, style): readable without colour
@@ -52,12 +53,12 @@ def subject_label(subject: tuple[str, str], names: Mapping[tuple[str, str], str]
 
 def check_grid(severity: Text | str, subject: str, text: str) -> Table:
     """One line of the checks list (the header too, so that they align); the text wraps in its
-    own column."""
+    own column. The subject and text may hold the feed's text: never markup."""
     row = Table.grid(padding=(0, 1), expand=True)
     row.add_column(width=SEVERITY_WIDTH, no_wrap=True)
     row.add_column(width=SUBJECT_WIDTH, no_wrap=True, overflow="ellipsis")
     row.add_column(ratio=1)
-    row.add_row(severity, subject, text)
+    row.add_row(severity, plain(subject), plain(text))
     return row
 
 
@@ -72,7 +73,7 @@ def check_prompt(check: Check, names: Mapping[tuple[str, str], str]) -> Table:
 
 def check_lines(checks: Iterable[Check]) -> Text:
     """Checks as marked lines (for a page about one account: the subject goes without saying)."""
-    lines = [Text.assemble((f"{mark} {c.severity}", style), "  ", c.text)
+    lines = [Text.assemble((f"{mark} {c.severity}", style), "  ", plain(c.text))
              for c in checks for mark, style in [SEVERITY_MARK[c.severity]]]
     return Text("\n").join(lines) or Text("✓ nothing needs attention", style="green")
 

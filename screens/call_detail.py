@@ -15,6 +15,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from screens.accounts import DASH, Col, LiveTable, local_time, pdd, seconds
+from screens.safe_text import plain
 from screens.stats import SIP_PHRASES, code_style
 from store.views import AttemptRow, CallRow
 
@@ -88,7 +89,8 @@ class CallDetail(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         call = self.call
         with Vertical() as dialog:
-            dialog.border_title = f"Call {call.call_id}" if call.call_id else f"Reject #{call.seq}"
+            dialog.border_title = plain(f"Call {call.call_id}" if call.call_id
+                                        else f"Reject #{call.seq}")
             dialog.border_subtitle = "Esc close"
             yield Static(self._facts(), id="call-facts")
             yield Static("Reading the attempts…", id="call-why")
@@ -106,8 +108,9 @@ class CallDetail(ModalScreen[None]):
         call = self.call
         facts = Text()
         facts.append(local_time(call.start_ms, self.tz, "%Y-%m-%d %H:%M:%S %Z"), style="bold")
-        facts.append(f"   {call.cli or DASH} → {call.dst}", style="bold")
-        facts.append(f"\nroute {call.route or DASH} · ")
+        facts.append_text(plain(f"   {call.cli or DASH} → {call.dst}", style="bold"))
+        facts.append("\n")
+        facts.append_text(plain(f"route {call.route or DASH} · "))
         facts.append(code_text(call.code), style=code_style(call.code))
         if call.rejected:
             facts.append(f" · refused: {reject_reason(call.reason)}", style="bold red")
@@ -129,10 +132,10 @@ class CallDetail(ModalScreen[None]):
             self._show(event.worker.result)
         elif event.state == WorkerState.ERROR:
             self.query_one("#call-why", Static).update(
-                f"Could not read the attempts: {event.worker.error}")
+                plain(f"Could not read the attempts: {event.worker.error}"))
 
     def _show(self, attempts: list[AttemptRow]) -> None:
-        self.query_one("#call-why", Static).update(why(self.call, attempts))
+        self.query_one("#call-why", Static).update(plain(why(self.call, attempts)))
         table = self.query_one(LiveTable)
         table.display = bool(attempts)
         table.set_rows((str(a.attempt), (

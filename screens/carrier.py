@@ -311,7 +311,7 @@ class CarrierScreen(PaneTabs, DataScreen):
             chrome = self.query_one(NocHeader)
             chrome.show_feed(snapshot.feed, snapshot.now_ms, role=self.app.role,
                              read_only=self.app.read_only, tz=self.tz)
-            chrome.query_one("#where", Static).update(f"noc › Carriers › {snapshot.name}")
+            chrome.set_where(f"Carriers › {snapshot.name}")
         if snapshot.tab == self.active and self._shown.get(snapshot.tab) != snapshot.pane:
             self._shown[snapshot.tab] = snapshot.pane
             self.panes[snapshot.tab].show(snapshot.pane)

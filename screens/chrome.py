@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from screens.safe_text import plain
 from store.views import FeedView
 from widgets.feed_badge import FeedBadge, FeedStatus
 
@@ -36,15 +37,16 @@ class NocHeader(Horizontal):
         self.where = where
 
     def compose(self) -> ComposeResult:
-        yield Static(f"noc › {self.where}", id="where")
+        yield Static(plain(f"noc › {self.where}"), id="where")
         yield FeedBadge()
         yield Static("", id="when")
 
     def set_where(self, where: str) -> None:
-        """Say where the user is, e.g. "Carriers › Ember Link" once the name is known."""
+        """Say where the user is, e.g. "Carriers › Ember Link" once the name is known (a name
+        from the feed: shown as text, never markup)."""
         if where != self.where:
             self.where = where
-            self.query_one("#where", Static).update(f"noc › {where}")
+            self.query_one("#where", Static).update(plain(f"noc › {where}"))
 
     def show_feed(self, feed: FeedView, now_ms: int, *, role: str, read_only: bool,
                   tz) -> None:

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from screens.safe_text import plain_lines
+
 
 class Confirm(ModalScreen[bool]):
     """Dismisses with True only on an explicit yes; "No" has the focus, so a stray Enter is
@@ -45,7 +47,7 @@ class Confirm(ModalScreen[bool]):
         with Vertical() as dialog:
             dialog.border_title = self.title_text
             dialog.border_subtitle = "y yes · n / Esc no"
-            yield Static(self.question, id="question", markup=False)
+            yield Static(plain_lines(self.question), id="question")
             with Horizontal():
                 yield Button(self.yes, variant="error", id="yes")
                 yield Button("No", id="no")

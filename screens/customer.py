@@ -37,6 +37,7 @@ from screens.call_detail import CallDetail, reject_reason
 from screens.chrome import NocHeader
 from screens.confirm import Confirm
 from screens.panes import DataPane, PaneTabs
+from screens.safe_text import plain, printable_text
 from screens.stats import StatsPane, code_style
 from screens.summary import SummaryPane
 from store.database import StoreError
@@ -63,10 +64,11 @@ def clock(seconds_: float | None) -> str:
 
 
 def status_line(*parts: str | Text) -> Text:
+    """One line of parts, which may hold the feed's text (made printable)."""
     line = Text(no_wrap=True, overflow="ellipsis")
     for part in parts:
         line.append(part)
-    return line
+    return printable_text(line)
 
 
 # Route Stats ----------------------------------------------------------------------------------
@@ -424,7 +426,7 @@ class CustomerScreen(PaneTabs, DataScreen):
     def _strip(self, snapshot: CustomerSnapshot) -> Text:
         a = snapshot.account
         if a is None:
-            return Text(f"✖ no customer “{self.account}” in the store", style="bold red")
+            return plain(f"✖ no customer “{self.account}” in the store", style="bold red")
         balance = Text(money(a.balance, a.currency), style="bold")
         if a.low_balance:
             balance = Text(f"▼ {balance.plain} low", style="bold red")

@@ -11,8 +11,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
+from screens.safe_text import plain
 from screens.summary import SummaryPane
 from store.views import ConsoleData, DashboardView, FeedView, SeriesView, SummaryRow
 from widgets.gauge import Gauge
@@ -104,7 +106,7 @@ class DashboardScreen(DataScreen):
         checks = self.query_one("#checks", OptionList)
         options = [
             Option(Text.assemble(SEVERITY_MARK[c.severity], " ",
-                                 (c.text, "dim" if c.muted else "")),
+                                 plain(c.text, "dim" if c.muted else "")),
                    id=f"{c.subject[0]}:{c.subject[1]}:{n}")
             for n, c in enumerate(view.checks)
         ] or [Option(Text("✓ nothing needs attention", style="green"), disabled=True)]
@@ -114,7 +116,8 @@ class DashboardScreen(DataScreen):
         rows = []
         for b in view.balances:
             amount = "–" if b.balance is None else f"{b.balance:,.2f} {b.currency or ''}".strip()
-            line = Text.assemble(f"{b.name[:20]:<20} ", (amount, "bold red" if b.low else ""))
+            line = Text.assemble(f"{printable(b.name)[:20]:<20} ",
+                                 plain(amount, "bold red" if b.low else ""))
             if b.low:
                 line.append(" low", style="red")
             rows.append(Option(line, id=f"customer:{b.id}"))
@@ -123,7 +126,8 @@ class DashboardScreen(DataScreen):
     def _show_graph(self, series: SeriesView) -> None:
         title, unit = GRAPHS[self.graph]
         if self.per_carrier and self.graph != "channels":
-            values = dict(series.per_account.get(self.graph, {}))
+            values = {printable(name): points
+                      for name, points in series.per_account.get(self.graph, {}).items()}
             title += " per carrier"
         else:
             values = {"total": series.series[self.graph]}

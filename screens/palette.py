@@ -6,6 +6,8 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from screens.safe_text import as_markup
+
 
 class AccountCommands(Provider):
     """Every customer and carrier in the store, as 'Open customer NAME' / 'Open carrier NAME'."""
@@ -16,9 +18,10 @@ class AccountCommands(Provider):
         self.accounts = worker.result or []
 
     def _commands(self):
+        """The hits' texts are markup to the palette: the feed's names go in escaped."""
         for kind, account, name in self.accounts:
             label = name if name == account else f"{name} ({account})"
-            yield f"Open {kind} {label}", partial(self.app.open_account, kind, account)
+            yield as_markup(f"Open {kind} {label}"), partial(self.app.open_account, kind, account)
 
     async def discover(self) -> Hits:
         for text, callback in self._commands():

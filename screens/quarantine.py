@@ -20,9 +20,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Log, Static
 
-from screens.accounts import DASH, SCROLLBAR, Col, LiveTable, iso_utc, recent_time
+from console.feed.printable import printable, printable_lines
+from screens.accounts import DASH, SCROLLBAR, Col, LiveTable, cut, iso_utc, recent_time
 from screens.base import DataScreen
 from screens.chrome import NocHeader
+from screens.safe_text import plain
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, write_table
 
@@ -41,10 +43,6 @@ EXPORT_QUARANTINE = (ExportColumn("id", 0), ExportColumn("received (UTC)"), Expo
 EXPORT_GAPS = (ExportColumn("from seq", 0), ExportColumn("to seq", 0),
                ExportColumn("events lost", 0), ExportColumn("detected (UTC)"),
                ExportColumn("how"))
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
 
 
 def gaps_path(path: Path) -> Path:
@@ -141,13 +139,14 @@ class QuarantineScreen(DataScreen):
         # the reason first, the raw input in what is left.
         reason_chars = min(REASON_CHARS, width - REASON_ROOM)
         rows = [(key, (recent_time(r.received_ms, snapshot.now_ms, self.tz),
-                       DASH if r.seq is None else f"{r.seq:,}", _cut(r.reason, reason_chars)))
+                       DASH if r.seq is None else f"{r.seq:,}",
+                       cut(printable(r.reason), reason_chars)))
                 for key, r in self._rows.items()]
         used = sum(2 + max([len(col.label), *(len(cells[index]) for _, cells in rows)])
                    for index, col in enumerate(QUARANTINE_COLUMNS[:-1]))
         room = width - used - 2
-        previews = (_cut(r.preview.replace("\n", "⏎"), room) if room >= MIN_PREVIEW else ""
-                    for r in self._rows.values())
+        previews = (cut(printable(r.preview.replace("\n", "⏎")), room) if room >= MIN_PREVIEW
+                    else "" for r in self._rows.values())
         table.set_rows((key, (*cells[:2], Text(cells[2], style="bold"),
                               Text(preview, style="dim")))
                        for (key, cells), preview in zip(rows, previews, strict=True))
@@ -244,7 +243,7 @@ class RawInputModal(ModalScreen):
         with Vertical() as box:
             box.border_title = f"Quarantined input #{row.id}"
             box.border_subtitle = "c copy · Esc closes"
-            yield Static(row.reason, id="raw-reason", markup=False)
+            yield Static(plain(row.reason), id="raw-reason")
             yield Static(self.facts, id="raw-facts", markup=False)
             yield Log(highlight=False, auto_scroll=False)
 
@@ -275,7 +274,7 @@ class RawInputModal(ModalScreen):
         log = self.query_one(Log)
         width = log.size.width - log.styles.scrollbar_size_vertical
         log.clear()
-        log.write_lines(cut_lines(self.raw, max(20, width)), scroll_end=False)
+        log.write_lines(cut_lines(printable_lines(self.raw), max(20, width)), scroll_end=False)
         log.scroll_home(animate=False)
 
     def action_copy(self) -> None:
@@ -284,6 +283,7 @@ class RawInputModal(ModalScreen):
 
 
 def cut_lines(text: str, width: int) -> Sequence[str]:
-    """The text's lines, each cut into pieces of `width` characters (no wrapping to measure)."""
+    """The text's lines, each cut into pieces of `width` characters (no wrapping to measure);
+    the text must be printable (else splitlines would split at more than line feeds)."""
     return [line[start:start + width] for line in text.splitlines() or [""]
             for start in range(0, max(len(line), 1), width)]

@@ -12,11 +12,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -41,6 +41,7 @@ from console.alerting.rules import (
 )
 from console.alerting.templates import looks_inline
 from screens.confirm import Confirm
+from screens.safe_text import plain
 from store.alerting import FEED, LEVELS, Rule
 from store.database import StoreError
 
@@ -263,7 +264,7 @@ class RuleEditor(ModalScreen[Rule | None]):
                       CUSTOM_PENALTY)
         default_period = duration_text(DEFAULT_SAMPLE_PERIOD_S)
         with Vertical(id="dialog") as dialog:
-            dialog.border_title = Content(self.heading)
+            dialog.border_title = plain(self.heading)
             dialog.border_subtitle = "ctrl+s save · Esc cancel"
             with VerticalScroll(id="form", can_focus=False):
                 yield FormRow("title", "Title", entry("title", start, "e.g. Carrier ASR low"))
@@ -328,17 +329,19 @@ class RuleEditor(ModalScreen[Rule | None]):
     def account_value(fields: dict[str, object]) -> str:
         return TAGGED if "tag" in fields else str(fields.get("company", ALL_ACCOUNTS))
 
-    def account_choices(self, kind: str, fields: dict[str, object]) -> list[tuple[str, str]]:
+    def account_choices(self, kind: str,
+                        fields: dict[str, object]) -> list[tuple[str | Text, str]]:
         """All of the kind, its accounts by name, the rule's own account even if it is gone,
         and the choice of a tag."""
         if kind == FEED:
             return [("the feed as a whole", ALL_ACCOUNTS)]
         choices = [(f"All {kind}s", ALL_ACCOUNTS)]
-        choices += [(name or id_, id_) for kind_, id_, name in self.accounts if kind_ == kind]
+        choices += [(plain(name or id_), id_) for kind_, id_, name in self.accounts
+                    if kind_ == kind]
         company = fields.get("company")
         if fields.get("kind") == kind and company and company != ALL_ACCOUNTS \
                 and all(value != company for _, value in choices):
-            choices.append((str(company), str(company)))
+            choices.append((plain(str(company)), str(company)))
         return [*choices, ("Tagged…", TAGGED)]
 
     @staticmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import xlsxwriter
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -169,7 +170,7 @@ class ExportScreen(ModalScreen[ExportResult | None]):
     def compose(self) -> ComposeResult:
         has_selection = self._selection_label is not None
         with Vertical() as dialog:
-            dialog.border_title = self._title
+            dialog.border_title = Text(self._title)  # may name an account: never markup
             dialog.border_subtitle = "Enter export · Esc cancel"
             yield Label("File  [dim](.csv, .json or .xlsx)[/]")
             yield Input(self._default_path, select_on_focus=False)

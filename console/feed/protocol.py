@@ -14,10 +14,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from console.feed.printable import UNPRINTABLE
+
 MAX_FRAME_BYTES = 1 << 20
 
-# Identifiers are also printable (no C0 control character, no DEL): checked by
-# `_check_identifiers`, only for the rare text that could hold one (a regex per field costs
+# Identifiers are also printable (see console.feed.printable): checked by `_check_identifiers`,
+# only for the rare frame that could hold an unprintable character (a regex per field costs
 # three times the rest of decoding).
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Seq = Annotated[int, msgspec.Meta(ge=1)]
@@ -167,7 +169,12 @@ _IDENTIFIER_FIELDS = {
     )
     for cls in (*typing.get_args(Event), Control)
 }
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+# An unprintable character as raw UTF-8: its first bytes, or for rare scripts the lead byte only
+# (a frame it finds wrongly just takes the slower check).
+_RAW_UNPRINTABLE = re.compile(
+    rb"\x7f|\xc2[\x80-\x9f\xad]|[\xd8\xdb\xdc\xe0\xe1\xf0\xf3]|\xe2\x80[\x8b-\x8f\xa8-\xae]"
+    rb"|\xe2\x81[\xa0-\xaf]|\xef\xbb\xbf|\xef\xbf[\xb9-\xbb]"
+)
 _frame_decoder = msgspec.json.Decoder(list[ServerFrame] | ServerFrame)
 _item_decoder = msgspec.json.Decoder(ServerFrame)
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -206,15 +213,17 @@ def decode_frame(data: bytes | str) -> list[ServerFrame | Rejected]:
 
 
 def _may_hold_unprintable(data: bytes) -> bool:
-    """JSON text carries a control character in a string only escaped (a backslash), DEL raw."""
-    return b"\\" in data or b"\x7f" in data
+    """JSON text carries an unprintable character escaped (a backslash) or raw: as DEL, or as
+    the UTF-8 of a C1, format or separator character, looked for only in text that is not ASCII."""
+    return b"\\" in data or (
+        b"\x7f" in data if data.isascii() else _RAW_UNPRINTABLE.search(data) is not None)
 
 
 def _check_identifiers(item: msgspec.Struct) -> None:
     """Raise ValidationError, as a decoder would, if an identifier has an unprintable character."""
     for name in _IDENTIFIER_FIELDS.get(type(item), ()):
         value = getattr(item, name)
-        if value is not None and _UNPRINTABLE.search(value):
+        if value is not None and UNPRINTABLE.search(value):
             raise msgspec.ValidationError(
                 f"Expected `str` of printable characters, got {value!r} - at `$.{name}`"
             )

@@ -23,8 +23,10 @@ from zoneinfo import ZoneInfo
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 
+from console.feed.printable import printable, printable_lines
 from console.feed.service import IngestService
 from console.shell.options import ConsoleOptions
 from console.shell.themes import THEMES
@@ -233,6 +235,13 @@ class NocApp(App):
                 self._poll_timer = self.set_timer(self.options.refresh, self._poll)
 
     # Actions --------------------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification (a screen's too) as plain text: many name an account or a call
+        from the feed, which must neither be read as markup nor write control characters."""
+        super().notify(printable_lines(message), title=printable(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

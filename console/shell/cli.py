@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from console.feed.client import FeedError
+from console.feed.printable import printable
 from console.feed.service import IngestService, IngestSettings
 from console.feed.traffic import SCENARIOS
 from console.shell import config as config_module
+from console.shell import logs
 from console.shell.options import LOW_COLOUR_THEME, ConsoleOptions
 from store.database import StoreError, WriterLock, prepare, private_folder
 from store.writer import Retention
@@ -187,7 +189,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
     console) is writing to it, this console subscribes to the feed and writes it itself;
     otherwise it is a viewer of what the writer stores.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure(logging.WARNING)
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings(config_path)
@@ -504,8 +506,9 @@ def format_report(result: dict) -> str:
         f"{'Revenue':>12}{'Profit':>11}",
     ]
     for name, c in result["customers"].items():
+        label = printable(name)[:19]  # an id from the feed
         lines.append(
-            f"{name[:19]:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
+            f"{label:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
             f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
             f"{number(c['profit'], 2):>11}"
         )
@@ -515,8 +518,9 @@ def format_report(result: dict) -> str:
         f"{'PDD ms':>9}{'Revenue':>12}{'Profit':>11}{'Consec.':>9}{'200':>9}{'404':>7}",
     ]
     for name, c in result["carriers"].items():
+        label = printable(name)[:19]
         lines.append(
-            f"{name[:19]:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
+            f"{label:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
             f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
             f"{number(c['profit'], 2):>11}{c['consecutive_failures']:>9,}"
             f"{c['code_200']:>9,}{c['code_404']:>7,}"

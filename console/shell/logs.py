@@ -1,0 +1,30 @@
+"""The log's lines: what they quote from the feed (a name, a reason, a frame) cannot write a
+control sequence to the terminal or forge a line of its own."""
+
+from __future__ import annotations
+
+import logging
+
+from console.feed.printable import printable
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class PrintableFormatter(logging.Formatter):
+    """Each message on one line, its unprintable characters (line feeds too) made visible; a
+    traceback keeps its lines, each made printable."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
+
+
+def configure(level: int = logging.WARNING) -> None:
+    """Log to standard error through PrintableFormatter (once per process: later calls keep
+    the first set-up, as logging.basicConfig does)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter(FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
