@@ -40,7 +40,7 @@ from store.alerting import (
 )
 from store.database import StoreError
 from store.views import ConsoleData
-from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, write_table
+from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
 
 STATUS_LOOK = {  # a mark that reads without colour, and a colour for those who have it
     "firing": ("●", "bold red"),
@@ -625,7 +625,8 @@ class HistoryPane(DataPane):
                 self.notify(f"Exported {result.rows:,} history rows to {result.path}")
 
         self.app.push_screen(ExportScreen(
-            "Export the alert history", f"~/noc-alert-history-{stamp}.csv", export,
+            "Export the alert history",
+            str(export_path(self.app.options.exports, "alert-history", stamp)), export,
             selection_label=None, all_label=f"Every row: {described}"), exported)
 
 

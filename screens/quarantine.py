@@ -26,7 +26,7 @@ from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.safe_text import plain
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
-from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, write_table
+from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
 
 PAGE = 200
 REASON_CHARS = 60
@@ -190,7 +190,8 @@ class QuarantineScreen(DataScreen):
     def action_export(self) -> None:
         stamp = datetime.fromtimestamp(self.app.clock() / 1000, UTC).strftime("%Y%m%d-%H%M%S")
         self.app.push_screen(
-            ExportScreen("Export the quarantine and the gaps", f"~/noc-quarantine-{stamp}.csv",
+            ExportScreen("Export the quarantine and the gaps",
+                         str(export_path(self.app.options.exports, "quarantine", stamp)),
                          self._export, selection_label=None,
                          all_label="Everything, raw input whole (gaps go in a -gaps file)"),
             self._exported,

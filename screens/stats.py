@@ -15,7 +15,7 @@ from screens.accounts import Col, LiveTable, local_time
 from screens.panes import DataPane
 from store.metrics import LOST_CODE
 from store.views import CodeCount, ConsoleData
-from widgets.export import ExportColumn, ExportResult, ExportScreen, write_table
+from widgets.export import ExportColumn, ExportResult, ExportScreen, export_path, write_table
 from widgets.series_plot import SeriesPlot
 
 CODES = "codes"
@@ -202,7 +202,8 @@ class StatsPane(DataPane):
         metric = snapshot.metric
         stamp = local_time(self.app.clock(), UTC, "%Y%m%d-%H%M%S")
         who = self.account or f"all-{self.kind}s"
-        path = f"~/noc-{who}-{metric.key.replace('_', '-')}-{snapshot.segment}-{stamp}.csv"
+        path = str(export_path(self.app.options.exports, who, metric.key, snapshot.segment,
+                               stamp))
 
         def export(target, _scope) -> int:
             write_table(target, columns, rows)

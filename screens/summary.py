@@ -59,7 +59,8 @@ class SummaryPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(label, id=mode) for mode, label in MODES.items()))
         options = {"now": self.now} if self.now is not None else {}
-        yield SummaryTable(export_name=self.export_name, **options)
+        yield SummaryTable(export_name=self.export_name, export_folder=self.app.options.exports,
+                           **options)
 
     @property
     def table(self) -> SummaryTable:

@@ -1,13 +1,17 @@
 """Writing table figures to CSV, JSON or XLSX, and the small modal that asks where to.
 
 The format follows the file's extension. Numbers are written as numbers (no thousands
-separators, no "%"), rounded as the table shows them, so an export matches the screen.
+separators, no "%"), rounded as the table shows them, so an export matches the screen. Text that
+a spreadsheet would take for a formula (a quarantined frame `=HYPERLINK(...)`) is neutralised,
+and the file is its owner's only (0600): it may hold raw feed input and the network's figures.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,10 @@ from xlsxwriter.exceptions import XlsxWriterException
 
 Scope = Literal["all", "selection"]
 Value = str | int | float | None
+# A text cell starting so is a formula to a spreadsheet (tab and CR: some read past them).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 
 class ExportError(Exception):
@@ -43,6 +51,27 @@ class ExportResult:
     rows: int
 
 
+def export_path(folder: Path, *words: str, suffix: str = ".csv") -> Path:
+    """`folder/noc-<words>.csv`: the words (an account id may hold `/` or `..`) made safe for
+    a file name."""
+    slugs = (re.sub(r"[^a-z0-9]+", "-", word.lower()).strip("-") for word in ("noc", *words))
+    return folder / ("-".join(slug for slug in slugs if slug) + suffix)
+
+
+def formula_safe(text: str) -> bool:
+    return not text.startswith(FORMULA_STARTS)
+
+
+def private_file(path: Path) -> None:
+    """Create the file `path`, or empty the one there, readable and writable by its owner
+    only: the writers then fill it."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+    finally:
+        os.close(descriptor)
+
+
 def write_table(
     path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]
 ) -> None:
@@ -54,6 +83,7 @@ def write_table(
     if not path.parent.is_dir():
         raise ExportError(f"Folder {path.parent} does not exist")
     try:
+        private_file(path)
         writer(path, columns, rows)
     except (OSError, XlsxWriterException) as err:
         reason = err.strerror if isinstance(err, OSError) else str(err)
@@ -64,7 +94,17 @@ def _write_csv(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Seque
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(column.label for column in columns)
-        writer.writerows(["" if value is None else value for value in row] for row in rows)
+        writer.writerows([_csv_cell(value) for value in row] for row in rows)
+
+
+def _csv_cell(value: Value) -> Value:
+    """Numbers as they are (a negative number is no formula); text that a spreadsheet would
+    evaluate behind a quote, which it shows as text."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and not formula_safe(value):
+        return f"'{value}"
+    return value
 
 
 def _write_json(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]):
@@ -77,6 +117,7 @@ def _write_xlsx(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequ
     workbook = xlsxwriter.Workbook(str(path))
     sheet = workbook.add_worksheet()
     header = workbook.add_format({"bold": True})
+    quoted = workbook.add_format({"quote_prefix": True})  # Excel's own "this is text"
     number_formats = [
         None if column.decimals is None else workbook.add_format({"num_format": _excel(column)})
         for column in columns
@@ -88,7 +129,7 @@ def _write_xlsx(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequ
     for y, row in enumerate(rows, start=1):
         for x, value in enumerate(row):
             if isinstance(value, str):
-                sheet.write_string(y, x, value)
+                sheet.write_string(y, x, value, None if formula_safe(value) else quoted)
             elif value is not None:
                 sheet.write_number(y, x, value, number_formats[x])
     sheet.freeze_panes(1, 1)  # header row and first column stay put, as on screen
@@ -195,6 +236,11 @@ class ExportScreen(ModalScreen[ExportResult | None]):
             self._overwrite = path
             self._show(f"{path} exists: Enter again to overwrite it", warning=True)
             return
+        try:
+            self._make_default_folder(path)
+        except OSError as err:
+            self._show(f"Cannot create folder {path.parent}: {err.strerror}")
+            return
         pressed = self.query_one(RadioSet).pressed_button
         scope: Scope = "selection" if pressed and pressed.name == "selection" else "all"
         try:
@@ -203,6 +249,13 @@ class ExportScreen(ModalScreen[ExportResult | None]):
             self._show(str(err))
             return
         self.dismiss(ExportResult(path, rows))
+
+    def _make_default_folder(self, path: Path) -> None:
+        """The folder exports go to by default is made on first use, private (0700); any other
+        must exist (a typo is then not a folder made by mistake)."""
+        folder = Path(self._default_path).expanduser().absolute().parent
+        if path.parent == folder and not folder.exists():
+            folder.mkdir(mode=PRIVATE_FOLDER, parents=True)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

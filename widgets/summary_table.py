@@ -8,7 +8,6 @@ or XLSX. Drawn with the Line API, so a repaint costs the visible rows only, howe
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,15 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, Value, write_table
+from widgets.export import (
+    ExportColumn,
+    ExportResult,
+    ExportScreen,
+    Scope,
+    Value,
+    export_path,
+    write_table,
+)
 
 ColumnKind = Literal["text", "int", "float", "money", "percent", "seconds", "minutes", "ms"]
 
@@ -466,16 +473,19 @@ class SummaryTable(Widget, can_focus=True):
         self,
         *,
         export_name: str | None = None,
+        export_folder: Path = Path("~"),
         ascii_only: bool = False,
         now: Callable[[], datetime] = datetime.now,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
-        """`export_name` names export files (default: the name or id); `ascii_only` draws
-        blanks as "-" instead of "–"; `now` is the clock stamped into export file names."""
+        """`export_name` names export files (default: the name or id), which go by default to
+        `export_folder`; `ascii_only` draws blanks as "-" instead of "–"; `now` is the clock
+        stamped into export file names."""
         super().__init__(name=name, id=id, classes=classes)
         self.export_name = export_name or name or id or "summary"
+        self.export_folder = export_folder
         self.ascii_only = ascii_only
         self._now = now
         self.sheet = _Sheet()
@@ -641,12 +651,11 @@ class SummaryTable(Widget, can_focus=True):
 
     def action_export(self) -> None:
         stamp = self._now().strftime("%Y%m%d-%H%M%S")
-        slug = re.sub(r"[^a-z0-9]+", "-", self.export_name.lower()).strip("-") or "summary"
         selection = self._selection
         self.app.push_screen(
             ExportScreen(
                 f"Export {self.export_name}",
-                f"~/noc-{slug}-{stamp}.csv",
+                str(export_path(self.export_folder, self.export_name, stamp)),
                 self.export,
                 selection_label=None
                 if selection is None

@@ -27,6 +27,7 @@ from console.shell import logs
 from console.shell.options import LOW_COLOUR_THEME, ConsoleOptions
 from store.database import StoreError, WriterLock, prepare, private_folder
 from store.writer import Retention
+from widgets.export import private_file
 
 EXIT_FAILURE = 1
 
@@ -456,14 +457,19 @@ def alerts_import(file, db_path, config_path) -> None:
 @db_option
 @config_option
 def alerts_export(file, db_path, config_path) -> None:
-    """Write every rule and named template as TOML to FILE (default: standard output)."""
+    """Write every rule and named template as TOML to FILE (default: standard output); the file
+    is its owner's only (0600): recipients may be apprise URLs that hold a service's token."""
     from console.alerting import exchange
 
     text = exchange.export_text(existing_database(db_path, config_path))
     if file is None:
         click.echo(text, nl=False)
-    else:
+        return
+    try:
+        private_file(file)
         file.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot write {file}: {error.strerror}") from None
 
 
 @alerts.command("test")

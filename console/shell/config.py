@@ -87,6 +87,11 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir(APP)) / "noc.db"
 
 
+def default_exports_folder() -> Path:
+    """Where exports go unless the user names another place: private, beside noc's data."""
+    return Path(platformdirs.user_data_dir(APP)) / "exports"
+
+
 def parse_codes(items: list[int | str]) -> frozenset[int]:
     codes: set[int] = set()
     for item in items:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from console.feed.ingestor import now_ms
+from console.shell.config import default_exports_folder
 
 LOW_COLOUR_THEME = "ansi-dark"  # the 16 ANSI colours only, drawn by the terminal's own palette
 
@@ -21,3 +22,4 @@ class ConsoleOptions:
     clock: Callable[[], int] = field(default=now_ms)  # tests pass a fixed clock
     watchdog: bool = True  # exit when the terminal goes away (off under test)
     cursor_blink: bool = True  # off under test: a blinking cursor makes snapshots differ
+    exports: Path = field(default_factory=default_exports_folder)  # exports' default folder

@@ -6,12 +6,15 @@ name that says `[@click=app.quit]` does nothing)."""
 
 from __future__ import annotations
 
+import csv
 import re
+import stat
 import time
 import unicodedata
+from pathlib import Path
 
 import pytest
-from textual.widgets import Log, TabbedContent
+from textual.widgets import Input, Log, TabbedContent
 
 from console import testing
 from screens.accounts import LiveTable
@@ -20,6 +23,7 @@ from screens.chrome import NocHeader
 from screens.customer import CallsPane, CustomerScreen
 from screens.quarantine import QuarantineScreen, RawInputModal
 from tests.screens.test_carriers import ingest
+from widgets.export import ExportScreen
 
 OSC52 = "\x1b]52;c;cm0gLXJmIH4K\x07"  # puts "rm -rf ~" on the clipboard
 TITLE = "\x1b]0;owned\x07"
@@ -36,6 +40,7 @@ CUSTOMERS = {
 CARRIERS = {"blink": f"Blink\x1b[5m{HYPERLINK}link"}
 REASON = f"Busy{OSC52} here"
 RAW_FRAME = f'{TITLE}=HYPERLINK("https://evil.example","x")'
+FORMULA_FRAME = '=HYPERLINK("https://evil.example","x")'  # a formula to a spreadsheet
 # What Textual itself writes to draw a screen: colours (SGR) and cursor moves, nothing else.
 TEXTUAL_SEQUENCE = re.compile(r"\x1b\[[0-9;]*[mH]")
 
@@ -168,7 +173,7 @@ def hostile(noc_db):
         events = hostile_events(now_s)
         for seq, event in enumerate(events, start=last_seq + 1):
             event["seq"] = seq
-        return [events, RAW_FRAME]
+        return [events, RAW_FRAME, FORMULA_FRAME]
 
     ingest(noc_db, frames)
     return noc_db
@@ -200,3 +205,28 @@ def test_call_detail_with_a_hostile_reason(hostile, noc_app, noc_settle, snap_co
         assert_harmless(pilot.app)
 
     assert snap_compare(noc_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_the_quarantine_exports_to_a_private_folder_and_fools_no_spreadsheet(
+        hostile, noc_app, noc_settle):
+    """Exports went to the home folder, 0644, and a quarantined `=HYPERLINK(...)` came out as
+    a formula; now by default to `exports/` beside noc's data (0700), each file 0600, and a
+    text cell that a spreadsheet would evaluate is quoted."""
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        await pilot.press("5")
+        await noc_settle(pilot)
+        await pilot.press("e")
+        assert isinstance(app.screen, ExportScreen)
+        target = Path(app.screen.query_one(Input).value)
+        await pilot.press("enter")
+        await testing.until(pilot, lambda: not isinstance(app.screen, ExportScreen))
+    folder = hostile.parent / "exports"
+    assert target.parent == folder and target.name.startswith("noc-quarantine-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    gaps = target.with_name(f"{target.stem}-gaps.csv")
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (target, gaps)] == [0o600, 0o600]
+    raws = [row["raw"] for row in csv.DictReader(target.open(encoding="utf-8", newline=""))]
+    assert f"'{FORMULA_FRAME}" in raws and FORMULA_FRAME not in raws
+    assert RAW_FRAME in raws  # kept whole: it starts with ESC, which no spreadsheet evaluates

@@ -1,0 +1,86 @@
+"""Exports a spreadsheet cannot be fooled by, readable by their owner only."""
+
+from __future__ import annotations
+
+import csv
+import re
+import stat
+import zipfile
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from console.shell.cli import main
+from store.database import prepare
+from widgets.export import ExportColumn, export_path, write_table
+
+COLUMNS = (ExportColumn("raw"), ExportColumn("profit", 2))
+ROWS = [
+    ('=HYPERLINK("https://evil.example","click")', -3.5),
+    ("+1+2", -4),
+    ("-2+3", 0.0),
+    ("@SUM(A1)", 1),
+    ("\t=1+1", 2),
+    ("\r=1+1", 3),
+    ("plain text", 4),
+]
+
+
+def test_csv_text_cells_that_are_formulas_are_quoted_and_numbers_stay_numbers(tmp_path: Path):
+    target = tmp_path / "out.csv"
+    write_table(target, COLUMNS, ROWS)
+    rows = list(csv.reader(target.open(encoding="utf-8", newline="")))
+    assert rows[0] == ["raw", "profit"]
+    assert [row[0] for row in rows[1:]] == [
+        '\'=HYPERLINK("https://evil.example","click")', "'+1+2", "'-2+3", "'@SUM(A1)",
+        "'\t=1+1", "'\r=1+1", "plain text"]
+    assert [row[1] for row in rows[1:]] == ["-3.5", "-4", "0.0", "1", "2", "3", "4"]
+
+
+def test_xlsx_formula_text_is_quote_prefixed_and_numbers_stay_numbers(tmp_path: Path):
+    target = tmp_path / "out.xlsx"
+    write_table(target, COLUMNS, ROWS)
+    with zipfile.ZipFile(target) as book:
+        sheet = book.read("xl/worksheets/sheet1.xml").decode()
+        styles = book.read("xl/styles.xml").decode()
+    cells = {ref: (kind, style) for ref, style, kind in re.findall(
+        r'<c r="([A-Z]+\d+)"(?: s="(\d+)")?(?: t="(\w+)")?', sheet)}
+    formats = re.findall(r"<xf [^>]*?(?:/>|>.*?</xf>)",
+                         styles.split("<cellXfs")[1].split("</cellXfs>")[0])
+    quoted = {str(index) for index, xf in enumerate(formats) if 'quotePrefix="1"' in xf}
+    assert "<f>" not in sheet  # no cell is a formula
+    assert all(cells[f"A{row}"][0] == "s" and cells[f"A{row}"][1] in quoted
+               for row in range(2, 8))
+    assert cells["A8"][1] not in quoted  # plain text is left as it is
+    numbers = dict(re.findall(r'<c r="(B\d+)"[^>]*><v>([^<]*)</v>', sheet))
+    assert (numbers["B2"], numbers["B3"]) == ("-3.5", "-4")
+    assert cells["B2"][0] == ""  # a number, not a string
+
+
+def test_an_export_is_its_owners_only_even_over_an_existing_file(tmp_path: Path):
+    for name in ("new.csv", "old.json", "old.xlsx"):
+        target = tmp_path / name
+        if name.startswith("old"):
+            target.write_text("world-readable")
+            target.chmod(0o644)
+        write_table(target, COLUMNS, ROWS)
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600, name
+
+
+def test_a_default_file_name_is_safe_whatever_the_account_id():
+    folder = Path("/data/exports")
+    assert export_path(folder, "../../etc/passwd", "asr", "20261120-115830") == \
+        folder / "noc-etc-passwd-asr-20261120-115830.csv"
+    assert export_path(folder, "Daily summary", suffix=".xlsx") == \
+        folder / "noc-daily-summary.xlsx"
+
+
+def test_noc_alerts_export_writes_a_file_its_owner_only_can_read(tmp_path: Path):
+    prepare(tmp_path / "noc.db")
+    target = tmp_path / "rules.toml"
+    target.write_text("old")
+    target.chmod(0o644)
+    result = CliRunner().invoke(main, ["alerts", "export", str(target), "--db",
+                                       str(tmp_path / "noc.db")])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
