@@ -56,8 +56,12 @@ async def wait_until(predicate: Callable[[], object], *, interval: float = 0.02,
 
 @contextlib.asynccontextmanager
 async def running_simulator(**options) -> AsyncIterator[tuple[Simulator, str]]:
-    """A Simulator on a free loopback port that keeps its history; yields it and its URL."""
-    sim = Simulator(**{"start": T0, "heartbeat": 0.3, "keep_history": True, **options})
+    """A Simulator on a free loopback port that keeps its history; yields it and its URL.
+
+    Its resume buffer holds everything too (its history is kept anyway): on a busy machine a
+    subscriber may be minutes late, and a gap the test did not ask for would fail it."""
+    sim = Simulator(**{"start": T0, "heartbeat": 0.3, "keep_history": True,
+                       "buffer": 10_000_000, **options})
     port = await sim.start("127.0.0.1", 0)
     try:
         yield sim, f"ws://127.0.0.1:{port}/feed"
