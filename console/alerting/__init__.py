@@ -5,7 +5,8 @@ Modules, one idea each:
 - rules: validation of rules as people write them (forms, TOML), save_rule, save_template
 - evaluation: the state machine of one rule for one subject (pure)
 - values: one round's values, read in bulk
-- templates: sandboxed Jinja2 texts
+- templates: sandboxed Jinja2 texts, rendered apart within bounds
+- bounded: outside code (templates, scripts) run in a child process within time and memory
 - recipients: email, SMS or apprise, per recipient
 - messages: a rule's messages for an event; send_test
 - penalties: disable an account for a time through the feed, and re-enable it on time

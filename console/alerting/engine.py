@@ -131,7 +131,8 @@ class AlertEngine:
         self.database = EngineConnection(db_path)
         self.delivery = Delivery(self.database, senders or Senders(self.settings), self.settings,
                                  clock)
-        self.scripts = Scripts(self.settings.script_module, db_path)
+        self.scripts = Scripts(self.settings.script_module, db_path,
+                               seconds=self.settings.script_timeout)
         self._version: int | None = None
         self._rules: list[CompiledRule] = []
         self._needs = Needs()

@@ -49,15 +49,19 @@ def compose(db: sqlite3.Connection, report: ReportSettings, named: Mapping[str, 
     template = templates.resolve(report.template, named, templates.REPORT_TEMPLATE)
     day = datetime.fromtimestamp(yesterday / 1000, UTC).strftime("%Y-%m-%d")
     messages = []
+    failed = ""  # once the report's own template failed, the rest go by the default at once
     for account in chosen:
         name, balance, currency = accounts[account]
         context = _context(report, account, name or account, balance, currency,
                            totals.get(account, Totals()), day)
-        try:
-            subject, body = templates.render(template, context)
-        except templates.TemplateProblem as problem:
+        if not failed:
+            try:
+                subject, body = templates.render(template, context)
+            except templates.TemplateProblem as problem:
+                failed = str(problem)
+        if failed:
             subject, body = templates.render(templates.REPORT_TEMPLATE, context)
-            body += f"\n(The report's own template failed: {problem})\n"
+            body += f"\n(The report's own template failed: {failed})\n"
         messages += [Message(None, report.title, report.kind, account, "report", "info",
                              delivery_channel(recipient), recipient, subject, body)
                      for recipient in report.recipients]

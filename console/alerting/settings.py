@@ -9,6 +9,7 @@ environment variables. A bad value is refused with the file, the line and what i
     timezone = "UTC"          # how message times are shown (default: console.timezone)
     sms_url = "twilio://SID:TOKEN@15550001111/{number}"  # apprise URL for phone recipients
     script_module = "/etc/noc/alert_scripts.py"         # plug-in of script areas (trusted code)
+    script_timeout = 5.0      # seconds a script may take for one account
     retry_initial = 10        # seconds before the first retry of a failed delivery, doubling
     retry_max = 600           # ... up to this
     give_up_after = 86400     # a message not delivered within this is marked failed
@@ -76,6 +77,7 @@ class AlertSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timezone: str = ""
     sms_url: str = ""
     script_module: str = ""
+    script_timeout: float = 5.0
     retry_initial: float = 10.0
     retry_max: float = 600.0
     give_up_after: float = 86_400.0
@@ -85,6 +87,8 @@ class AlertSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ValueError("interval must be above 0 seconds")
+        if self.script_timeout <= 0:
+            raise ValueError("script_timeout must be above 0 seconds")
         if self.retry_initial <= 0 or self.retry_max < self.retry_initial:
             raise ValueError("retry_initial must be above 0 and retry_max at least as long")
         if self.sms_url and "{number}" not in self.sms_url:

@@ -1,6 +1,9 @@
 """Alert texts from Jinja2 templates, sandboxed: a template can read the values it is given and
 format them, but cannot reach Python (attribute access to internals, calls to unsafe methods),
-and its arithmetic is bounded, so that a rule's author cannot run code in the writer process.
+so that a rule's author cannot run code in the writer process. Nor can a template exhaust it:
+every render (a trial at import, a test message, a message sent) runs in a child process within
+RENDER_BOUNDS (console.alerting.bounded), and one over them (`center(300000000)`, a string
+doubled in a loop, loops nested a billion deep) is refused with the reason.
 
 A rule's `template` is '' (the area's default), the name of a stored template, or inline text
 whose first line may be `Subject: ...`. Undefined names are errors (StrictUndefined), caught
@@ -20,11 +23,15 @@ from jinja2 import Template as JinjaTemplate
 from jinja2.sandbox import SandboxedEnvironment
 
 from console.alerting.areas import AREAS
+from console.alerting.bounded import BoundedProcess, Bounds, OverBound
 from store.alerting import Rule, Template
 
 MAX_OUTPUT = 20_000  # characters of a rendered text
 MAX_SEQUENCE = 10_000  # longest string or list a template may build by *
 SEQUENCES = (str, list, tuple)
+# A message renders in microseconds and a few KiB: these bounds only stop the hostile.
+RENDER_BOUNDS = Bounds(seconds=2.0, memory_mib=64)
+_renderer = BoundedProcess(RENDER_BOUNDS)
 
 
 class TemplateProblem(ValueError):
@@ -114,18 +121,38 @@ def looks_inline(text: str) -> bool:
 
 
 def render(template: Template, context: Mapping[str, object]) -> tuple[str, str]:
-    """(subject, body); TemplateProblem if the template fails."""
-    return (" ".join(_render(template.subject, context).split()),
-            _render(template.body, context))
+    """(subject, body), rendered apart within RENDER_BOUNDS; TemplateProblem, naming the part
+    at fault, if the template fails or goes over a bound. The subject is one line: whatever
+    the feed's names hold, no CR or LF reaches a mail header."""
+    try:
+        return _renderer.call(_render_parts, template.subject, template.body, dict(context))
+    except OverBound as over:
+        raise TemplateProblem(
+            f"rendering {over}: a template must render within {RENDER_BOUNDS.seconds:g} s and "
+            f"{RENDER_BOUNDS.memory_mib} MiB") from None
 
 
 def check(template: Template, context: Mapping[str, object]) -> None:
-    """Refuse a template that does not compile or fails on a sample context."""
-    for part, text in (("subject", template.subject), ("body", template.body)):
-        try:
-            _render(text, context)
-        except TemplateProblem as problem:
-            raise TemplateProblem(f"{part}: {problem}") from None
+    """Refuse a template that does not compile, fails on a sample context or goes over a
+    bound with it."""
+    render(template, context)
+
+
+def one_line(text: str) -> str:
+    """Every run of white space (line breaks of any kind included) as one space."""
+    return " ".join(text.split())
+
+
+def _render_parts(subject: str, body: str, context: dict[str, object]) -> tuple[str, str]:
+    """(subject, body), in the renderer's child process."""
+    return one_line(_render_part("subject", subject, context)), _render_part("body", body, context)
+
+
+def _render_part(part: str, text: str, context: dict[str, object]) -> str:
+    try:
+        return _render(text, context)
+    except TemplateProblem as problem:
+        raise TemplateProblem(f"{part}: {problem}") from None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -21,19 +21,6 @@ from tests.feedkit import free_port
 
 
 @pytest.fixture
-def db(tmp_path):
-    return tmp_path / "noc.db"
-
-
-@pytest.fixture
-def network(db):
-    net = Network(db)
-    net.account("customer", "acme", name="Acme Telecom")
-    yield net
-    net.close()
-
-
-@pytest.fixture
 def clock():
     return [T0_MS]
 

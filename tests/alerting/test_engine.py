@@ -13,11 +13,6 @@ from tests.alerting.kit import MINUTE_MS, T0_MS, Network, engine, rule
 
 
 @pytest.fixture
-def db(tmp_path):
-    return tmp_path / "noc.db"
-
-
-@pytest.fixture
 def network(db):
     net = Network(db)
     net.account("customer", "acme", name="Acme Telecom", balance=100.0, currency="USD")
