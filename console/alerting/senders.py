@@ -1,7 +1,8 @@
 """Sending one outbox message: email through aiosmtplib, everything else through apprise.
 
-A failure raises DeliveryFailed; `permanent` ones (a recipient the mail server refuses, a URL no
-service answers to, SMS with no gateway configured) are not retried.
+A failure raises DeliveryFailed; `permanent` ones (a recipient the mail server refuses for good,
+with a 5xx, a URL no service answers to, SMS with no gateway configured) are not retried. An SMTP
+4xx, at whatever stage (greylisting answers 450 at RCPT), is temporary: the message waits.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Senders:
                 password=smtp.password or None, start_tls=smtp.starttls, use_tls=smtp.tls,
                 timeout=smtp.timeout)
         except aiosmtplib.SMTPRecipientsRefused as error:
-            raise DeliveryFailed(f"refused by the mail server: {error}", permanent=True) from None
+            permanent = all(refusal.code >= 500 for refusal in error.recipients)
+            raise DeliveryFailed(f"refused by the mail server: {error}",
+                                 permanent=permanent) from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise DeliveryFailed(f"{type(error).__name__}: {error}") from None
 

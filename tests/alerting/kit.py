@@ -114,10 +114,21 @@ def engine(path: Path, clock: list[int] | None = None, **setting_overrides) -> A
 # Servers on loopback ----------------------------------------------------------------------------
 
 class Mailbox:
-    """aiosmtpd handler keeping every message received."""
+    """aiosmtpd handler keeping every message received; it answers the first `refusals` RCPT
+    commands with the reply given (greylisting: "450 ...")."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusals: int = 0, reply: str = "") -> None:
         self.messages: list[Message] = []
+        self.refusals = refusals
+        self.reply = reply
+
+    async def handle_RCPT(self, server, session, envelope, address,  # noqa: N802 - aiosmtpd's
+                          rcpt_options) -> str:
+        if self.refusals:
+            self.refusals -= 1
+            return self.reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's
         self.messages.append(message_from_bytes(envelope.original_content))
@@ -134,9 +145,11 @@ class SmtpServer:
 
 
 @contextlib.contextmanager
-def smtp_server(port: int | None = None) -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 (on a free port unless told which)."""
-    mailbox = Mailbox()
+def smtp_server(port: int | None = None, *, refusals: int = 0,
+                reply: str = "") -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 (on a free port unless told which), refusing the first
+    `refusals` recipients with `reply`."""
+    mailbox = Mailbox(refusals, reply)
     # aiosmtpd's controller checks it is up by connecting to its port: 0 will not do.
     controller = Controller(mailbox, hostname="127.0.0.1", port=port or free_port(),
                             ready_timeout=60)

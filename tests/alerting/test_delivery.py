@@ -127,3 +127,40 @@ async def test_a_test_message_goes_to_the_rules_recipients_now(db, network):
     assert "(a test message)" in mail.get_payload()
     [test] = AlertData(db).history(event="test")
     assert (test.actor, test.detail) == ("ana", "test message to 1 recipients")
+
+
+@pytest.mark.parametrize(("reply", "outcome"), [
+    ("450 4.2.0 Greylisted, try again later", "sent"),
+    ("550 5.1.1 No such user", "failed"),
+])
+async def test_a_4xx_at_rcpt_is_temporary_a_5xx_final(db, network, clock, reply, outcome):
+    """Greylisting answers 450 at RCPT: the mail waits and goes out at the retry (it was marked
+    failed for good, and lost); a 550 there is final."""
+    with smtp_server(refusals=1, reply=reply) as server:
+        rule(db)
+        alerts = engine(db, clock, email=server.email_settings())
+        low_asr_fires(network, alerts, clock)
+        assert await alerts.deliver_due() == 1
+        [first] = AlertData(db).outbox()
+        assert reply.split()[0] in first.last_error
+        clock[0] += 10_000
+        await alerts.deliver_due()
+        await alerts.close()
+    [message] = AlertData(db).outbox()
+    assert message.status == outcome
+    assert len(server.mailbox.messages) == (outcome == "sent")
+
+
+async def test_a_name_with_line_breaks_stays_on_the_subject_line(db, network, clock):
+    """A name from the feed holding CR LF cannot add a mail header."""
+    network.account("customer", "acme", name="Acme\r\nBcc: victim@example.com\r\n\r\nHi")
+    with smtp_server() as server:
+        rule(db)
+        alerts = engine(db, clock, email=server.email_settings())
+        low_asr_fires(network, alerts, clock)
+        await delivered(alerts, lambda: server.mailbox.messages)
+        await alerts.close()
+    [mail] = server.mailbox.messages
+    assert mail["Subject"] == ("[WARNING] Low ASR Warning: Acme Bcc: victim@example.com Hi ASR "
+                               "10%")
+    assert mail["Bcc"] is None
