@@ -27,7 +27,8 @@ from console.feed.protocol import (
     decode_frame,
     encode,
 )
-from console.feed.simulator import ResumeBuffer, Simulator
+from console.feed.server import ResumeBuffer
+from console.feed.simulator import Simulator
 from console.feed.traffic import CUSTOMERS, INCIDENT_KINDS, SCENARIOS, Traffic
 from store.metrics import ConsecutiveFailures
 
