@@ -1,4 +1,5 @@
-"""The `noc` command: the console, and its headless subcommands (simulate, ingest, report).
+"""The `noc` command: the console, and its headless subcommands (simulate, ingest, report,
+bridge).
 
 Every error a user can cause ends in one line saying what is wrong and what to do, and a
 non-zero exit code; never a traceback.
@@ -408,6 +409,72 @@ def report(db_path, as_json, time_from, time_to, config_path) -> None:
     else:
         click.echo(format_report(result))
 
+
+
+@main.group()
+def bridge() -> None:
+    """Bridges from real switches to noc's feed."""
+
+
+bridge_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bridge's config file (default: $NOC_BRIDGE_CONFIG or the XDG config folder's "
+    "noc/kamailio-bridge.toml).",
+)
+
+
+def load_bridge_settings(config_path: Path | None):
+    from console.bridge import settings as bridge_settings
+
+    try:
+        return bridge_settings.load(config_path)
+    except bridge_settings.BridgeConfigError as error:
+        raise Failure(str(error)) from None
+
+
+@bridge.command("kamailio")
+@bridge_config_option
+def bridge_kamailio(config_path) -> None:
+    """Serve Kamailio's calls as noc's feed, and carry out noc's controls in Kamailio.
+
+    Kamailio must run the configuration `noc bridge kamailio-cfg` writes. The bearer token noc
+    must send comes from NOC_FEED_TOKEN or feed.token in the bridge's config file. SIGTERM or
+    SIGINT stores everything received, then exits 0.
+    """
+    from console.bridge.bridge import BridgeError, KamailioBridge
+
+    settings = load_bridge_settings(config_path)
+    logging.getLogger("console").setLevel(logging.INFO)
+
+    async def run() -> None:
+        service = KamailioBridge(settings)
+        try:
+            await service.start()
+        except BridgeError as error:
+            raise Failure(str(error)) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopping, service.failed}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await service.stop()
+        if service.failed.done():
+            raise Failure(service.failed.result())
+
+    asyncio.run(run())
+
+
+@bridge.command("kamailio-cfg")
+@bridge_config_option
+def bridge_kamailio_cfg(config_path) -> None:
+    """Print noc's Kamailio configuration, its addresses and ports from the bridge's config."""
+    from console.bridge.kamailio import config_text
+
+    click.echo(config_text(load_bridge_settings(config_path)), nl=False)
 
 
 def existing_database(db_path: Path | None, config_path: Path | None) -> Path:

@@ -1,0 +1,329 @@
+"""noc against a real switch: Kamailio from Debian with the shipped configuration, the bridge, and
+`noc ingest`, on loopback, with SIP agents in Python as customers and carriers.
+
+What the callers and carriers saw of each call is the reference: noc's report must say the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+from textual.widgets import TabbedContent
+
+from console import testing
+from screens.accounts import LiveTable
+from screens.confirm import Confirm
+from screens.customer import DialogsPane
+from store.actions import request_control
+from tests.feedkit import REPO, Processes, noc_environment, query, read_report, wait_until
+from tests.kamailiokit import (
+    KAMAILIO,
+    Switch,
+    account_enabled,
+    assert_report_matches,
+    calls_stored,
+    needs_kamailio,
+    now_ms,
+    seen_events,
+)
+from tests.reference import reference_report
+from tests.sipkit import Answer, SipAgent
+
+pytestmark = [needs_kamailio, pytest.mark.slow, pytest.mark.timeout(120)]
+
+RATES = {"44": (0.02, {"atlas": 0.01, "borealis": 0.012}),
+         "33": (0.03, {"cobalt": 0.02, "borealis": 0.015}),
+         "49": (0.05, {"silent": 0.03, "cobalt": 0.02})}
+INCREMENT = 60  # billed by the minute: money is exact whatever the talk time
+
+
+def atlas_plan(number: str) -> Answer:
+    """Atlas: rings then answers, the callee pressing 5 on 441... numbers; 44486 is busy and
+    44404 does not exist."""
+    if number.startswith("44486"):
+        return Answer(486)
+    if number.startswith("44404"):
+        return Answer(404, ring=183)
+    return Answer(200, dtmf="5" if number.startswith("441") else "")
+
+
+class Network:
+    """The customers and carriers of the tests, and the bridge config that knows them."""
+
+    def __init__(self) -> None:
+        self.acme = SipAgent("acme")  # known by its source address; 2 channels
+        self.blue = SipAgent("blue")  # known by its digest auth user
+        self.cyan = SipAgent("cyan")  # 1 call a second
+        self.atlas = SipAgent("atlas", plan=atlas_plan)
+        self.borealis = SipAgent("borealis", plan=lambda _: Answer(200, ring=183))
+        self.cobalt = SipAgent("cobalt", plan=lambda _: Answer(503, ring=None))  # down
+        self.silent = SipAgent("silent", plan=lambda _: Answer(None, ring=None))  # says nothing
+
+    @property
+    def callers(self) -> dict[str, SipAgent]:
+        return {"acme": self.acme, "blue": self.blue, "cyan": self.cyan}
+
+    @property
+    def carriers(self) -> dict[str, SipAgent]:
+        return {"atlas": self.atlas, "borealis": self.borealis, "cobalt": self.cobalt,
+                "silent": self.silent}
+
+    async def start(self) -> Network:
+        for agent in (*self.callers.values(), *self.carriers.values()):
+            await agent.start()
+        return self
+
+    async def stop(self) -> None:
+        for agent in (*self.callers.values(), *self.carriers.values()):
+            await agent.stop()
+
+    def config(self) -> str:
+        routes = "".join(
+            f'[[route]]\nprefix = "{prefix}"\ncarriers = {json.dumps(list(costs))}\n'
+            f"price = {price}\ncost = {{ {', '.join(f'{c} = {v}' for c, v in costs.items())} }}\n"
+            for prefix, (price, costs) in RATES.items())
+        carriers = "".join(f'[[carrier]]\nid = "{name}"\nname = "{name.title()} Voice"\n'
+                           f'address = "{agent.address}"\n'
+                           for name, agent in self.carriers.items())
+        return f"""
+[billing]
+increment = {INCREMENT}
+
+[[customer]]
+id = "acme"
+name = "Acme Telecom"
+addresses = ["{self.acme.address}"]
+channels = 2
+
+[[customer]]
+id = "blue"
+name = "Blue VoIP"
+user = "blue"
+password = "s3cret"
+
+[[customer]]
+id = "cyan"
+name = "Cyan Networks"
+addresses = ["{self.cyan.address}"]
+cps = 1
+""" + carriers + routes
+
+    def expected_report(self) -> dict:
+        return reference_report(seen_events(self.callers, self.carriers, RATES, INCREMENT))
+
+    def calls(self) -> int:
+        return sum(len(agent.records) for agent in self.callers.values())
+
+
+@pytest.fixture
+def processes(tmp_path):
+    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
+    yield started
+    started.kill_all()
+
+
+@pytest.fixture
+async def network():
+    agents = await Network().start()
+    yield agents
+    await agents.stop()
+
+
+@pytest.fixture
+async def switch(tmp_path, processes, network):
+    running = Switch(tmp_path / "switch", processes, network.config())
+    try:
+        yield await running.start()
+    finally:
+        running.stop()
+
+
+async def test_calls_through_kamailio_are_reported_as_the_callers_saw_them(switch, network):
+    proxy = switch.proxy
+    acme, blue, cyan = network.acme, network.blue, network.cyan
+    auth = ("blue", "s3cret")
+    answered, busy, wrong = await asyncio.gather(
+        acme.call(proxy, "4410001", talk=0.3), acme.call(proxy, "44486"),
+        blue.call(proxy, "44404", auth=auth))
+    failover = await blue.call(proxy, "3310", auth=auth, talk=0.2)
+    all_down = await blue.call(proxy, "4900", auth=auth)
+    no_route = await acme.call(proxy, "1555")
+    # Over the channel limit: a third call while two are up.
+    first, second = (asyncio.create_task(acme.call(proxy, f"441000{n}", talk=None))
+                     for n in (2, 3))
+    await wait_until(lambda: sum(r.answered is not None for r in network.atlas.records) >= 3,
+                     what="two more calls answered")
+    over = await acme.call(proxy, "4410004")
+    for record in acme.records:
+        record.hang_up()
+    await asyncio.gather(first, second)
+    # Over the CPS limit: five at once, one a second allowed.
+    flood = await asyncio.gather(*(cyan.call(proxy, "44486") for _ in range(5)))
+
+    assert (answered.code, busy.code, wrong.code) == (200, 486, 404)
+    assert answered.dtmf == "5"
+    assert (failover.code, [r.code for r in network.cobalt.records][:1]) == (200, [503])
+    assert all_down.code == 503 and network.silent.records  # 408 from silence, then 503
+    assert (no_route.code, no_route.reason) == (404, "No Route")
+    assert (over.code, over.reason) == (503, "Channel limit")
+    assert "CPS limit" in [call.reason for call in flood]
+
+    await switch.stored(lambda report: calls_stored(report, network.calls()))
+    printed = subprocess.run(
+        [sys.executable, "-m", "console.shell.cli", "report", "--db", str(switch.db), "--json"],
+        cwd=REPO, env=switch.processes.env, capture_output=True, text=True, check=True)
+    report = json.loads(printed.stdout)
+    assert (report["gaps"], report["quarantined"]) == ([], 0)
+    assert_report_matches(report, network.expected_report())
+
+
+async def test_a_penalty_takes_the_failing_carrier_out_of_routing_until_it_ends(
+        switch, network, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text("""
+[[rule]]
+title = "Carrier down"
+kind = "carrier"
+company = "cobalt"
+recipients = []
+area = "consecutive_failures"
+operator = ">="
+threshold = 2
+reset_threshold = 0
+penalty = "8s"
+level = "critical"
+""")
+    subprocess.run([sys.executable, "-m", "console.shell.cli", "alerts", "import", str(rules),
+                    "--db", str(switch.db)], cwd=REPO, env=switch.processes.env, check=True,
+                   capture_output=True)
+    for _ in range(2):  # cobalt fails, borealis takes the call
+        assert (await network.blue.call(switch.proxy, "3310", auth=("blue", "s3cret"))).code \
+            == 200
+    await wait_until(lambda: account_enabled(switch.db, "carrier", "cobalt") is False,
+                     what="the alert's penalty to disable cobalt")
+    tried = len(network.cobalt.records)
+    during = await network.blue.call(switch.proxy, "3311", auth=("blue", "s3cret"))
+    assert during.code == 200
+    assert len(network.cobalt.records) == tried, "a call was routed to a disabled carrier"
+    until_ms = query(switch.db, "SELECT until_ms FROM control_request WHERE action = 'disable'"
+                     )[0][0]
+    await wait_until(lambda: account_enabled(switch.db, "carrier", "cobalt") is True,
+                     what="the penalty to end")
+    assert now_ms() >= until_ms  # lifted when it ended, not before
+    after = await network.blue.call(switch.proxy, "3312", auth=("blue", "s3cret"))
+    assert after.code == 200 and len(network.cobalt.records) == tried + 1
+
+
+async def test_a_penalty_on_a_customer_refuses_its_next_call_with_403(switch, network):
+    request_control(switch.db, action="disable", kind="customer", account="acme",
+                    until_ms=now_ms() + 60_000, reason="test", now_ms=now_ms())
+    await wait_until(lambda: account_enabled(switch.db, "customer", "acme") is False,
+                     what="acme disabled")
+    refused = await network.acme.call(switch.proxy, "4410001")
+    assert (refused.code, refused.reason) == (403, "Forbidden")
+    assert not network.atlas.records
+    await switch.stored(lambda report: report["customers"].get("acme", {}).get(
+        "breaches", {}).get("other") == 1)
+    rows = query(switch.db, "SELECT code, reason FROM reject")
+    assert rows == [(403, "disabled")]
+    request_control(switch.db, action="enable", kind="customer", account="acme",
+                    reason="test", now_ms=now_ms())
+    await wait_until(lambda: account_enabled(switch.db, "customer", "acme") is True,
+                     what="acme enabled")
+    assert (await network.acme.call(switch.proxy, "4410001", talk=0.1)).code == 200
+
+
+def test_the_shipped_configuration_is_valid_kamailio(tmp_path, processes):
+    """`noc bridge kamailio-cfg` writes what `kamailio -c` accepts."""
+    switch = Switch(tmp_path / "switch", processes, "")
+    printed = subprocess.run(
+        [sys.executable, "-m", "console.shell.cli", "bridge", "kamailio-cfg", "--config",
+         str(switch.bridge_config)], cwd=REPO, env=processes.env, capture_output=True,
+        text=True, check=True)
+    assert f'#!substdef "!NOC_SIP_PORT!{switch.sip_port}!g"' in printed.stdout
+    config = tmp_path / "noc.cfg"
+    config.write_text(printed.stdout)
+    checked = subprocess.run([KAMAILIO, "-c", "-f", str(config)], capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+
+
+async def test_ending_a_call_from_the_dialogs_tab_sends_bye_to_both_sides(switch, network):
+    call = asyncio.create_task(network.acme.call(switch.proxy, "4410001", talk=None))
+    await wait_until(lambda: any(r.answered for r in network.atlas.records), what="an answer")
+    await wait_until(lambda: query(switch.db, "SELECT count(*) FROM open_call") == [(1,)],
+                     what="noc to hold the call in progress")
+    app = testing.make_app(switch.db, clock=now_ms)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await testing.settle(pilot)
+        await pilot.press("2")
+        await testing.settle(pilot)
+        await pilot.press("enter")  # the first customer by name: Acme Telecom
+        await testing.settle(pilot)
+        pilot.app.screen.query_one(TabbedContent).active = "dialogs"
+        table = pilot.app.screen.query_one(DialogsPane).query_one(LiveTable)
+        await testing.until(pilot, lambda: table.highlighted_key is not None)
+        await pilot.press("k")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await pilot.pause()
+    caller = await call
+    callee = network.atlas.records[-1]
+    assert (caller.byes_received, callee.byes_received) == (1, 1)
+    assert not caller.sent_bye and not callee.sent_bye
+    await wait_until(lambda: query(switch.db, "SELECT hangup, code FROM call")
+                     == [("switch", 200)], what="noc to store the call ended by the switch")
+    assert query(switch.db, "SELECT status FROM control_request") == [("acked",)]
+
+
+async def test_a_bridge_restarted_mid_traffic_shows_noc_the_gap_and_no_more(switch, network):
+    proxy, acme = switch.proxy, network.acme
+
+    def answered(count: int) -> bool:  # as the caller sees it, so Kamailio has said so
+        return sum(r.answered is not None for r in acme.records) == count
+
+    await acme.call(proxy, "4420001", talk=0.1)
+    straddling = asyncio.create_task(acme.call(proxy, "4420002", talk=None))
+    await wait_until(lambda: answered(2), what="the second call answered")
+    await wait_until(lambda: switch.bridge_stored() == switch.kamailio_count(),
+                     what="the bridge to store all Kamailio sent")
+    switch.bridge.kill()  # kill -9: nothing to say goodbye with
+    before = switch.kamailio_count()
+    # While the bridge is away: a whole call, and the start of one that ends once it is back.
+    await acme.call(proxy, "4420003", talk=0.1)
+    late = asyncio.create_task(acme.call(proxy, "4420004", talk=None))
+    await wait_until(lambda: answered(4), what="the fourth call answered")
+    missed = switch.kamailio_count() - before
+    await switch.start_bridge()
+    for record in acme.records[1:]:
+        record.hang_up()
+    await asyncio.gather(straddling, late)
+    await acme.call(proxy, "44486")
+
+    await switch.stored(lambda report: report["gaps"] and calls_stored(report, 4))
+    report = read_report(switch.db)
+    (first, last), = report["gaps"]
+    assert last - first + 1 == missed  # exactly what Kamailio sent while nobody listened
+    # Every call but the one wholly inside the gap is there, the late one made from its end.
+    stored = dict(query(switch.db, "SELECT call_id, code FROM call"))
+    whole_gap = acme.records[2].call_id
+    assert stored == {r.call_id: r.code for r in acme.records if r.call_id != whole_gap}
+    assert report["quarantined"] == 0
+
+
+async def test_noc_restarted_resumes_with_no_loss(switch, network):
+    proxy, acme = switch.proxy, network.acme
+    await acme.call(proxy, "4410001", talk=0.1)
+    await switch.stored(lambda report: calls_stored(report, 1))
+    switch.ingest.kill()
+    await asyncio.gather(acme.call(proxy, "4410002", talk=0.1), acme.call(proxy, "44486"))
+    await switch.start_ingest()
+    await network.blue.call(proxy, "44404", auth=("blue", "s3cret"))
+    await switch.stored(lambda report: calls_stored(report, network.calls()))
+    report = read_report(switch.db)
+    assert (report["gaps"], report["quarantined"]) == ([], 0)
+    assert_report_matches(report, network.expected_report())
