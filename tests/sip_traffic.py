@@ -5,9 +5,9 @@ play the customers and carriers of a bridge config file whose addresses are on t
 
 Each customer with an address (IP:PORT) places calls to numbers of the configured routes (and a
 few unrouted ones), a customer with a user and password authenticates; each carrier answers most
-calls after ringing, some busy or unknown, with talk times of seconds to a minute and now and
-then a DTMF digit; `--failing` carriers answer 503 to everything. One line per call is printed.
-Ctrl-C stops it.
+calls after ringing, some busy or unknown, with talk times of seconds to half a minute and now
+and then a DTMF digit; `--failing` carriers answer 503 to everything. One line per call is
+printed. Ctrl-C stops it, hanging up the calls still in progress.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ def carrier_plan(rng: random.Random, failing: bool):
         if outcome < 0.25:
             return Answer(404, None, answer_after=rng.uniform(0.05, 0.3))
         return Answer(200, ring, ring_after, ring_after + rng.uniform(0.5, 4),
-                      talk=rng.uniform(5, 60) if rng.random() < 0.5 else None,
+                      talk=rng.uniform(3, 30) if rng.random() < 0.5 else None,
                       dtmf=rng.choice("0123456789*#") if rng.random() < 0.3 else "")
     return plan
 
 
 async def place_calls(agent: SipAgent, proxy: str, settings: BridgeSettings, cps: float,
-                      rng: random.Random, auth: tuple[str, str] | None) -> None:
+                      rng: random.Random, auth: tuple[str, str] | None,
+                      calls: set[asyncio.Task]) -> None:
     prefixes = [route.prefix for route in settings.route] or ["44"]
-    calls: set[asyncio.Task] = set()
     while True:
         await asyncio.sleep(rng.expovariate(cps))
         number = (rng.choice(prefixes) if rng.random() < 0.95 else "999") + \
@@ -55,7 +55,7 @@ async def place_calls(agent: SipAgent, proxy: str, settings: BridgeSettings, cps
 async def _one_call(agent: SipAgent, proxy: str, number: str, rng: random.Random,
                     auth: tuple[str, str] | None) -> None:
     record = await agent.call(proxy, number, cli=f"1555{rng.randrange(10**7):07d}",
-                              talk=rng.uniform(3, 45), auth=auth)
+                              talk=rng.uniform(2, 20), auth=auth)
     talk = f"{record.duration:5.1f} s" if record.answered else ""
     print(f"{agent.name:>10} -> {number:<14} {record.code} {record.reason:<24} {talk}",
           flush=True)
@@ -72,6 +72,7 @@ async def main(config: Path, cps: float, failing: list[str], seconds: float | No
             rng, carrier.id in failing)).start(int(port or 5060)))
         print(f"carrier {carrier.id} answering on {host}:{agents[-1].port}", flush=True)
     callers = []
+    calls: set[asyncio.Task] = set()
     customers = [c for c in settings.customer if c.addresses or c.user]
     for customer in customers:
         port = next((split_address(a)[1] for a in customer.addresses if split_address(a)[1]),
@@ -79,7 +80,8 @@ async def main(config: Path, cps: float, failing: list[str], seconds: float | No
         agent = await SipAgent(customer.id).start(int(port) if port else 0)
         agents.append(agent)
         auth = (customer.user, customer.password) if customer.user and not port else None
-        callers.append(place_calls(agent, proxy, settings, cps / len(customers), rng, auth))
+        callers.append(place_calls(agent, proxy, settings, cps / len(customers), rng, auth,
+                                   calls))
         print(f"customer {customer.id} calling from 127.0.0.1:{agent.port}", flush=True)
     try:
         async with asyncio.timeout(seconds):
@@ -87,6 +89,12 @@ async def main(config: Path, cps: float, failing: list[str], seconds: float | No
     except TimeoutError:
         pass
     finally:
+        # Hang up what is still talking, so that Kamailio does not keep the channels busy.
+        for agent in agents:
+            for record in agent.records:
+                record.hang_up()
+        if calls:
+            await asyncio.wait(calls, timeout=5)
         for agent in agents:
             await agent.stop()
 
