@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from screens.safe_text import plain
-from store.views import FeedView
+from store.views import FeedView, store_trouble_text
 from widgets.feed_badge import FeedBadge, FeedStatus
 
 WRITER_STALE_MS = 30_000
@@ -56,10 +56,12 @@ class NocHeader(Horizontal):
         stale = role == "viewer" and (
             not feed.writer_running or now_ms - feed.updated_ms > WRITER_STALE_MS
         )
+        trouble = feed.store_trouble if feed.writer_running else None
         status = feed.status if feed.status in STATUSES else "stopped"
         self.query_one(FeedBadge).update_state(
             status, reconnect_in_s=reconnect, gaps=feed.gaps, quarantined=feed.quarantined,
             duplicates=feed.duplicates, last_seq=feed.last_seq, role=role, stale=stale,
+            store=store_trouble_text(trouble, now_ms) if trouble else "",
         )
         moment = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(tz)
         mode = " · read-only" if read_only else ""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from store import models
 from store.database import StoreError, connect
+from store.health import fault_of
 
 ACCOUNT_ACTIONS = ("disable", "enable")
 CALL_ACTIONS = ("hangup",)
@@ -35,7 +36,7 @@ def request_control(path: str | Path, *, action: str, kind: str = "", account: s
             # One statement in autocommit mode: the shortest write transaction there is.
             db.execute(f"INSERT INTO control_request ({columns}) VALUES ({values})", request)
     except sqlite3.Error as error:
-        raise StoreError(f"cannot store the request in {path}: {error}") from error
+        raise StoreError(f"cannot store the request in {path}: {fault_of(error)}") from error
     return request["id"]
 
 

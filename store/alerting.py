@@ -26,6 +26,8 @@ from sqlmodel import Field, SQLModel
 
 from store import models
 from store.database import StoreError, connect
+from store.health import fault_of
+from store.transactions import transaction
 
 ENGINE = "alerts"  # `requested_by` of the engine's control requests, `actor` of its history rows
 FEED = "feed"  # the kind of the feed's own subject
@@ -413,18 +415,6 @@ class Message:
 # Connections ------------------------------------------------------------------------------------
 
 @contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction, taken at once (IMMEDIATE) so that it never fails half way on a lock."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-@contextmanager
 def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
     """One short write transaction on `path` (what a console's action is)."""
     with closing(connect(path, mode="rw")) as db:
@@ -432,7 +422,7 @@ def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
             with transaction(db):
                 yield db
         except sqlite3.Error as error:
-            raise StoreError(f"cannot write to {path}: {error}") from error
+            raise StoreError(f"cannot write to {path}: {fault_of(error)}") from error
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ APP_ID = "noc"
 BUSY_TIMEOUT_MS = 5000
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
+STATUS_PAGE = 4096  # the writer lock file: its holder's pid, then its store's status
 
 
 class StoreError(Exception):
@@ -149,6 +151,10 @@ class WriterLock:
     """Only one process ingests into a database: the writer holds an exclusive lock file.
 
     The lock is the kernel's (flock), so it is released when the writer dies, kill -9 included.
+    The file also says who holds it and how the writer's store is (`publish`): when commits fail
+    (a full disk, a lock held by another program) the writer cannot say so in the database, so it
+    says so here, where every console looks. The file is one page, written whole when the lock
+    is taken and rewritten in place after, which needs no new disk block: it works on a full disk.
     """
 
     path: Path
@@ -163,15 +169,19 @@ class WriterLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            holder = os.read(fd, 200).decode(errors="replace").split("\n")[0].strip()
             os.close(fd)
             database = str(self.path)[: -len(".writer")]
             raise StoreError(
-                f"{database} already has a writer ({holder}); a second one is refused: "
-                f"run `noc` (a viewer) against it, or stop that writer first"
+                f"{database} already has a writer ({holder or 'another process'}); a second one "
+                f"is refused: run `noc` (a viewer) against it, or stop that writer first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"noc pid {os.getpid()}".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, _status_page({}))
+        except OSError as error:
+            os.close(fd)
+            raise StoreError(f"cannot write {self.path}: {error.strerror}") from None
         self._fd = fd
 
     def release(self) -> None:
@@ -179,15 +189,42 @@ class WriterLock:
             os.close(self._fd)
             self._fd = None
 
+    def publish(self, status: dict) -> None:
+        """Say how the writer's store is (a JSON object) to every console, in place. Best
+        effort: a status that cannot be written is no reason to stop writing the feed."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._fd, _status_page(status), 0)
+
     def held_by_other(self) -> bool:
         """True when some other process is writing (used by a console to decide its role)."""
-        if not self.path.exists():
-            return False
-        fd = os.open(self.path, os.O_RDONLY)
+        return self.inspect()[0]
+
+    def inspect(self) -> tuple[bool, dict]:
+        """(another process holds the lock, the status its holder last published: {} if none)."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False, {}
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+            page = os.pread(fd, STATUS_PAGE, 0)
         finally:
             os.close(fd)
-        return False
+        _, _, status = page.partition(b"\n")
+        try:
+            found = json.loads(status)
+        except ValueError:  # an older noc's file, or caught half rewritten: the next look tells
+            found = {}
+        return held, found if isinstance(found, dict) else {}
+
+
+def _status_page(status: dict) -> bytes:
+    page = f"noc pid {os.getpid()}\n{json.dumps(status)}\n".encode()
+    if len(page) > STATUS_PAGE:
+        page = f"noc pid {os.getpid()}\n{{}}\n".encode()
+    return page.ljust(STATUS_PAGE)

@@ -15,6 +15,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import SQLModel
 
 from store import models
+from store.transactions import transaction
 
 
 def _create(connection: sqlite3.Connection) -> None:
@@ -79,15 +80,10 @@ def migrate(connection: sqlite3.Connection, from_version: int) -> None:
 
 def _in_transaction(connection: sqlite3.Connection,
                     step: Callable[[sqlite3.Connection], None], version: int) -> None:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(connection):
         step(connection)
         connection.execute(
             "INSERT INTO noc_meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (str(version),),
         )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise

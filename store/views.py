@@ -100,9 +100,31 @@ class FeedView:
     writer_pid: int | None
     feed_url: str
     writer_running: bool  # some process holds the writer lock of the database
+    # What the writer says of its store (in its lock file: it may be unable to write here).
+    store_troubles: tuple[StoreTrouble, ...] = ()  # writes failing now, the ingest's first
+    store_findings: tuple[str, ...] = ()  # what the start-up check found wrong
+    writer_stopped: str = ""  # why the last writer stopped, if its store made it
+
+    @property
+    def store_trouble(self) -> StoreTrouble | None:
+        return self.store_troubles[0] if self.store_troubles else None
 
 
-FEED_COLUMNS = tuple(f.name for f in fields(FeedView) if f.name != "writer_running")
+@dataclass(frozen=True)
+class StoreTrouble:
+    part: str  # what cannot write: "ingest", "alert engine", "control requests", ...
+    cause: str  # "disk full"
+    detail: str  # SQLite's words
+    since_ms: int
+    tries: int
+    retry_at_ms: int | None
+
+    def retry_in_s(self, now_ms: int) -> float | None:
+        return None if self.retry_at_ms is None else max(0.0, (self.retry_at_ms - now_ms) / 1000)
+
+
+WRITER_FIELDS = ("writer_running", "store_troubles", "store_findings", "writer_stopped")
+FEED_COLUMNS = tuple(f.name for f in fields(FeedView) if f.name not in WRITER_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -558,8 +580,11 @@ class ConsoleData:
     def _feed(self, db: sqlite3.Connection) -> FeedView:
         columns = ", ".join(FEED_COLUMNS)
         row = db.execute(f"SELECT {columns} FROM feed_state WHERE id = 1").fetchone()
-        running = WriterLock.for_database(self.path).held_by_other()
-        return FeedView(*row, writer_running=running)
+        running, status = WriterLock.for_database(self.path).inspect()
+        troubles = sorted(_store_troubles(status), key=lambda t: t.part != "ingest")
+        return FeedView(*row, writer_running=running, store_troubles=tuple(troubles),
+                        store_findings=tuple(str(f) for f in status.get("findings", ())),
+                        writer_stopped=str(status.get("stopped", "")))
 
     def account_names(self) -> list[tuple[str, str, str]]:
         """(kind, id, name) of every account, for finding one by name."""
@@ -1052,6 +1077,7 @@ def _code_consistency(t: Totals) -> CodeConsistency:
 # Checks ---------------------------------------------------------------------------------------
 
 FEED = ("feed", "")
+STORE = ("feed", "store")
 ALERT_CHECKS_SQL = (
     "SELECT r.title, r.area, r.level, r.operator, r.threshold, r.reset_threshold, s.kind, "
     "s.account, s.state, s.value, s.silenced, s.acked_by "
@@ -1092,10 +1118,34 @@ def _watched_by_rules(check: Check, watched: set[tuple[str, str, str]]) -> bool:
     return bool(check.area) and (*subject, check.area) in watched
 
 
+def _store_troubles(status: Mapping) -> Iterator[StoreTrouble]:
+    """The troubles a writer's status names (a file another program could have written)."""
+    names = {f.name for f in fields(StoreTrouble)}
+    for trouble in status.get("troubles", ()):
+        if isinstance(trouble, dict) and set(trouble) == names:
+            yield StoreTrouble(**trouble)
+
+
+def store_trouble_text(trouble: StoreTrouble, now_ms: int) -> str:
+    """`store: disk full, retrying in 4 s`"""
+    retry = trouble.retry_in_s(now_ms)
+    return f"store: {trouble.cause}" + ("" if retry is None else f", retrying in {retry:.0f} s")
+
+
 def _feed_checks(feed: FeedView, lost_in_gaps: int, now_ms: int) -> Iterator[Check]:
+    for finding in feed.store_findings:
+        yield Check("critical", STORE, f"store: {finding}")
     if not feed.writer_running:
-        yield Check("error", FEED, f"no writer is storing the feed (last status: {feed.status}): "
-                                   "start `noc ingest`, or a console as the writer")
+        stopped = f"; it stopped: {feed.writer_stopped}" if feed.writer_stopped else ""
+        yield Check("error", FEED, f"no writer is storing the feed (last status: {feed.status}"
+                                   f"{stopped}): start `noc ingest`, or a console as the writer")
+    elif feed.store_troubles:
+        for trouble in feed.store_troubles:
+            waiting = (" (the feed waits: nothing is lost)" if trouble.part == "ingest"
+                       else "")
+            yield Check("error", STORE, f"{store_trouble_text(trouble, now_ms)}: {trouble.part} "
+                        f"cannot write for {(now_ms - trouble.since_ms) // 1000} s, "
+                        f"{trouble.tries} tries{waiting}: {trouble.detail}")
     elif feed.status != "connected":
         text = f"feed {feed.status}"
         if feed.reconnect_at_ms is not None:

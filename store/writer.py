@@ -17,6 +17,7 @@ from pathlib import Path
 from store import models, rollups
 from store.database import connect
 from store.statements import RowsInsert, columns_of, delete_seqs, rows_insert
+from store.transactions import transaction
 
 DAY_MS = 86_400_000
 STATEMENT_CACHE = 512  # every size of every many-row statement (store/statements.py)
@@ -126,18 +127,18 @@ class StoreWriter:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def write_now(self, batch: Batch) -> None:
-        """Commit `batch` in one transaction (called on the writer thread)."""
+        """Commit `batch` in one transaction (called on the writer thread), or raise the
+        sqlite3.Error that stopped it with nothing of it stored: the same batch may be written
+        again (the batch is not changed by writing it)."""
         db = self._connection
         assert db is not None, "StoreWriter.open() first"
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._write(db, batch)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with transaction(db):
+            pruned = self._write(db, batch)
+        if pruned is not None:
+            self._last_prune_ms = pruned
 
-    def _write(self, db: sqlite3.Connection, batch: Batch) -> None:
+    def _write(self, db: sqlite3.Connection, batch: Batch) -> int | None:
+        """Write `batch`; return the time it pruned old rows at, if it did."""
         if batch.events:
             _INSERT["event"].run(db, batch.events)
         if batch.calls:
@@ -182,9 +183,10 @@ class StoreWriter:
         newest = batch.feed.get("newest_ms")
         if isinstance(newest, int) and newest - self._last_prune_ms > 600_000:
             self._prune(db, newest)
+            return newest
+        return None
 
     def _prune(self, db: sqlite3.Connection, now_ms: int) -> None:
-        self._last_prune_ms = now_ms
         minute_cutoff = now_ms - self.retention.minute_rollup_days * DAY_MS
         db.execute("DELETE FROM rollup_minute WHERE bucket < ?", (minute_cutoff,))
         db.execute("DELETE FROM rollup_ended_minute WHERE bucket < ?", (minute_cutoff,))

@@ -55,14 +55,22 @@ async def wait_until(predicate: Callable[[], object], *, interval: float = 0.02,
 
 
 @contextlib.asynccontextmanager
-async def running_simulator(**options) -> AsyncIterator[tuple[Simulator, str]]:
-    """A Simulator on a free loopback port that keeps its history; yields it and its URL.
+async def running_simulator(*, port: int = 0, refuse: Callable | None = None,
+                            **options) -> AsyncIterator[tuple[Simulator, str]]:
+    """A Simulator on a loopback port (a free one unless told) that keeps its history; yields it
+    and its URL. With `refuse(connection, request)`, each handshake goes to it first: it may
+    answer with an HTTP error (a switch restarting), or None to let the handshake go on.
 
     Its resume buffer holds everything too (its history is kept anyway): on a busy machine a
     subscriber may be minutes late, and a gap the test did not ask for would fail it."""
-    sim = Simulator(**{"start": T0, "heartbeat": 0.3, "keep_history": True,
-                       "buffer": 10_000_000, **options})
-    port = await sim.start("127.0.0.1", 0)
+    options = {"start": T0, "heartbeat": 0.3, "keep_history": True, "buffer": 10_000_000,
+               **options}
+    sim = Simulator(**options)
+    if refuse is not None:
+        authorize = sim.server._authorize
+        sim.server._authorize = lambda connection, request: (
+            refuse(connection, request) or authorize(connection, request))
+    port = await sim.start("127.0.0.1", port)
     try:
         yield sim, f"ws://127.0.0.1:{port}/feed"
     finally:
@@ -117,9 +125,13 @@ async def run_service(db: Path, url: str, *, settings: IngestSettings | None = N
     running = Ingesting(service, task)
     try:
         yield running
-    finally:
+    except BaseException:
         service.stop()
-        await task
+        with contextlib.suppress(Exception):  # the block's own failure is the one to show
+            await task
+        raise
+    service.stop()
+    await task
 
 
 # Reading the database back ------------------------------------------------------------------

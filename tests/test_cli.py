@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 from tests.feedkit import (
     T0,
     NocProcess,
     Processes,
     assert_matches_reference,
-    bare_feed,
     calls_by_outcome,
     feed_state,
     free_port,
@@ -54,20 +56,57 @@ def assert_one_line_error(process: NocProcess, exit_code: int, *phrases: str) ->
         assert phrase in lines[0]
 
 
-async def test_a_refused_token_ends_ingest_with_one_line_saying_what_to_do(
+async def test_a_refused_token_is_logged_at_each_try_and_retried_at_the_longest_delay(
         db, tmp_path, processes):
     sim_env = noc_environment(tmp_path, NOC_FEED_TOKEN=TOKEN)
     _, url = await processes.simulate("--speed", "20", env=sim_env)
     wrong = processes.noc("ingest", "--feed", url, "--db", str(db),
                           env=noc_environment(tmp_path, NOC_FEED_TOKEN="wrong"))
-    missing = processes.noc("ingest", "--feed", url, "--db", str(tmp_path / "other.db"))
-    for process in (wrong, missing):
-        assert_one_line_error(process, await process.wait(), "refused the token (HTTP 401)",
-                              "NOC_FEED_TOKEN")
+    state = await wait_until(lambda: (state := feed_state(db)).get("status") == "refused"
+                             and state, what="the writer to store that the token is refused")
+    assert "refused the token (HTTP 401)" in state["detail"] and "NOC_FEED_TOKEN" in state[
+        "detail"]
+    assert state["reconnect_at_ms"] - state["updated_ms"] >= 29_000  # the longest delay
+    logged = await wait_until(lambda: re.search(r"ERROR feed: .*refused the token \(HTTP 401\)"
+                                                r".*retrying in 30 s", wrong.stderr),
+                              what="the refusal logged as an error")
+    assert logged and wrong.running()
+    wrong.process.send_signal(signal.SIGTERM)
+    assert await wrong.wait() == 0, wrong.stderr
+    assert "Traceback" not in wrong.stderr
 
 
-async def close_at_once(ws) -> None:
-    await ws.close(1013, "try again later")
+async def test_a_feed_down_or_failing_at_start_is_retried_until_it_serves(
+        db, tmp_path, processes):
+    port = free_port()
+    answered: list[int] = []
+
+    def fail_twice(_connection, _request):
+        answered.append(500 if len(answered) < 2 else 101)
+        if answered[-1] == 500:
+            return Response(500, "Internal Server Error", Headers(), b"restarting\n")
+        return None
+
+    url = f"ws://127.0.0.1:{port}/feed"
+    ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
+    await wait_until(lambda: "feed: cannot connect: cannot reach the feed" in ingest.stderr,
+                     what="the refused connection logged")
+    assert ingest.running()
+    async with running_simulator(speed=20, cps=60, port=port, refuse=fail_twice) as (sim, _):
+        await wait_until(lambda: stored_seq(db) > 500, what="ingest to store once it serves")
+        sim.pause()
+        await wait_until(lambda: stored_seq(db) == sim.head, what="ingest to catch up")
+        ingest.process.send_signal(signal.SIGTERM)
+        assert await ingest.wait() == 0, ingest.stderr
+    assert answered[:3] == [500, 500, 101]
+    retries = re.findall(r"WARNING feed: cannot connect: (.*); reconnecting in [\d.]+ s$",
+                         ingest.stderr, re.M)
+    assert "cannot reach the feed" in retries[0], ingest.stderr
+    assert all("answered HTTP 500" in retry for retry in retries[-2:]), ingest.stderr
+    assert "Traceback" not in ingest.stderr
+    report = read_report(db)
+    assert (report["last_seq"], report["gaps"]) == (sim.head, [])
+    assert_matches_reference(report, sim.history)
 
 
 async def test_user_errors_end_in_one_line_and_a_non_zero_exit(tmp_path, processes):
@@ -77,25 +116,22 @@ async def test_user_errors_end_in_one_line_and_a_non_zero_exit(tmp_path, process
     not_sqlite = tmp_path / "notes.txt"
     not_sqlite.write_text("shopping list: milk, eggs\n" * 100)
     unreachable = f"ws://127.0.0.1:{free_port()}/feed"
-    async with bare_feed(close_at_once) as closing:
-        cases = {  # what the user got wrong: (feed, database, what the one line must say)
-            "an http URL": ("http://127.0.0.1:8765/feed", None, ["bad feed URL", "ws://"]),
-            "an unreachable feed": (unreachable, None, ["cannot reach the feed", unreachable]),
-            "a feed that closes at once": (closing, None, ["closed the connection at once"]),
-            "another program's database": (unreachable, foreign, ["not noc's", "--db"]),
-            "a file that is no database": (unreachable, not_sqlite, ["not a SQLite database"]),
-        }
-        started = {  # all at once, each with its own database
-            case: processes.noc("ingest", "--feed", feed, "--db",
-                                str(database or tmp_path / f"case-{number}.db"))
-            for number, (case, (feed, database, _)) in enumerate(cases.items())
-        }
-        for case, process in started.items():
-            exit_code = await process.wait()
-            try:
-                assert_one_line_error(process, exit_code, *cases[case][2])
-            except AssertionError as failure:
-                raise AssertionError(f"{case}: {failure}") from None
+    cases = {  # what the user got wrong: (feed, database, what the one line must say)
+        "an http URL": ("http://127.0.0.1:8765/feed", None, ["bad feed URL", "ws://"]),
+        "another program's database": (unreachable, foreign, ["not noc's", "--db"]),
+        "a file that is no database": (unreachable, not_sqlite, ["not a SQLite database"]),
+    }
+    started = {  # all at once, each with its own database
+        case: processes.noc("ingest", "--feed", feed, "--db",
+                            str(database or tmp_path / f"case-{number}.db"))
+        for number, (case, (feed, database, _)) in enumerate(cases.items())
+    }
+    for case, process in started.items():
+        exit_code = await process.wait()
+        try:
+            assert_one_line_error(process, exit_code, *cases[case][2])
+        except AssertionError as failure:
+            raise AssertionError(f"{case}: {failure}") from None
 
 
 async def test_a_second_writer_on_one_database_is_refused(db, processes):
@@ -115,7 +151,15 @@ async def stop_once_everything_sent_is_stored(sim, ingest: NocProcess, db, signa
     await wait_until(lambda: stored_seq(db) == sim.head, what="ingest to catch up")
     ingest.process.send_signal(signal_number)
     assert await ingest.wait() == 0, ingest.stderr
-    assert ingest.stderr == ""
+    assert_only_state_changes_logged(ingest)
+
+
+def assert_only_state_changes_logged(process: NocProcess) -> None:
+    """What a healthy run logs: changes of state (its connection, alert rounds waiting for the
+    store to be current), one line each, none a warning."""
+    lines = process.stderr.splitlines()
+    assert all(re.match(r"\S+ \S+ INFO ", line) for line in lines), process.stderr
+    assert re.search(r"INFO feed: connected to ws://\S+, from seq \d+$", process.stderr, re.M)
 
 
 async def test_sigterm_mid_stream_stores_whole_events_and_exits_0_then_resumes(
@@ -127,7 +171,7 @@ async def test_sigterm_mid_stream_stores_whole_events_and_exits_0_then_resumes(
         stored_before = stored_seq(db)
         ingest.process.send_signal(signal.SIGTERM)  # while events keep coming
         assert await ingest.wait() == 0, ingest.stderr
-        assert ingest.stderr == ""
+        assert_only_state_changes_logged(ingest)
         state = feed_state(db)
         assert state["status"] == "stopped" and state["last_seq"] >= stored_before
         # What is stored is whole: exactly the first `last_seq` events, no call half-applied.

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +83,31 @@ def write_table(
         raise ExportError(f"Unknown file type {path.suffix or '(none)'!r}: use {known}")
     if not path.parent.is_dir():
         raise ExportError(f"Folder {path.parent} does not exist")
+    # Written beside `path` under a name of its own (created 0600), then renamed: an export that
+    # fails half way (a full disk) leaves nothing under `path`, and a file it was to replace is
+    # kept whole.
     try:
-        private_file(path)
-        writer(path, columns, rows)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+    except OSError as err:
+        raise ExportError(f"Cannot write {path}: {err.strerror}") from err
+    partial = Path(name)
+    try:
+        writer(partial, columns, rows)
+        os.replace(partial, path)
     except (OSError, XlsxWriterException) as err:
-        reason = err.strerror if isinstance(err, OSError) else str(err)
-        raise ExportError(f"Cannot write {path}: {reason}") from err
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"Cannot write {path}: {_reason(err)}") from err
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _reason(err: OSError | XlsxWriterException) -> str:
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    cause = err.__context__  # xlsxwriter wraps the OSError that stopped it
+    return cause.strerror if isinstance(cause, OSError) and cause.strerror else str(err)
 
 
 def _write_csv(path: Path, columns: Sequence[ExportColumn], rows: Sequence[Sequence[Value]]):

@@ -38,14 +38,17 @@ class FeedState:
     last_seq: int = 0
     role: Role = "writer"
     stale: bool = False
+    store: str = ""  # the writer's store trouble, e.g. "store: disk full, retrying in 4 s"
 
     @property
     def level(self) -> str:
-        return "down" if self.stale else _LEVELS[self.status]
+        return "down" if self.stale or self.store else _LEVELS[self.status]
 
     @property
     def headline(self) -> str:
         """The state in words, e.g. 'reconnecting in 3 s'."""
+        if self.store:  # first: while it lasts, nothing the feed sends is stored
+            return self.store
         if self.stale:
             return "writer stale"
         if self.reconnect_in_s is not None and self.status in ("reconnecting", "refused"):
@@ -59,7 +62,8 @@ def _plural(count: int, noun: str) -> str:
 
 
 class FeedBadge(Widget):
-    """`● connected · 2 gaps · 14 quarantined · seq 1,234,567 · writer`, coloured by state."""
+    """`● connected · 2 gaps · 14 quarantined · seq 1,234,567 · writer`, coloured by state; a
+    writer's store trouble takes the state's place: `● store: disk full, retrying in 4 s`."""
 
     DEFAULT_CSS = """
     FeedBadge {
@@ -94,6 +98,7 @@ class FeedBadge(Widget):
         last_seq: int = 0,
         role: Role = "writer",
         stale: bool = False,
+        store: str = "",
     ) -> None:
         """Show the feed's state; a no-op when nothing visible changed."""
         if status not in _LEVELS:
@@ -107,6 +112,7 @@ class FeedBadge(Widget):
             last_seq=last_seq,
             role=role,
             stale=stale,
+            store=store,
         )
         if state == self.state:
             return

@@ -6,9 +6,11 @@ message waits, retried after 10 s, then 20 s, 40 s ... up to 10 min between trie
 and goes out when the server is back; after `give_up_after` (a day) it is marked failed.
 
 Exactly once, as near as can be: the row is marked sent in its own short transaction right after
-the server accepted the message. The one window for a duplicate is a crash (or a failing disk)
-between that acceptance and that commit, a few milliseconds; the message would then be sent again
-after the restart, with the same Message-ID, which mail clients use to show it once.
+the server accepted the message. If the store cannot take that (a full disk, a lock held), the
+outcome is kept and stored first thing once it can, and nothing else is sent meanwhile: a message
+whose sending could not be recorded is never sent again for it. The one window for a duplicate is
+a crash between the acceptance and that commit; the message would then be sent again after the
+restart, with the same Message-ID, which mail clients use to show it once.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable
 
 from console.alerting.connection import EngineConnection
 from console.alerting.senders import DeliveryFailed, Senders
 from console.alerting.settings import AlertSettings
 from store.alerting import OUTBOX_COLUMNS, OutboxRow, record_history, transaction
+from store.health import StoreHealth, fault_of
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ class Delivery:
         self.settings = settings
         self.clock = clock
         self.wake = asyncio.Event()
+        self.health = StoreHealth()  # the writer's, once it runs the engine
+        # Outcomes of sends not stored yet (the store failed), in the order decided.
+        self._unstored: list[tuple[OutboxRow, DeliveryFailed | None]] = []
 
     async def run(self) -> None:
         """Deliver until cancelled; `wake` (set when a round queues messages) cuts the wait."""
@@ -44,9 +51,14 @@ class Delivery:
             self.wake.clear()
             try:
                 sent = await self.deliver_due()
+            except sqlite3.Error as error:
+                self.health.failed("alert delivery", fault_of(error), POLL_S)
+                sent = 0
             except Exception:  # a store or sender bug must not end deliveries for good
                 log.exception("alert delivery failed; trying again")
                 sent = 0
+            else:
+                self.health.recovered("alert delivery")
             if sent < BATCH:
                 # asyncio.timeout, not wait_for, which on 3.11 can swallow the cancel of a stop.
                 with contextlib.suppress(TimeoutError):
@@ -58,19 +70,26 @@ class Delivery:
 
         The sends run in parallel, but their outcomes are stored in the order the messages
         were decided, so the history reads the same whichever server answers first."""
+        await self._store_outcomes()  # raises while the store still fails: nothing new is sent
         due = await self.database.call(self._due, self.clock())
         sends = [asyncio.ensure_future(self._send(message)) for message in due]
         try:
             for message, send in zip(due, sends, strict=True):
-                failure = await send
-                if failure is None:
-                    await self.database.call(self._sent, message, self.clock())
-                else:
-                    await self.database.call(self._failed, message, failure, self.clock())
+                self._unstored.append((message, await send))
         finally:
             for send in sends:
                 send.cancel()
+        await self._store_outcomes()
         return len(due)
+
+    async def _store_outcomes(self) -> None:
+        while self._unstored:
+            message, failure = self._unstored[0]
+            if failure is None:
+                await self.database.call(self._sent, message, self.clock())
+            else:
+                await self.database.call(self._failed, message, failure, self.clock())
+            del self._unstored[0]
 
     async def _send(self, message: OutboxRow) -> DeliveryFailed | None:
         """Send one message; the failure, if it failed."""

@@ -55,6 +55,7 @@ from console.alerting.values import Needs, RoundValues, WindowSums, collect
 from console.alerting.watch import Watchlist
 from store import alerting as store
 from store.alerting import ENGINE, FEED, Message, Rule, Silence, Template
+from store.health import fault_of
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +148,14 @@ class AlertEngine:
         self._report_runs: dict[str, int] = {}
         self._windows = WindowSums()
         self.ready: Callable[[], bool] = lambda: True  # the writer's: is the store current?
+        self.health = self.delivery.health  # the writer's: who is told of store trouble
         self._held = False
 
     # Running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Rounds every `interval` and deliveries, until cancelled (then closes)."""
+        self.delivery.health = self.health
         delivery = asyncio.create_task(self.delivery.run(), name="alert delivery")
         try:
             while True:
@@ -160,9 +163,13 @@ class AlertEngine:
                 if self._may_evaluate():
                     try:
                         report = await self.database.call(self.evaluate_round, self.clock())
+                    except sqlite3.Error as error:  # the next round decides it all again
+                        self.health.failed("alert engine", fault_of(error),
+                                           self.settings.interval)
                     except Exception:  # logged; the next round tries again from the store
                         log.exception("alert evaluation round failed")
                     else:
+                        self.health.recovered("alert engine")
                         if report.messages:
                             self.delivery.wake.set()
                 elapsed = time.monotonic() - started

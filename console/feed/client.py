@@ -165,18 +165,25 @@ class FeedClient:
         await self.frames.put(subscribe)
         return ws
 
-    async def run(self, first: ClientConnection | None = None) -> None:
-        """Read forever, reconnecting with backoff; returns only when cancelled."""
+    async def run(self) -> None:
+        """Read forever, reconnecting with backoff; returns only when cancelled.
+
+        A feed that cannot be reached, or answers with an error, is tried again with the
+        protocol's backoff, the first time as any later one; a refused token at the longest
+        delay (someone must fix the token; nothing is gained by asking more often). Only a
+        mistake in the settings (a bad URL, an unusable CA file) raises FeedError."""
         delays = backoff_delays(self.rng)
-        ws = first
+        ws = None
         while True:
             if ws is None:
                 self.on_status(FeedStatus("connecting", self.url))
                 try:
                     ws = await self.connect_once()
-                except FeedError as error:
-                    refused = isinstance(error, FeedRefused)
-                    await self._wait_before_retry(next(delays), str(error), refused=refused)
+                except FeedRefused as error:
+                    await self._wait_before_retry(BACKOFF_MAX_S, str(error), refused=True)
+                    continue
+                except FeedUnreachable as error:
+                    await self._wait_before_retry(next(delays), str(error))
                     continue
             since_ms = time.time_ns() // 1_000_000
             self.connections += 1

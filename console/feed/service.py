@@ -24,8 +24,12 @@ from typing import TYPE_CHECKING
 from console.feed import protocol as p
 from console.feed.client import FeedClient, FeedStatus
 from console.feed.ingestor import Ingestor, now_ms
-from store.database import WriterLock, prepare
+from store.database import StoreError, WriterLock, connect, prepare
+from store.health import StoreFault, StoreHealth, fault_of
+from store.health import backoff as store_backoff
+from store.integrity import seq_holes
 from store.metrics import DEFAULT_FAILURE_CODES
+from store.transactions import transaction
 from store.writer import ACCOUNT_COLUMNS, Batch, Retention, StoreWriter
 
 if TYPE_CHECKING:
@@ -133,6 +137,7 @@ class IngestService:
         self.ingestor = Ingestor(failure_codes=self.settings.failure_codes)
         self.writer = StoreWriter(self.db_path, self.settings.retention)
         self.lock = WriterLock.for_database(self.db_path)
+        self.health = StoreHealth(self.lock)
         self.client = FeedClient(
             url,
             token=token,
@@ -155,42 +160,57 @@ class IngestService:
         """Take the database as its writer and restore live state (raises StoreError)."""
         prepare(self.db_path)
         self.lock.acquire()
-        await self.writer.open()
-        feed, open_calls, carriers, accounts = await self.writer.read(load_state)
+        try:
+            await self.writer.open()
+            feed, open_calls, carriers, accounts = await self.writer.read(load_state)
+        except StoreError:
+            await self.close()
+            raise
+        except sqlite3.Error as error:
+            await self.close()
+            raise StoreError(f"cannot open {self.db_path}: {fault_of(error)}") from None
         self.ingestor.restore(feed, open_calls, carriers, accounts)
         self.committed_seq = self.ingestor.last_seq
         self.ingestor.set_feed_status(feed_url=self.url, writer_pid=os.getpid())
 
-    async def run(self, *, connect_first: bool = True) -> None:
+    async def run(self) -> None:
         """Ingest until `stop()`; then store everything received and return.
 
-        With `connect_first`, an unreachable feed or a refused token at start-up raises FeedError
-        (the daemon's behaviour: say what is wrong and exit); later drops are retried forever.
+        A feed that cannot be reached, now or later, is retried for good (see FeedClient.run);
+        a commit that fails is retried with the same batch while the feed waits. Raises
+        FeedError for a mistake in the feed's settings, and StoreFailed when the store cannot
+        take what was received (then nothing past the last commit is taken for stored: the
+        next start resumes from there).
         """
-        try:
-            first = await self.client.connect_once() if connect_first else None
-        except BaseException:
-            await self.close()
-            raise
-        reader = asyncio.create_task(self.client.run(first), name="feed-reader")
+        reader = asyncio.create_task(self.client.run(), name="feed-reader")
         self._spawn(self._watch_control_requests())
+        self._spawn(self._check_seq_holes())
         if self.engine is not None:
             self.engine.ready = self.caught_up
+            self.engine.health = self.health
             self._spawn(self.engine.run())  # cancelled, and so closed, by close()
         try:
             with tuned_for_ingest():
-                await self._process_until_stopped()
+                await self._process_until_stopped(reader)
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+                while not self.client.frames.empty():  # all received, however many batches
+                    self._drain()
+                    await self.flush()
+                self.ingestor.set_feed_status(
+                    status="stopped", detail="writer stopped", reconnect_at_ms=None
+                )
+                await self.flush()
+                await self._finish_write()
+        except StoreFailed as failure:
+            self.health.stopping(str(failure))
+            raise
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            while not self.client.frames.empty():  # all received, however many batches it takes
-                self._drain()
-                await self.flush()
-            self.ingestor.set_feed_status(
-                status="stopped", detail="writer stopped", reconnect_at_ms=None
-            )
-            await self.flush()
-            await self._finish_write()
+            if self._write_task is not None:
+                self._write_task.cancel()
+                await asyncio.gather(self._write_task, return_exceptions=True)
             await self.close()
 
     async def close(self) -> None:
@@ -208,17 +228,20 @@ class IngestService:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _process_until_stopped(self) -> None:
+    async def _process_until_stopped(self, reader: asyncio.Task) -> None:
         interval = self.settings.flush_interval
         next_flush = time.monotonic() + interval
         frames = self.client.frames
         stopping = asyncio.create_task(self._stopping.wait())
         try:
             while not self._stopping.is_set():
+                if reader.done():  # only a mistake in the feed's settings ends it
+                    reader.result()
                 timeout = max(0.0, next_flush - time.monotonic())
                 getter = asyncio.ensure_future(frames.get())
                 done, _ = await asyncio.wait(
-                    {getter, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    {getter, stopping, reader}, timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if getter in done:
                     self._apply(getter.result())
@@ -264,6 +287,7 @@ class IngestService:
         self.ingestor.set_feed_status(last_frame_ms=now_ms())
 
     def _on_status(self, status: FeedStatus) -> None:
+        self._log_status(status)
         self._connected = status.status == "connected"
         self.ingestor.set_feed_status(
             status=status.status,
@@ -276,6 +300,18 @@ class IngestService:
             ),
         )
 
+    def _log_status(self, status: FeedStatus) -> None:
+        """One line for each change of the feed's state."""
+        retry = ("" if status.reconnect_at_ms is None
+                 else _seconds(max(0, status.reconnect_at_ms - now_ms()) / 1000))
+        if status.status == "connected":
+            log.info("feed: connected to %s, from seq %d", self.url, self.committed_seq)
+        elif status.status == "refused":
+            log.error("feed: %s; retrying in %s", status.detail, retry)
+        elif status.status == "reconnecting":
+            what = "dropped" if self._connected else "cannot connect"
+            log.warning("feed: %s: %s; reconnecting in %s", what, status.detail, retry)
+
     async def flush(self) -> None:
         """Hand the current batch to the writer thread; wait only for the previous one."""
         batch = self.ingestor.take_batch()
@@ -284,13 +320,63 @@ class IngestService:
         self.flushes += 1
 
     async def _write(self, batch: Batch) -> None:
-        await self.writer.write(batch)
+        """Commit `batch`, trying again while the store fails for a passing cause (a lock held
+        by another program, a full disk): meanwhile the next flush waits for this one, the queue
+        fills and the client stops reading, so the server holds the feed. Nothing is dropped
+        (the same batch is tried again) and nothing is applied twice (a failed try stored none
+        of it). A lasting cause, or a stop asked for, ends it with StoreFailed."""
+        delays = store_backoff()
+        while True:
+            try:
+                await self.writer.write(batch)
+                break
+            except sqlite3.Error as error:
+                fault = fault_of(error)
+                if not fault.passing or self._stopping.is_set():
+                    self.health.failed("ingest", fault, None)
+                    raise StoreFailed(self._unstored(fault)) from None
+                delay = next(delays)
+                self.health.failed("ingest", fault, delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):  # a stop asked for cuts the wait
+                        await self._stopping.wait()
+        self.health.recovered("ingest")
         self.committed_seq = batch.feed.get("last_seq", self.committed_seq)
+        _log_trouble(batch)
+
+    def _unstored(self, fault: StoreFault) -> str:
+        received = self.ingestor.last_seq - self.committed_seq
+        return (f"store: {fault}: {self.db_path} holds the feed up to seq {self.committed_seq:,}"
+                f"{f' ({received:,} seqs received were not stored)' if received > 0 else ''}; "
+                "the next start resumes from there, nothing is lost")
 
     async def _finish_write(self) -> None:
         if self._write_task is not None:
             task, self._write_task = self._write_task, None
             await task
+
+    async def _check_seq_holes(self) -> None:
+        """Say loudly if the store has passed seqs it holds nothing for (see store.integrity):
+        on a read connection of its own, so that neither ingest nor a stop waits for it."""
+        upto = self.committed_seq
+        connection = connect(self.db_path)
+
+        def holes() -> list[tuple[int, int]]:
+            with contextlib.closing(connection):
+                return seq_holes(connection, upto)
+
+        try:
+            found = await asyncio.to_thread(holes)
+        except asyncio.CancelledError:
+            connection.interrupt()
+            raise
+        except sqlite3.Error as error:
+            log.warning("store: the start-up check of stored seqs could not run: %s", error)
+            return
+        for first, last in found:
+            self.health.found(
+                f"seq {first:,}..{last:,} passed with no event, quarantine or gap stored for it "
+                "(lost without a trace: a bug in noc, please report it)")
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)
@@ -299,30 +385,79 @@ class IngestService:
 
     async def _watch_control_requests(self, every: float = 0.5) -> None:
         while True:
-            for message in await self.writer.read(pending_controls):
+            try:
+                pending = await self.writer.read(pending_controls)
+            except sqlite3.Error as error:
+                self.health.failed("reading control requests", fault_of(error), every)
+                pending = []
+            else:
+                self.health.recovered("reading control requests")
+            for message in pending:
                 if message.id not in self._controls_in_flight:
                     self._spawn(self._carry_out_control(message))
             await asyncio.sleep(every)
 
     async def _carry_out_control(self, message: p.Control) -> None:
-        """A viewer's (or the alert engine's) request, sent on the feed and its outcome stored."""
+        """A viewer's (or the alert engine's) request, sent on the feed and its outcome stored.
+
+        It is marked sent before it goes out, so a request whose outcome cannot be stored is
+        never sent again unseen; an outcome is stored however long the store takes to mend."""
         self._controls_in_flight.add(message.id)
         try:
             await self._set_control(message.id, "sent", "")
+            what = f"{message.action} {message.kind or 'call'} {message.account or message.call_id}"
+            log.info("control: sent %s (%s)", what, message.id)
             try:
                 ack = await self.client.control(message)
                 status, error = ("acked", "") if ack.ok else ("failed", ack.error or "refused")
             except Exception as failure:  # any failure is the request's outcome, shown to the user
                 status, error = "failed", str(failure)
+            log.log(logging.INFO if status == "acked" else logging.WARNING,
+                    "control: %s %s%s", what, "acknowledged" if status == "acked" else "failed",
+                    f": {error}" if error else "")
             await self._set_control(message.id, status, error)
         finally:
             self._controls_in_flight.discard(message.id)
 
     async def _set_control(self, request_id: str, status: str, error: str) -> None:
         def update(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "UPDATE control_request SET status = ?, error = ?, done_ms = ? WHERE id = ?",
-                (status, error, now_ms(), request_id),
-            )
+            with transaction(connection):
+                connection.execute(
+                    "UPDATE control_request SET status = ?, error = ?, done_ms = ? WHERE id = ?",
+                    (status, error, now_ms(), request_id),
+                )
 
-        await self.writer.read(update)
+        delays = store_backoff()
+        while True:
+            try:
+                await self.writer.read(update)
+            except sqlite3.Error as failure:
+                delay = next(delays)
+                self.health.failed("control requests", fault_of(failure), delay)
+                await asyncio.sleep(delay)
+                continue
+            self.health.recovered("control requests")
+            return
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+QUARANTINE_LOG_LINES = 10  # per commit: a feed sending nothing but bad input must not flood
+
+
+def _log_trouble(batch: Batch) -> None:
+    """The gaps and quarantined input a commit has just stored, one line each."""
+    for first, last, _, announced in batch.gaps:
+        log.warning("feed: gap %d..%d: %d events lost for good (%s)", first, last,
+                    last - first + 1, "announced by the server" if announced else "a hole in seq")
+    for _, seq, reason, _ in batch.quarantine[:QUARANTINE_LOG_LINES]:
+        log.warning("feed: quarantined %s: %s", f"seq {seq}" if seq else "a frame", reason)
+    if len(batch.quarantine) > QUARANTINE_LOG_LINES:
+        log.warning("feed: and %d more quarantined", len(batch.quarantine) - QUARANTINE_LOG_LINES)
+
+
+class StoreFailed(StoreError):
+    """The store could not take what the feed sent, and the writer stopped: str() says why, and
+    that nothing past the last commit was taken for stored."""

@@ -26,6 +26,7 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.timer import Timer
 
+from console.feed.client import FeedError
 from console.feed.printable import printable, printable_lines
 from console.feed.service import IngestService
 from console.shell.options import ConsoleOptions
@@ -42,7 +43,7 @@ from screens.palette import AccountCommands, KeyCommands
 from screens.quarantine import QuarantineScreen
 from screens.timezone import TimezonePicker
 from store.actions import request_control
-from store.database import StoreError, connect
+from store.database import StoreError, WriterLock, connect
 from store.views import ConsoleData
 
 STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows move with time
@@ -118,6 +119,7 @@ class NocApp(App):
 
     async def on_mount(self) -> None:
         self._probe = connect(self.options.db_path)
+        self._writer_file = WriterLock.for_database(self.options.db_path).path
         if self.on_start is not None:
             await self.on_start(self)
         if self.service is not None:
@@ -134,7 +136,11 @@ class NocApp(App):
             self.service, self.role = None, "viewer"
             self.notify(f"{error} (this console stays a viewer)", severity="error", timeout=30)
             return
-        await self.service.run(connect_first=False)
+        try:
+            await self.service.run()
+        except (FeedError, StoreError) as error:  # StoreFailed: the store could not take it
+            self.role = "viewer"
+            self.notify(f"the writer stopped: {error}", severity="error", timeout=60)
 
     async def action_quit(self) -> None:
         try:
@@ -200,6 +206,9 @@ class NocApp(App):
     def _store_changed(self) -> bool:
         version = self._probe.execute("PRAGMA data_version").fetchone()[0]
         feed_updated = self._probe.execute("SELECT updated_ms FROM feed_state").fetchone()
+        # The writer's lock file says how its store is: rewritten when it cannot write here.
+        with contextlib.suppress(OSError):
+            feed_updated = (feed_updated, os.stat(self._writer_file).st_mtime_ns)
         marker = (version, feed_updated)
         changed = marker != self._data_version
         self._data_version = marker

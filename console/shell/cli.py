@@ -21,7 +21,7 @@ import click
 
 from console.feed.client import FeedError
 from console.feed.printable import printable
-from console.feed.service import IngestService, IngestSettings
+from console.feed.service import IngestService, IngestSettings, StoreFailed
 from console.feed.traffic import SCENARIOS
 from console.shell import config as config_module
 from console.shell import logs
@@ -30,11 +30,16 @@ from store.database import StoreError, WriterLock, prepare, private_folder
 from store.writer import Retention
 from widgets.export import private_file
 
-EXIT_FAILURE = 1
+EXIT_FAILURE = 1  # a mistake to fix before starting again: a setting, a file, a second writer
+EXIT_STORE_FAILED = 3  # the store could not take the feed; the next start resumes, losing nothing
 
 
 class Failure(click.ClickException):
-    """Ends the command with `noc: <message>` and exit code 1."""
+    """Ends the command with `noc: <message>` and exit code 1 (or `exit_code`)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file=None) -> None:
         click.echo(f"noc: {self.message}", err=True)
@@ -354,8 +359,12 @@ def ingest(feed_url, db_path, config_path) -> None:
     """Subscribe to the feed and store it, with no terminal (the daemon).
 
     The bearer token comes from NOC_FEED_TOKEN or feed.token in the config file, never argv.
-    SIGTERM or SIGINT stores everything received, then exits 0.
+    A feed that cannot be reached is retried for good; every change of state is logged.
+    SIGTERM or SIGINT stores everything received, then exits 0. Exit 1: a mistake in the
+    settings or the database file; exit 3: the store could not take the feed (the next start
+    resumes from the last stored seq).
     """
+    logging.getLogger().setLevel(logging.INFO)
     settings = load_settings(config_path)
     url = feed_url or settings.feed.url
     path = db_path or settings.db_path
@@ -378,6 +387,8 @@ def ingest(feed_url, db_path, config_path) -> None:
             loop.add_signal_handler(sig, service.stop)
         try:
             await service.run()
+        except StoreFailed as failure:
+            raise Failure(str(failure), EXIT_STORE_FAILED) from None
         except FeedError as error:
             raise Failure(str(error)) from None
 

@@ -1,6 +1,13 @@
-"""Delivery to real servers on loopback: mail by SMTP (aiosmtpd), webhooks by HTTP (apprise)."""
+"""Delivery to real servers on loopback: mail by SMTP (aiosmtpd), webhooks by HTTP (apprise); and
+what the engine does when the store cannot take its writes."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +24,7 @@ from tests.alerting.kit import (
     smtp_server,
     webhook_server,
 )
-from tests.feedkit import free_port
+from tests.feedkit import free_port, wait_until
 
 
 @pytest.fixture
@@ -164,3 +171,70 @@ async def test_a_name_with_line_breaks_stays_on_the_subject_line(db, network, cl
     assert mail["Subject"] == ("[WARNING] Low ASR Warning: Acme Bcc: victim@example.com Hi ASR "
                                "10%")
     assert mail["Bcc"] is None
+
+
+# The store failing under the engine: it says why, takes nothing unwritten for done, and sends
+# nothing twice -----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """Another connection holds the database's write lock for the block."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+        other.execute("COMMIT")
+
+
+def impatient(alerts) -> None:
+    """The engine's connection gives up on a lock at once, not after 5 s (the test's time)."""
+    alerts.database.connection.execute("PRAGMA busy_timeout = 50")
+
+
+async def test_a_round_that_cannot_write_says_why_and_the_next_decides_it_again(
+        db, network, caplog):
+    clock = [T0_MS + MINUTE_MS + 30_000]
+    with smtp_server() as server:
+        rule(db)
+        alerts = engine(db, clock, email=server.email_settings(), interval=0.05)
+        impatient(alerts)
+        network.traffic("acme", answered=1, failed=9, end_ms=clock[0])
+        with write_lock_held(db):
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                alerts.evaluate_round()  # the lock's own error, not a failed rollback's
+            assert AlertData(db).outbox() == [] and AlertData(db).history() == []
+            running = asyncio.create_task(alerts.run())
+            await wait_until(lambda: any("alert engine could not write" in r.getMessage()
+                                         for r in caplog.records), what="the trouble logged")
+        await wait_until(lambda: len(server.mailbox.messages) == 1, what="the alert mailed")
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    said = [r.getMessage() for r in caplog.records if r.name == "store.health"]
+    assert said[0].startswith("store: database locked by another process, retrying in")
+    assert said[-1].startswith("store: alert engine writes again")
+    assert sorted(h.event for h in AlertData(db).history()) == ["fired", "sent"]
+    assert len(server.mailbox.messages) == 1
+
+
+async def test_a_mail_sent_while_the_store_cannot_record_it_is_not_sent_again(db, network):
+    clock = [T0_MS + MINUTE_MS + 30_000]
+    with smtp_server() as server:
+        rule(db)
+        alerts = engine(db, clock, email=server.email_settings())
+        network.traffic("acme", answered=1, failed=9, end_ms=clock[0])
+        alerts.evaluate_round()
+        impatient(alerts)
+        with write_lock_held(db):
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                await alerts.deliver_due()  # sent, but its sending cannot be recorded
+            assert len(server.mailbox.messages) == 1
+            for _ in range(3):
+                clock[0] += 60_000
+                with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                    await alerts.deliver_due()
+            assert len(server.mailbox.messages) == 1  # not sent again meanwhile
+            assert AlertData(db).outbox()[0].status == "pending"
+        assert await alerts.deliver_due() == 0  # the outcome stored first thing
+        await alerts.close()
+    [sent] = AlertData(db).outbox()
+    assert (sent.status, sent.attempts) == ("sent", 1)
+    assert len(server.mailbox.messages) == 1
