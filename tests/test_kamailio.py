@@ -280,6 +280,21 @@ async def test_ending_a_call_from_the_dialogs_tab_sends_bye_to_both_sides(switch
     assert query(switch.db, "SELECT status FROM control_request") == [("acked",)]
 
 
+async def test_ending_a_ringing_call_cancels_it_at_the_carrier(switch, network):
+    network.atlas.plan = lambda _: Answer(None, ring=180)  # rings until cancelled
+    call = asyncio.create_task(network.acme.call(switch.proxy, "4420001"))
+    await wait_until(lambda: query(switch.db, "SELECT call_id FROM open_call"),
+                     what="noc to hold the ringing call")
+    (call_id,), = query(switch.db, "SELECT call_id FROM open_call")
+    request_control(switch.db, action="hangup", call_id=call_id, kind="customer",
+                    account="acme", now_ms=now_ms())
+    caller = await call
+    assert (caller.code, network.atlas.records[-1].cancelled) == (487, True)
+    assert not network.borealis.records  # no failover after noc ended it
+    await wait_until(lambda: query(switch.db, "SELECT code, hangup FROM call")
+                     == [(487, "switch")], what="noc to store the call ended by the switch")
+
+
 async def test_a_bridge_restarted_mid_traffic_shows_noc_the_gap_and_no_more(switch, network):
     proxy, acme = switch.proxy, network.acme
 

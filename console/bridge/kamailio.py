@@ -105,6 +105,7 @@ class Dialog:
     h_entry: int
     h_id: int
     state: int
+    cseq: str  # of the caller's INVITE
 
 
 class KamailioRpc:
@@ -194,20 +195,22 @@ class KamailioRpc:
     async def dialog(self, call_id: str) -> Dialog | None:
         result = await self.call("dlg.dlg_list", call_id)
         dialogs = result if isinstance(result, list) else [result] if result else []
-        found = [Dialog(d["h_entry"], d["h_id"], d["state"]) for d in dialogs
-                 if isinstance(d, dict) and "h_entry" in d]
+        found = [Dialog(d["h_entry"], d["h_id"], d["state"], str(d["caller"]["cseq"]))
+                 for d in dialogs if isinstance(d, dict) and "h_entry" in d]
         live = [d for d in found if d.state < 5]
         return live[0] if live else None
 
     async def end_call(self, call_id: str) -> str | None:
-        """End an answered call with a BYE both ways; say why not if it cannot."""
+        """End a call: an answered one with a BYE both ways, a ringing one by cancelling it
+        towards the carrier (the caller gets 487); say why not if it cannot."""
         dialog = await self.dialog(call_id)
         if dialog is None:
             return f"Kamailio has no call {call_id} in progress"
-        if dialog.state not in ANSWERED_STATES:
-            return (f"call {call_id} is not answered yet: Kamailio ends only answered calls "
-                    "(dlg.end_dlg)")
-        await self.call("dlg.end_dlg", dialog.h_entry, dialog.h_id)
+        if dialog.state in ANSWERED_STATES:
+            await self.call("dlg.end_dlg", dialog.h_entry, dialog.h_id)
+            return None
+        await self.set("noc_call", f"{call_id}:switch", 1)  # so: no failover, hung up by switch
+        await self.call("tm.cancel", call_id, dialog.cseq)
         return None
 
     async def event_count(self) -> tuple[int, int]:

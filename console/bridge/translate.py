@@ -126,7 +126,8 @@ class Translator:
             revived = self._revive(e)
             return revived + self.translate(e) if revived else []
         if call is None:
-            return self._drop(e, "a call whose start the bridge did not see")
+            return self._drop(e, "a call the bridge does not know: it began while the bridge "
+                              "was away, or has ended")
         call.last_ts = max(call.last_ts, ts)
         self.changed[e.call_id] = call
         handler = {
