@@ -8,6 +8,7 @@ bounded and nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import random
 import socket
@@ -15,7 +16,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -44,14 +45,48 @@ class FeedRefused(FeedError):
 
 
 def check_url(url: str) -> str:
+    """`url`, if a feed can be reached at it; FeedError saying why not. A password in it is
+    refused: a URL shows in `ps` and is stored, the token has its own place."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise FeedError(f"bad feed URL {url!r}: expected ws://HOST:PORT/PATH or wss://...")
+        raise FeedError(f"bad feed URL {redacted(url)!r}: expected ws://HOST:PORT/PATH or "
+                        "wss://...")
+    if parts.password is not None:
+        raise FeedError(f"the feed URL {redacted(url)!r} holds a password: give the secret as "
+                        "the bearer token (feed.token or NOC_FEED_TOKEN), never in the URL")
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as error:
-        raise FeedError(f"bad feed URL {url!r}: {error}") from None
+        raise FeedError(f"bad feed URL {redacted(url)!r}: {error}") from None
     return url
+
+
+def redacted(url: str) -> str:
+    """`url` with any password in it shown as ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def token_in_clear(url: str, token: str | None) -> str | None:
+    """A warning if the bearer token would cross a network unencrypted (ws:// to a host that
+    is not this machine), else None."""
+    host = urlsplit(url).hostname or ""
+    if not token or not url.startswith("ws:") or _loopback(host):
+        return None
+    return (f"the feed token is sent in clear over ws:// to {host}: anyone on the way can "
+            "read it; use wss://")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def backoff_delays(rng: random.Random) -> itertools.Iterator[float]:

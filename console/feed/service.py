@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.feed import protocol as p
-from console.feed.client import FeedClient, FeedStatus
+from console.feed.client import FeedClient, FeedStatus, token_in_clear
 from console.feed.ingestor import Ingestor, now_ms
 from store.database import StoreError, WriterLock, connect, prepare
 from store.health import StoreFault, StoreHealth, fault_of
@@ -147,6 +147,7 @@ class IngestService:
             queue_frames=self.settings.queue_frames,
             ca_file=self.settings.ca_file,
         )
+        self.warnings = [w for w in (token_in_clear(url, token),) if w]  # shown, then logged
         self.committed_seq = 0
         self.flushes = 0
         self._connected = False
@@ -172,6 +173,8 @@ class IngestService:
         self.ingestor.restore(feed, open_calls, carriers, accounts)
         self.committed_seq = self.ingestor.last_seq
         self.ingestor.set_feed_status(feed_url=self.url, writer_pid=os.getpid())
+        for warning in self.warnings:
+            log.warning("feed: %s", warning)
 
     async def run(self) -> None:
         """Ingest until `stop()`; then store everything received and return.

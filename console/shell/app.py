@@ -136,6 +136,8 @@ class NocApp(App):
             self.service, self.role = None, "viewer"
             self.notify(f"{error} (this console stays a viewer)", severity="error", timeout=30)
             return
+        for warning in self.service.warnings:
+            self.notify(warning, title="Feed", severity="warning", timeout=30)
         try:
             await self.service.run()
         except (FeedError, StoreError) as error:  # StoreFailed: the store could not take it
