@@ -167,15 +167,15 @@ class Switch:
         """`noc bridge kamailio`, once it has provisioned Kamailio (if Kamailio runs)."""
         self.bridge = self.processes.noc("bridge", "kamailio", "--config",
                                          str(self.bridge_config))
-        connections = self.bridge_log().count("provisioned Kamailio")
+        connections = self.bridge_log().count("kamailio: provisioned")
         bridge = self.bridge
 
         def ready() -> bool:
             if not bridge.running():
                 raise AssertionError(f"the bridge exited: {bridge.stderr}")
             if not self.kamailio.running():
-                return "bridge serving" in bridge.stderr
-            return bridge.stderr.count("provisioned Kamailio") > connections
+                return "feed: serving" in bridge.stderr
+            return bridge.stderr.count("kamailio: provisioned") > connections
 
         await wait_until(ready, what="the bridge to serve and provision Kamailio")
         return bridge

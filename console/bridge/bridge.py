@@ -117,7 +117,7 @@ class KamailioBridge:
         self.rpc = KamailioRpc(settings.kamailio.rpc)
         self.server = FeedServer(self.buffer, on_control=self._on_control,
                                  token=settings.feed.token, on_subscribe=self._on_subscribe,
-                                 name="bridge")
+                                 name="feed")
         self.translator = Translator(settings)
         self.failed: asyncio.Future[str] | None = None
         self.connected = asyncio.Event()  # to Kamailio's evapi
@@ -163,7 +163,7 @@ class KamailioBridge:
             ("bridge penalties", self._lift_penalties()),
             ("bridge pruning", self._prune_forever()),
         )]
-        log.info("bridge serving ws://%s:%d/feed (buffer %s, seq %d)", host, bound,
+        log.info("feed: serving ws://%s:%d/feed (buffer %s, seq %d)", host, bound,
                  self.buffer.path, self._seq)
         return bound
 
@@ -181,7 +181,7 @@ class KamailioBridge:
         await asyncio.gather(committer, return_exceptions=True)
         await self.server.stop()
         self.buffer.close()
-        log.info("bridge stopped at seq %d", self.buffer.head)
+        log.info("feed: stopped at seq %d", self.buffer.head)
 
     # Publishing -------------------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ class KamailioBridge:
         self._seq = last
         self.lost += count
         self._commit_wanted.set()
-        log.warning("%d Kamailio events %s: announced as gap %d..%d", count, why, first, last)
+        log.warning("feed: gap %d..%d: %d Kamailio events %s", first, last, count, why)
 
     async def _commit_forever(self) -> None:
         while True:
@@ -214,8 +214,8 @@ class KamailioBridge:
                 try:
                     await self.buffer.commit(batch)
                 except BufferError as error:
-                    log.error("%s: the bridge stops (what Kamailio sends from now on is lost "
-                              "until it runs again)", error)
+                    log.error("buffer: %s: the bridge stops (what Kamailio sends from now on is "
+                              "lost until it runs again)", error)
                     if not self.failed.done():
                         self.failed.set_result(str(error))
                     return
@@ -245,7 +245,7 @@ class KamailioBridge:
                 reader, writer = await asyncio.open_connection(host, port)
             except OSError as error:
                 if not complained:
-                    log.warning("cannot connect to Kamailio's evapi at %s (%s): retrying",
+                    log.warning("evapi: cannot connect to Kamailio at %s (%s): retrying",
                                 address, error.strerror or error)
                     complained = True
                 await asyncio.sleep(next(delays))
@@ -253,13 +253,13 @@ class KamailioBridge:
             # Held on purpose: a StreamWriter that is garbage-collected closes its socket.
             self._evapi_writer = writer
             delays, complained = _backoff(), False
-            log.info("connected to Kamailio's evapi at %s", address)
+            log.info("evapi: connected to Kamailio at %s", address)
             self.connected.set()
             setup = asyncio.create_task(self._set_up_kamailio(), name="bridge provisioning")
             try:
                 await self._read(reader)
             except OSError as error:
-                log.warning("Kamailio's evapi connection failed: %s", error)
+                log.warning("evapi: the connection failed: %s", error)
             finally:
                 self.connected.clear()
                 self.provisioned.clear()
@@ -267,7 +267,7 @@ class KamailioBridge:
                 await asyncio.gather(setup, return_exceptions=True)
                 writer.close()
                 self._evapi_writer = None
-            log.warning("Kamailio's evapi connection closed: reconnecting (what it sends "
+            log.warning("evapi: the connection closed: reconnecting (what Kamailio sends "
                         "meanwhile is counted and announced as a gap)")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -284,7 +284,7 @@ class KamailioBridge:
         try:
             event = decode(message)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            log.warning("ignoring what Kamailio sent (%s): %.200r", error, message)
+            log.warning("evapi: ignoring what Kamailio sent (%s): %.200r", error, message)
             return
         if not self._count(event.boot, event.k):
             return
@@ -295,7 +295,8 @@ class KamailioBridge:
         """Take Kamailio event number `k` of start `boot`, after recording as lost what it
         skips; False for one already used or counted lost."""
         if boot == self.boot and k <= self.k:
-            log.warning("Kamailio event %d came after being counted (lost or used): ignored", k)
+            log.warning("evapi: Kamailio event %d came after being counted (lost or used): "
+                        "ignored", k)
             return False
         self._skip_to(boot, k - 1)
         self.k = k
@@ -306,11 +307,11 @@ class KamailioBridge:
         """Kamailio (started at `boot`) has sent events up to `last`: those not received are
         lost."""
         if self.boot is None:
-            log.info("first contact with Kamailio (started %s, %d events sent): the feed starts "
-                     "here", _when(boot), last)
+            log.info("evapi: first contact with Kamailio (started %s, %d events sent): the feed "
+                     "starts here", _when(boot), last)
         elif boot != self.boot:
-            log.warning("Kamailio restarted at %s; any events its previous run sent after the "
-                        "bridge last heard from it are unknown", _when(boot))
+            log.warning("evapi: Kamailio restarted at %s; any events its previous run sent after "
+                        "the bridge last heard from it are unknown", _when(boot))
             if last > 0:
                 self._record_loss(last, "were sent by the restarted Kamailio before the bridge "
                                   "connected")
@@ -330,16 +331,16 @@ class KamailioBridge:
                 changed = await self.rpc.provision(tables)
                 break
             except KamailioError as error:
-                log.warning("cannot provision Kamailio: %s; retrying", error)
+                log.warning("kamailio: cannot provision it: %s; retrying", error)
                 await asyncio.sleep(PROVISION_RETRY_S)
         self.provisioned.set()
-        log.info("provisioned Kamailio: %d customers, %d carriers, %d routes (%d keys changed)",
+        log.info("kamailio: provisioned %d customers, %d carriers, %d routes (%d keys changed)",
                  len(self.settings.customer), len(self.settings.carrier),
                  len(self.settings.route), changed)
         try:
             boot, count = await self.rpc.event_count()
         except KamailioError as error:
-            log.warning("cannot ask Kamailio how many events it sent: %s", error)
+            log.warning("kamailio: cannot ask how many events it sent: %s", error)
             return
         await asyncio.sleep(SETTLE_S)
         if boot != self.boot or count > self.k:
@@ -372,7 +373,7 @@ class KamailioBridge:
             return str(error)
         self._pending.penalties[key] = penalty
         self._penalties_changed.set()
-        log.info("%s %s %s%s (%s)", control.action, control.kind, control.account,
+        log.info("control: %s %s %s%s (%s)", control.action, control.kind, control.account,
                  f" until {_when(control.until)}" if control.until else "",
                  control.reason or "no reason given")
         self._publish_accounts()
@@ -386,7 +387,7 @@ class KamailioBridge:
             refused = await self.rpc.end_call(call_id)
         except KamailioError as error:
             return str(error)
-        log.info("hangup of call %s: %s", control.call_id, refused or "BYE sent both ways")
+        log.info("control: hangup of call %s: %s", control.call_id, refused or "done")
         return refused
 
     async def _apply(self, account: Customer | Carrier, kind: str) -> None:
@@ -415,7 +416,7 @@ class KamailioBridge:
             for key in due:
                 del self._penalties[key]
                 self._pending.penalties[key] = None
-                log.info("penalty on %s %s ended", *key)
+                log.info("control: the penalty on %s %s ended", *key)
                 account = self._account(*key)
                 if account is not None:  # tidy: Kamailio has lifted it by itself already
                     with contextlib.suppress(KamailioError):
@@ -459,7 +460,6 @@ class KamailioBridge:
     # Subscribers and housekeeping ---------------------------------------------------------------
 
     def _on_subscribe(self, since: int) -> None:
-        log.info("a client subscribed from seq %d (the bridge is at %d)", since, self._seq)
         if since > self._seq:
             self._record_loss(since - self._seq, f"are unknown: a client has stored up to seq "
                               f"{since} but this buffer ended at {self._seq} (was it reset?)")
@@ -469,7 +469,7 @@ class KamailioBridge:
             try:
                 removed = await self.buffer.prune()
             except BufferError as error:
-                log.warning("%s", error)
+                log.warning("buffer: %s", error)
             else:
                 if removed:
                     log.info("buffer: forgot %d events older than %g days", removed,

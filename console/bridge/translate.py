@@ -146,7 +146,7 @@ class Translator:
 
     def _drop(self, e: KamailioEvent, why: str) -> list[dict]:
         self.dropped += 1
-        log.info("dropped Kamailio event %d (%s of %s): %s", e.k, e.ev, e.call_id or "-", why)
+        log.info("evapi: dropped event %d (%s of %s): %s", e.k, e.ev, e.call_id or "-", why)
         return []
 
     def _start(self, e: KamailioEvent, ts: float) -> list[dict]:
@@ -241,8 +241,8 @@ class Translator:
                                      _seconds(e.answer))
         if None in (start, attempt_ts, answer) or not e.carrier or not e.customer:
             return self._drop(e, "an answered call whose start was missed, without its times")
-        log.info("call %s began while the bridge was away: its start is made from its end",
-                 e.call_id)
+        log.info("evapi: call %s began while the bridge was away: its start is made from its "
+                 "end", e.call_id)
         call = OpenCall(feed_call_id(e.call_id), e.customer, e.route, [e.carrier], answer,
                         answered=1, answer_ts=answer)
         self.calls[e.call_id] = call

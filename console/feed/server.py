@@ -217,6 +217,7 @@ class FeedServer:
         except ConnectionClosed:
             pass
         finally:
+            log.info("%s: %s left", self.name, _peer(ws))
             self._subscribers.discard(subscriber)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,6 +232,8 @@ class FeedServer:
             self._refuse_bad_frame(subscriber, message, str(error))
             return
         if isinstance(frame, Subscribe):
+            log.info("%s: %s subscribed from seq %d (the feed is at %d)", self.name,
+                     _peer(subscriber.ws), frame.since, self.events.head)
             if self.on_subscribe is not None:
                 self.on_subscribe(frame.since)
             subscriber.cursor = frame.since

@@ -456,8 +456,9 @@ def bridge_kamailio(config_path) -> None:
     """
     from console.bridge.bridge import BridgeError, KamailioBridge
 
+    logging.getLogger().setLevel(logging.INFO)  # as noc ingest: every change of state
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # the feed server says it better
     settings = load_bridge_settings(config_path)
-    logging.getLogger("console").setLevel(logging.INFO)
 
     async def run() -> None:
         service = KamailioBridge(settings)
