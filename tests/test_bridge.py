@@ -11,14 +11,16 @@ import json
 
 import msgspec
 import pytest
+import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from console.bridge.bridge import KamailioBridge, netstrings
+from console.bridge.bridge import BridgeError, KamailioBridge, netstrings
 from console.bridge.buffer import Batch, BufferError, EventBuffer
 from console.bridge.kamailio import FOREVER, desired_tables
 from console.bridge.settings import BridgeConfigError, parse
 from console.bridge.translate import KamailioEvent, Translator, feed_call_id
+from console.feed.client import FeedClient
 from tests.feedkit import (
     Processes,
     free_port,
@@ -241,6 +243,31 @@ async def test_controls_answer_ok_false_with_the_reason_when_kamailio_is_unreach
         assert "disabled in the bridge's config file (enabled = false)" in ack["error"]
     finally:
         await bridge.stop()
+
+
+async def test_the_feed_is_served_over_wss_with_a_certificate(tmp_path):
+    authority = trustme.CA()
+    served = authority.issue_cert("127.0.0.1")
+    cert, key, ca_file = (tmp_path / name for name in ("bridge.pem", "bridge.key", "ca.pem"))
+    served.cert_chain_pems[0].write_to_path(str(cert))
+    served.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca_file))
+    settings = bridge_settings(tmp_path)
+    settings.feed.cert, settings.feed.key = str(cert), str(key)
+    bridge = KamailioBridge(settings)
+    port = await bridge.start()
+    try:
+        client = FeedClient(f"wss://127.0.0.1:{port}/feed", token=None, position=lambda: 0,
+                            ca_file=str(ca_file))
+        ws = await client.connect_once()
+        frames = [await ws.recv(decode=False) for _ in range(2)]  # a heartbeat may come first
+        assert any(b'"type":"account"' in frame for frame in frames)
+        await ws.close()
+    finally:
+        await bridge.stop()
+    settings.feed.key = str(tmp_path / "absent.key")
+    with pytest.raises(BridgeError, match="cannot use feed.cert"):
+        await KamailioBridge(settings).start()
 
 
 class ScriptedEvapi:

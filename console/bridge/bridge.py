@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import random
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -151,7 +152,11 @@ class KamailioBridge:
         self._accounts_sent = saved.accounts
         host, port = host_port(self.settings.feed.listen)
         try:
-            bound = await self.server.start(host, port)
+            tls = self._tls()
+            bound = await self.server.start(host, port, tls)
+        except BridgeError:
+            self.buffer.close()
+            raise
         except OSError as error:
             self.buffer.close()
             raise BridgeError(f"cannot listen for noc on {self.settings.feed.listen}: "
@@ -163,9 +168,22 @@ class KamailioBridge:
             ("bridge penalties", self._lift_penalties()),
             ("bridge pruning", self._prune_forever()),
         )]
-        log.info("feed: serving ws://%s:%d/feed (buffer %s, seq %d)", host, bound,
-                 self.buffer.path, self._seq)
+        log.info("feed: serving %s://%s:%d/feed (buffer %s, seq %d)", "wss" if tls else "ws",
+                 host, bound, self.buffer.path, self._seq)
         return bound
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The server side of wss://, if [feed] names a certificate and key."""
+        feed = self.settings.feed
+        if not feed.cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(feed.cert, feed.key)
+        except (OSError, ssl.SSLError) as error:
+            raise BridgeError(f"cannot use feed.cert {feed.cert!r} and feed.key {feed.key!r}: "
+                              f"{error}") from None
+        return context
 
     async def stop(self) -> None:
         """Stop following Kamailio, store everything pending, close the feed and the buffer."""

@@ -11,6 +11,8 @@ switch knows, and the per-prefix rates that give each call its charge and cost.
     [feed]
     listen = "127.0.0.1:8765"     # noc subscribes to ws://127.0.0.1:8765/feed
     token = "..."                 # NOC_FEED_TOKEN: the bearer token clients must send
+    cert = "/etc/noc/bridge.pem"  # with key: wss:// (noc trusts a private CA by feed.ca_file)
+    key = "/etc/noc/bridge.key"
 
     [buffer]
     path = "/var/lib/noc/kamailio-bridge.db"   # what was sent, for noc to resume from
@@ -79,6 +81,8 @@ class KamailioSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:8765"
     token: str | None = None
+    cert: str = ""  # PEM certificate chain and its key: serve wss:// instead of ws://
+    key: str = ""
 
 
 class BufferSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -206,6 +210,8 @@ def problems_of(settings: BridgeSettings) -> list[str]:
     if not 1 <= k.children <= 64:
         problems.append(f"kamailio.children: {k.children} is not between 1 and 64")
     problems += [f"feed.listen: {p}" for p in _address_problems(settings.feed.listen, True)]
+    if bool(settings.feed.cert) != bool(settings.feed.key):
+        problems.append("feed: give both cert and key (for wss://), or neither")
     if settings.buffer.keep_days <= 0:
         problems.append("buffer.keep_days: must be more than 0")
     if not re.fullmatch(r"[A-Z]{3}", settings.billing.currency):
