@@ -16,7 +16,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from console.feed.printable import printable
 from screens.base import DataScreen
@@ -24,6 +24,7 @@ from screens.chrome import NocHeader
 from screens.dashboard import SEVERITY_MARK
 from screens.safe_text import plain, printable_text
 from store.views import DAY_MS, AccountRow, ConsoleData, FeedView, failures_severity
+from widgets.key_bar import KeyBar
 
 DASH = "–"
 SCROLLBAR = 2  # the vertical scrollbar's cells, which the columns cannot use
@@ -322,7 +323,7 @@ class AccountListScreen(DataScreen):
             yield FilterInput(f"/ search {self.plural} by name or id", id="search")
             yield Static(id="list-status")
         yield LiveTable(self._columns(), id="accounts")
-        yield Footer()
+        yield KeyBar()
 
     def _columns(self) -> list[Col]:
         money_or_failures = (Col("balance", "Balance", "right") if self.KIND == "customer"

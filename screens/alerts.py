@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
+from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from screens.accounts import DASH, Col, LiveTable, recent_time
@@ -33,6 +33,7 @@ from screens.dashboard import SEVERITY_MARK
 from screens.panes import DataPane, PaneTabs
 from screens.safe_text import plain
 from store.views import Check, ConsoleData, ControlRow, FeedView
+from widgets.key_bar import KeyBar
 
 STATUS_MARK = {  # control request status -> (mark, style): readable without colour
     "pending": ("…", "yellow"),
@@ -233,7 +234,7 @@ class AlertsScreen(PaneTabs, DataScreen):
             for tab, label in TABS.items():
                 with TabPane(label, id=f"tab-{tab}"):
                     yield self.panes[tab]
-        yield Footer()
+        yield KeyBar()
 
     def gather(self, data: ConsoleData, now_ms: int) -> AlertsSnapshot:
         tab = self.active

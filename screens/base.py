@@ -19,6 +19,9 @@ class DataScreen(Screen):
     """A screen fed by the app's refresh loop."""
 
     _last_snapshot: Any = None
+    current_as_of: float | None = None  # time.monotonic() when the read of what is shown began
+    read_marker: Any = None  # the store's change marker when it was read (see NocApp._poll)
+    asked = 0  # counts the reads asked for by refresh_now: a read begun before one is dropped
 
     def gather(self, data: ConsoleData, now_ms: int) -> Any:
         """Read what the screen shows (runs on a worker thread: no widget access here)."""
@@ -32,7 +35,15 @@ class DataScreen(Screen):
     def has_data(self) -> bool:
         return self._last_snapshot is not None
 
-    def deliver(self, snapshot: Any) -> None:
+    def deliver(self, snapshot: Any, read_at: float, marker: Any = None,
+                asked: int | None = None) -> None:
+        """Show a snapshot whose read began at `read_at` (time.monotonic()) with the store at
+        `marker`, unless the screen shows the same already (then what is shown is confirmed
+        current as of then). A read begun before the screen asked for another (`asked` behind)
+        was for what it showed before (another tab, filter or account): it is dropped."""
+        if asked is not None and asked != self.asked:
+            return
+        self.current_as_of, self.read_marker = read_at, marker
         if snapshot != self._last_snapshot:
             self._last_snapshot = snapshot
             self.show(snapshot)
@@ -40,6 +51,7 @@ class DataScreen(Screen):
     def refresh_now(self) -> None:
         """Forget the last snapshot and ask for a new one at once (after a filter changes)."""
         self._last_snapshot = None
+        self.asked += 1
         self.app.refresh_data()
 
     @property

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
 from screens.accounts import DASH, Col, LiveTable, pdd, percent, recent_time, seconds
@@ -41,6 +41,7 @@ from store.views import (
     failures_severity,
 )
 from widgets.big_number import BigNumber
+from widgets.key_bar import KeyBar
 
 CARRIER = "carrier"
 FAILURES_NOTE = ("Carrier failures (408, 5xx) since the last answered call; wrong-number "
@@ -293,7 +294,7 @@ class CarrierScreen(PaneTabs, DataScreen):
             for tab, label in TABS.items():
                 with TabPane(label, id=tab):
                     yield self.panes[tab]
-        yield Footer()
+        yield KeyBar()
 
     # Reading and showing --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
 from screens.accounts import (
@@ -50,6 +50,7 @@ from store.views import (
     RouteStat,
     SummaryRow,
 )
+from widgets.key_bar import KeyBar
 
 CUSTOMER = "customer"
 
@@ -398,7 +399,7 @@ class CustomerScreen(PaneTabs, DataScreen):
             for tab, label in TABS.items():
                 with TabPane(label, id=tab):
                     yield self.panes[tab]
-        yield Footer()
+        yield KeyBar()
 
     # Reading and showing --------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.feed.printable import printable
@@ -18,6 +18,7 @@ from screens.safe_text import plain
 from screens.summary import SummaryPane
 from store.views import ConsoleData, DashboardView, FeedView, SeriesView, SummaryRow
 from widgets.gauge import Gauge
+from widgets.key_bar import KeyBar
 from widgets.series_plot import SeriesPlot
 
 GRAPHS = {  # key in store.views.SERIES -> (title, unit)
@@ -73,7 +74,7 @@ class DashboardScreen(DataScreen):
                 yield OptionList(id="balances")
             yield SeriesPlot(id="graph")
         yield SummaryPane("network-summary", id="summary")
-        yield Footer()
+        yield KeyBar()
 
     # Reading and showing --------------------------------------------------------------
 

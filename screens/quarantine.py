@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, Static
 
 from console.feed.printable import printable, printable_lines
 from screens.accounts import DASH, SCROLLBAR, Col, LiveTable, cut, iso_utc, recent_time
@@ -27,6 +27,7 @@ from screens.chrome import NocHeader
 from screens.safe_text import plain
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
+from widgets.key_bar import KeyBar
 
 PAGE = 200
 REASON_CHARS = 60
@@ -110,7 +111,7 @@ class QuarantineScreen(DataScreen):
         gaps = LiveTable(GAP_COLUMNS, id="gaps")
         gaps.show_cursor = False  # nothing to open there: the table only scrolls
         yield gaps
-        yield Footer()
+        yield KeyBar()
 
     def gather(self, data: ConsoleData, now_ms: int) -> QuarantineSnapshot:
         start = self.page_start

@@ -106,8 +106,6 @@ class NocApp(App):
         self._poll_timer: Timer | None = None
         self._polling = False
         self._poll_again = False
-        self._data_version: int | None = None
-        self._last_read = 0.0
         self._probe: sqlite3.Connection | None = None
         self._parent_pid = os.getppid()
 
@@ -127,6 +125,8 @@ class NocApp(App):
             self.run_worker(self._run_writer(), name="writer", group="writer")
         if self.options.watchdog:
             self._watch_terminal()
+        # A screen shown again reads at once if the store changed since it last read.
+        self.screen_change_signal.subscribe(self, lambda _: self._poll_soon())
         self.call_after_refresh(self._poll)
 
     async def _run_writer(self) -> None:
@@ -193,28 +193,30 @@ class NocApp(App):
     # The refresh loop -----------------------------------------------------------------
 
     def refresh_data(self) -> None:
-        """Poll now (after a filter changed, a screen came back, or ctrl+r)."""
+        """Read for the visible screen now, changed or not (after a filter changed, or ctrl+r)."""
+        if isinstance(self.screen, DataScreen):
+            self.screen.read_marker = None
+        self._poll_soon()
+
+    def _poll_soon(self) -> None:
         if self._polling:
             self._poll_again = True
             return
         if self._poll_timer is not None:
             self._poll_timer.stop()
-        self._data_version = None
         self.call_later(self._poll)
 
     def action_refresh_data(self) -> None:
         self.refresh_data()
 
-    def _store_changed(self) -> bool:
+    def _store_marker(self) -> tuple:
+        """What changes whenever the store does (as seen by this console's one connection)."""
         version = self._probe.execute("PRAGMA data_version").fetchone()[0]
         feed_updated = self._probe.execute("SELECT updated_ms FROM feed_state").fetchone()
         # The writer's lock file says how its store is: rewritten when it cannot write here.
         with contextlib.suppress(OSError):
             feed_updated = (feed_updated, os.stat(self._writer_file).st_mtime_ns)
-        marker = (version, feed_updated)
-        changed = marker != self._data_version
-        self._data_version = marker
-        return changed
+        return version, feed_updated
 
     async def _poll(self) -> None:
         self._polling = True
@@ -223,9 +225,11 @@ class NocApp(App):
             screen = self.screen
             if isinstance(screen, DataScreen):
                 now = time.monotonic()
-                stale = now - self._last_read > STALE_AFTER_S or screen._last_snapshot is None
-                if self._store_changed() or stale:
-                    self._last_read = now
+                marker = self._store_marker()
+                stale = (screen.current_as_of is None or screen._last_snapshot is None
+                         or now - screen.current_as_of > STALE_AFTER_S)
+                if marker != screen.read_marker or stale:
+                    asked = screen.asked
                     worker = self.run_worker(
                         partial(screen.gather, self.data, self.clock()),
                         thread=True,
@@ -234,7 +238,7 @@ class NocApp(App):
                     )
                     await worker.wait()  # raises if the read failed: shown below
                     if screen is self.screen:
-                        screen.deliver(worker.result)
+                        screen.deliver(worker.result, now, marker, asked)
         except Exception as error:  # a failed read must not stop the loop; it is shown instead
             self.notify(f"could not read the store: {error}", severity="error")
         finally:

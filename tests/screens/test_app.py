@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 import pytest
 
 from console import testing
@@ -99,3 +102,34 @@ async def test_ending_a_dialog_sends_the_control_message_on_the_feed(noc_feed, t
         [control] = [c for c in noc_feed.controls if c.action == "hangup"]
         assert control.call_id == "c-1"
         await app.action_quit()
+
+
+async def test_a_screen_shown_again_reads_what_changed_at_once(noc_app, noc_settle, noc_db):
+    from screens.accounts import LiveTable
+
+    app = noc_app(refresh=3600)  # no timed refresh during the test: only the switch reads
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        await pilot.press("2")
+        await noc_settle(pilot)
+        await pilot.press("1")
+        await noc_settle(pilot)
+        with closing(sqlite3.connect(noc_db)) as db, db:
+            db.execute("UPDATE account SET name = 'Acme Renamed' WHERE id = 'acme-telecom'")
+        await pilot.press("2")
+        table = app.screen.query_one(LiveTable)
+        await testing.until(pilot, lambda: "Acme Renamed" in str(table.get_row("acme-telecom")))
+
+
+async def test_a_read_begun_before_the_screen_asked_again_is_not_shown(noc_app, noc_settle):
+    app = noc_app(refresh=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        screen = app.screen
+        shown = screen._last_snapshot
+        asked = screen.asked
+        screen.refresh_now()  # e.g. a filter typed while the read was under way
+        screen.deliver("what the screen showed before", 0.0, None, asked)
+        assert screen._last_snapshot is None and screen.current_as_of != 0.0
+        await noc_settle(pilot)
+        assert screen._last_snapshot == shown
