@@ -11,7 +11,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from screens.accounts import DASH, Col, LiveTable, recent_time
 from screens.alert_panes import (
     AlertWrites,
     alert_status,
@@ -21,10 +20,13 @@ from screens.alert_panes import (
     penalty_status,
 )
 from screens.alerts import REQUEST_COLUMNS, check_lines, request_rows
+from screens.formats import DASH, recent_time
 from screens.panes import DataPane
 from screens.safe_text import plain
+from screens.tables import LiveTable
 from store.alerting import AlertData, HistoryRow, PenaltyRow, StateRow
 from store.views import Check, ConsoleData, ControlRow
+from widgets.live_table import Col
 
 HISTORY_LINES = 8
 RULE_COLUMNS = (

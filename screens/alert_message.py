@@ -10,7 +10,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from screens.accounts import local_time
+from screens.formats import local_time
 from screens.safe_text import plain, plain_lines
 from store.alerting import OutboxRow
 

@@ -22,12 +22,12 @@ from textual.widgets import DataTable, Input, Static
 
 from console.alerting import areas as alert_areas
 from console.alerting.messages import send_test
-from screens.accounts import DASH, Col, FilterInput, LiveTable, iso_utc, recent_time
 from screens.alert_dialogs import AcknowledgeDialog, SilenceChoice, SilenceDialog
 from screens.confirm import Confirm
-from screens.dashboard import SEVERITY_MARK
+from screens.formats import DASH, SEVERITY_MARK, iso_utc, recent_time
 from screens.panes import DataPane
 from screens.safe_text import plain
+from screens.tables import LiveTable
 from store import alerting
 from store.alerting import (
     AlertData,
@@ -41,6 +41,8 @@ from store.alerting import (
 from store.database import StoreError
 from store.views import ConsoleData
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
+from widgets.filter_input import FilterInput
+from widgets.live_table import Col
 
 STATUS_LOOK = {  # a mark that reads without colour, and a colour for those who have it
     "firing": ("●", "bold red"),

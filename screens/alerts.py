@@ -18,7 +18,6 @@ from textual.binding import Binding
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from screens.accounts import DASH, Col, LiveTable, recent_time
 from screens.alert_panes import (
     FiringPane,
     HistoryPane,
@@ -29,11 +28,13 @@ from screens.alert_panes import (
 )
 from screens.base import DataScreen
 from screens.chrome import NocHeader
-from screens.dashboard import SEVERITY_MARK
+from screens.formats import DASH, SEVERITY_MARK, recent_time
 from screens.panes import DataPane, PaneTabs
 from screens.safe_text import plain
+from screens.tables import LiveTable
 from store.views import Check, ConsoleData, ControlRow, FeedView
 from widgets.key_bar import KeyBar
+from widgets.live_table import Col
 
 STATUS_MARK = {  # control request status -> (mark, style): readable without colour
     "pending": ("…", "yellow"),

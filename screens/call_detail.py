@@ -14,10 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from screens.accounts import DASH, Col, LiveTable, local_time, pdd, seconds
+from screens.formats import DASH, code_style, local_time, pdd, seconds
 from screens.safe_text import plain
-from screens.stats import SIP_PHRASES, code_style
+from screens.stats import SIP_PHRASES
+from screens.tables import LiveTable
 from store.views import AttemptRow, CallRow
+from widgets.live_table import Col
 
 STOPS_ROUTING = frozenset({404, 480, 486})  # the switch does not fail over on these
 

@@ -18,15 +18,14 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
-from screens.accounts import DASH, Col, LiveTable, pdd, percent, recent_time, seconds
 from screens.base import DataScreen
 from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
-from screens.customer import clock
-from screens.dashboard import SEVERITY_MARK
+from screens.formats import DASH, SEVERITY_MARK, clock, pdd, percent, recent_time, seconds
 from screens.panes import DataPane, PaneTabs
 from screens.stats import SIP_PHRASES, StatsPane
 from screens.summary import SummaryPane
+from screens.tables import LiveTable
 from store import metrics
 from store.metrics import Totals
 from store.views import (
@@ -42,6 +41,7 @@ from store.views import (
 )
 from widgets.big_number import BigNumber
 from widgets.key_bar import KeyBar
+from widgets.live_table import Col
 
 CARRIER = "carrier"
 FAILURES_NOTE = ("Carrier failures (408, 5xx) since the last answered call; wrong-number "

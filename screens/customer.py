@@ -17,13 +17,15 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
-from screens.accounts import (
+from screens.base import DataScreen
+from screens.call_detail import CallDetail, reject_reason
+from screens.chrome import NocHeader
+from screens.confirm import Confirm
+from screens.formats import (
     DASH,
     STATUS_LOOK,
-    Cell,
-    Col,
-    FilterInput,
-    LiveTable,
+    clock,
+    code_style,
     marked,
     money,
     pdd,
@@ -32,14 +34,11 @@ from screens.accounts import (
     seconds,
     used_of,
 )
-from screens.base import DataScreen
-from screens.call_detail import CallDetail, reject_reason
-from screens.chrome import NocHeader
-from screens.confirm import Confirm
 from screens.panes import DataPane, PaneTabs
 from screens.safe_text import plain, printable_text
-from screens.stats import StatsPane, code_style
+from screens.stats import StatsPane
 from screens.summary import SummaryPane
+from screens.tables import LiveTable
 from store.database import StoreError
 from store.views import (
     AccountRow,
@@ -50,18 +49,11 @@ from store.views import (
     RouteStat,
     SummaryRow,
 )
+from widgets.filter_input import FilterInput
 from widgets.key_bar import KeyBar
+from widgets.live_table import Cell, Col
 
 CUSTOMER = "customer"
-
-
-def clock(seconds_: float | None) -> str:
-    """An age or a talk time: m:ss, or h:mm:ss from an hour."""
-    if seconds_ is None:
-        return DASH
-    minutes, secs = divmod(int(seconds_), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
 def status_line(*parts: str | Text) -> Text:

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
+from screens.formats import SEVERITY_MARK
 from screens.safe_text import plain
 from screens.summary import SummaryPane
 from store.views import ConsoleData, DashboardView, FeedView, SeriesView, SummaryRow
@@ -27,12 +28,6 @@ GRAPHS = {  # key in store.views.SERIES -> (title, unit)
     "acd": ("ACD", "s"),
     "pdd_ms": ("PDD", "ms"),
     "dtmf_pct": ("DTMF", "%"),
-}
-SEVERITY_MARK = {  # a mark that reads without colour, and a colour for those who have it
-    "critical": ("‼", "bold reverse red"),
-    "error": ("✖", "bold red"),
-    "warning": ("▲", "yellow"),
-    "info": ("·", "dim"),
 }
 
 

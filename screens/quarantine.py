@@ -21,13 +21,15 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Log, Static
 
 from console.feed.printable import printable, printable_lines
-from screens.accounts import DASH, SCROLLBAR, Col, LiveTable, cut, iso_utc, recent_time
 from screens.base import DataScreen
 from screens.chrome import NocHeader
+from screens.formats import DASH, cut, iso_utc, recent_time
 from screens.safe_text import plain
+from screens.tables import LiveTable
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
 from widgets.key_bar import KeyBar
+from widgets.live_table import SCROLLBAR, Col
 
 PAGE = 200
 REASON_CHARS = 60

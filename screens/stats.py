@@ -11,11 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from screens.accounts import Col, LiveTable, local_time
+from screens.formats import code_style, local_time
 from screens.panes import DataPane
+from screens.tables import LiveTable
 from store.metrics import LOST_CODE
 from store.views import CodeCount, ConsoleData
 from widgets.export import ExportColumn, ExportResult, ExportScreen, export_path, write_table
+from widgets.live_table import Col
 from widgets.series_plot import SeriesPlot
 
 CODES = "codes"
@@ -65,12 +67,6 @@ class StatsSnapshot:
     times: tuple[int, ...] = ()
     values: tuple[float | int | None, ...] = ()
     codes: tuple[CodeCount, ...] = ()
-
-
-def code_style(code: int | None) -> str:
-    if code is None:
-        return ""
-    return "green" if 200 <= code < 300 else "red" if 500 <= code < 600 else ""
 
 
 def share(share_pct: float) -> str:

@@ -15,7 +15,6 @@ import pytest
 from textual.widgets import TabbedContent
 
 from console import testing
-from screens.accounts import LiveTable
 from screens.confirm import Confirm
 from screens.customer import DialogsPane
 from store.actions import request_control
@@ -32,6 +31,7 @@ from tests.kamailiokit import (
 )
 from tests.reference import reference_report
 from tests.sipkit import Answer, SipAgent
+from widgets.live_table import LiveTable
 
 pytestmark = [needs_kamailio, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -11,7 +11,6 @@ from textual.widgets import Input, Static
 
 from console import testing
 from screens import alert_panes
-from screens.accounts import LiveTable
 from screens.alert_dialogs import AcknowledgeDialog, SilenceDialog
 from screens.alert_message import MessageModal
 from screens.alerts import AlertsScreen
@@ -20,6 +19,7 @@ from screens.confirm import Confirm
 from store.alerting import AlertData
 from store.views import ConsoleData
 from tests.screens.test_carriers import open_carrier
+from widgets.live_table import LiveTable
 
 SIZES = [(80, 24), (120, 40)]
 TABS = ["firing", "rules", "silences", "history", "penalties", "outbox"]

@@ -11,7 +11,6 @@ import pytest
 from textual.widgets import Input, Log, OptionList, Static
 
 from console import testing
-from screens.accounts import LiveTable
 from screens.alerts import AlertsScreen, ChecksPane
 from screens.carrier import CarrierScreen
 from screens.help import HelpScreen, key_rows, merged
@@ -20,6 +19,7 @@ from store.actions import request_control
 from store.views import ConsoleData
 from tests.screens.test_carriers import ingest, open_carrier
 from widgets.export import ExportScreen
+from widgets.live_table import LiveTable
 
 SIZES = [(80, 24), (120, 40)]
 size_ids = pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

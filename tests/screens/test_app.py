@@ -105,7 +105,7 @@ async def test_ending_a_dialog_sends_the_control_message_on_the_feed(noc_feed, t
 
 
 async def test_a_screen_shown_again_reads_what_changed_at_once(noc_app, noc_settle, noc_db):
-    from screens.accounts import LiveTable
+    from widgets.live_table import LiveTable
 
     app = noc_app(refresh=3600)  # no timed refresh during the test: only the switch reads
     async with app.run_test(size=(120, 40)) as pilot:

@@ -15,7 +15,6 @@ from textual.widgets import Static
 from console import testing
 from console.feed.ingestor import Ingestor
 from console.feed.service import load_state
-from screens.accounts import LiveTable
 from screens.call_detail import CallDetail
 from screens.carrier import CarrierScreen, FailoverPane, MainPane
 from screens.carriers import CarriersScreen
@@ -23,6 +22,7 @@ from store.actions import request_control
 from store.views import ConsoleData, failures_severity
 from store.writer import StoreWriter
 from widgets.big_number import BigNumber
+from widgets.live_table import LiveTable
 
 SIZES = [(80, 24), (120, 40)]
 TABS = ["main", "failover", "stats", "alerts"]

@@ -12,7 +12,6 @@ from textual.app import App, ComposeResult
 from textual.widgets import Input, TabbedContent
 
 from console import testing
-from screens.accounts import Col, LiveTable
 from screens.call_detail import CallDetail, why
 from screens.confirm import Confirm
 from screens.customer import CallFilter, CallsPane, CustomerScreen, DialogsPane
@@ -20,6 +19,7 @@ from screens.customers import CustomersScreen
 from store.actions import request_control
 from store.views import AttemptRow, CallRow
 from widgets.export import ExportScreen
+from widgets.live_table import Col, LiveTable
 
 SIZES = [(80, 24), (120, 40)]
 TABS = ["stats", "routes", "calls", "dialogs", "alerts", "summary"]

@@ -17,13 +17,13 @@ import pytest
 from textual.widgets import Input, Log, TabbedContent
 
 from console import testing
-from screens.accounts import LiveTable
 from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
 from screens.customer import CallsPane, CustomerScreen
 from screens.quarantine import QuarantineScreen, RawInputModal
 from tests.screens.test_carriers import ingest
 from widgets.export import ExportScreen
+from widgets.live_table import LiveTable
 
 OSC52 = "\x1b]52;c;cm0gLXJmIH4K\x07"  # puts "rm -rf ~" on the clipboard
 TITLE = "\x1b]0;owned\x07"

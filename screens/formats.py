@@ -1,0 +1,99 @@
+"""How figures, times and states read on every screen: one place, so that a percentage or a
+time of day looks the same wherever it is shown. Marks read without colour; the colour is for
+those who have it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+
+from rich.text import Text
+
+from store.views import DAY_MS
+
+DASH = "–"
+NEAR_LIMIT = 0.9  # channels or CPS this close to the limit are marked
+SEVERITY_MARK = {  # an alert's or a check's severity
+    "critical": ("‼", "bold reverse red"),
+    "error": ("✖", "bold red"),
+    "warning": ("▲", "yellow"),
+    "info": ("·", "dim"),
+}
+STATUS_LOOK = {  # an account's status
+    "active": ("●", "green"),
+    "inactive": ("○", "dim"),
+    "disabled": ("✖", "bold red"),
+    "penalty": ("▲", "bold yellow"),
+}
+
+
+def local_time(ms: int | None, tz: tzinfo, pattern: str = "%H:%M:%S") -> str:
+    if ms is None:
+        return DASH
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz).strftime(pattern)
+
+
+def iso_utc(ms: int, timespec: str = "milliseconds") -> str:
+    """For exports: ISO 8601, UTC, whatever the display time zone."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec=timespec)
+
+
+def recent_time(ms: int | None, now_ms: int, tz: tzinfo, pattern: str = "%H:%M:%S") -> str:
+    """A time of day within a day of now, else the date too."""
+    if ms is not None and abs(now_ms - ms) >= DAY_MS:
+        return local_time(ms, tz, "%m-%d %H:%M")
+    return local_time(ms, tz, pattern)
+
+
+def percent(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1f}%"
+
+
+def seconds(value: float | None) -> str:
+    return DASH if value is None else f"{value:,.0f}s"
+
+
+def pdd(ms: float | None) -> str:
+    return DASH if ms is None else f"{ms / 1000:.1f}s"
+
+
+def money(amount: float | None, currency: str | None = None) -> str:
+    if amount is None:
+        return DASH
+    return f"{amount:,.2f} {currency or ''}".rstrip()
+
+
+def used_of(used: int, limit: float | None) -> Text:
+    """'52/60', or '52/–' without a limit (0 means unlimited); marked from 90 % of the limit,
+    red at it."""
+    if not limit:
+        return Text(f"{used:,}/{DASH}")
+    text = f"{used:,}/{limit:,.0f}"
+    if used >= limit:
+        return Text(f"▲ {text}", style="bold red")
+    return Text(f"▲ {text}", style="yellow") if used >= NEAR_LIMIT * limit else Text(text)
+
+
+def cut(text: str, width: int) -> str:
+    """At most `width` characters, the last an ellipsis when cut."""
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
+def marked(mark_and_style: tuple[str, str], text: str) -> Text:
+    mark, style = mark_and_style
+    return Text(f"{mark} {text}", style=style)
+
+
+def clock(seconds_: float | None) -> str:
+    """An age or a talk time: m:ss, or h:mm:ss from an hour."""
+    if seconds_ is None:
+        return DASH
+    minutes, secs = divmod(int(seconds_), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def code_style(code: int | None) -> str:
+    """A SIP code's colour: answered green, a server's failure red."""
+    if code is None:
+        return ""
+    return "green" if 200 <= code < 300 else "red" if 500 <= code < 600 else ""
