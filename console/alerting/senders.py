@@ -54,7 +54,7 @@ class Senders:
         mail.set_content(message.body)
         try:
             await aiosmtplib.send(
-                mail, hostname=smtp.host, port=smtp.port, username=smtp.user or None,
+                mail, hostname=smtp.server, port=smtp.port, username=smtp.user or None,
                 password=smtp.password or None, start_tls=smtp.starttls, use_tls=smtp.tls,
                 timeout=smtp.timeout)
         except aiosmtplib.SMTPRecipientsRefused as error:

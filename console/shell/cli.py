@@ -130,23 +130,13 @@ def ingest_settings(settings: config_module.Settings, *, console: bool = False) 
     )
 
 
-def alert_settings(config_path: Path | None):
-    """The [alerts] and [email] sections of the config file (imported only when needed: the
-    alert engine's libraries are not small)."""
-    from console.alerting import settings as alert_settings_module
-
-    try:
-        return alert_settings_module.load(config_path)
-    except config_module.ConfigError as error:
-        raise Failure(str(error)) from None
-
-
-def alert_engine(config_path: Path | None, path: Path):
-    """The alert engine a writer runs, unless [alerts] enabled = false."""
+def alert_engine(settings: config_module.Settings, path: Path):
+    """The alert engine a writer runs, unless [alerts] enabled = false (imported only then:
+    the engine's libraries are not small)."""
     from console.alerting.engine import AlertEngine
 
-    settings = alert_settings(config_path)
-    return AlertEngine(path, settings) if settings.enabled else None
+    alerting = settings.alerting
+    return AlertEngine(path, alerting) if alerting.enabled else None
 
 
 def traffic_options(command):
@@ -210,7 +200,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
                 feed_url or settings.feed.url,
                 token=settings.feed.token,
                 settings=ingest_settings(settings, console=True),
-                engine=alert_engine(config_path, path),
+                engine=alert_engine(settings, path),
             )
         except FeedError as error:
             raise Failure(str(error)) from None
@@ -241,7 +231,6 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
     from console.alerting.demo import DemoAlerting
-    from console.alerting.settings import email_configured
     from console.feed.simulator import Simulator
 
     settings = load_settings(config_path)
@@ -253,8 +242,7 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
         stale.unlink(missing_ok=True)  # the simulator starts at seq 1: so must the database
     prepare(path)
     simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill)
-    alerting = DemoAlerting.prepare(alert_settings(config_path), path,
-                                    own_mail=not email_configured(config_path))
+    alerting = DemoAlerting.prepare(settings.alerting, path, own_mail=not settings.email.host)
 
     async def start(app) -> None:
         engine = await alerting.start()
@@ -369,7 +357,7 @@ def ingest(feed_url, db_path, config_path) -> None:
     url = feed_url or settings.feed.url
     path = db_path or settings.db_path
     service_settings = ingest_settings(settings)
-    engine = alert_engine(config_path, path)
+    engine = alert_engine(settings, path)
 
     async def run() -> None:
         try:
@@ -489,8 +477,8 @@ def bridge_kamailio_cfg(config_path) -> None:
     click.echo(config_text(load_bridge_settings(config_path)), nl=False)
 
 
-def existing_database(db_path: Path | None, config_path: Path | None) -> Path:
-    path = db_path or load_settings(config_path).db_path
+def existing_database(db_path: Path | None, settings: config_module.Settings) -> Path:
+    path = db_path or settings.db_path
     try:
         prepare(path, create=False)
     except StoreError as error:
@@ -513,7 +501,7 @@ def alerts_import(file, db_path, config_path) -> None:
     All or nothing: a problem anywhere refuses the whole file, naming each rule and field."""
     from console.alerting import exchange
 
-    path = existing_database(db_path, config_path)
+    path = existing_database(db_path, load_settings(config_path))
     try:
         result = exchange.import_text(
             path,
@@ -540,7 +528,7 @@ def alerts_export(file, db_path, config_path) -> None:
     is its owner's only (0600): recipients may be apprise URLs that hold a service's token."""
     from console.alerting import exchange
 
-    text = exchange.export_text(existing_database(db_path, config_path))
+    text = exchange.export_text(existing_database(db_path, load_settings(config_path)))
     if file is None:
         click.echo(text, nl=False)
         return
@@ -559,13 +547,14 @@ def alerts_test(title, db_path, config_path) -> None:
     """Queue the message of the rule TITLE to its recipients now, marked as a test."""
     from console.alerting.messages import send_test
 
-    path = existing_database(db_path, config_path)
+    settings = load_settings(config_path)
+    path = existing_database(db_path, settings)
     try:
         ids = send_test(
             path,
             title,
             now_ms=round(datetime.now(UTC).timestamp() * 1000),
-            zone=alert_settings(config_path).zone,
+            zone=settings.alerting.zone,
             by="noc alerts test",
         )
     except (LookupError, StoreError) as error:
