@@ -9,6 +9,7 @@ it). Everything started here is stopped at the end of the test, Kamailio by its 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -38,6 +39,11 @@ needs_kamailio = pytest.mark.skipif(
 
 # What callers see of a refusal by the switch (the reason phrases of kamailio.cfg), as the
 # protocol's reject reasons.
+# How Kamailio and the bridge say that a port was taken between its pick and their start (by
+# another test on this shared machine): they are then started again on fresh ports.
+PORT_TAKEN = "already in use"
+PORT_TRIES = 5
+
 REJECTS = {"Forbidden": "disabled", "CPS limit": "cps_limit", "Channel limit": "channel_limit",
            "No Route": "no_route", "No Carrier Available": "no_route"}
 
@@ -61,8 +67,10 @@ class Kamailio:
         self.config = config
         self.log = log
         self.process: subprocess.Popen | None = None
+        self.log_start = 0  # where the current run's log begins
 
     def start(self) -> None:
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [KAMAILIO, "-f", str(self.config), "-DD", "-E", "-m", "64", "-M", "8",
@@ -89,7 +97,15 @@ class Kamailio:
         self.process = None
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        return self.run_log()[-3000:]
+
+    def run_log(self) -> str:
+        """What the current run has logged."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
 
 def rpc(address: str, method: str, *params) -> object:
@@ -122,11 +138,13 @@ class Switch:
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.bridge_config = self.folder / "bridge.toml"
-        self.bridge_config.write_text(self.full_config())
         self.db = self.folder / "noc.db"
-        cfg = self.folder / "kamailio.cfg"
-        cfg.write_text(config_text(parse(self.full_config())))
-        self.kamailio = Kamailio(cfg, self.folder / "kamailio.log")
+        self.kamailio = Kamailio(self.folder / "kamailio.cfg", self.folder / "kamailio.log")
+        self.write_configs()
+
+    def write_configs(self) -> None:
+        self.bridge_config.write_text(self.full_config())
+        self.kamailio.config.write_text(config_text(parse(self.full_config())))
 
     def full_config(self) -> str:
         return (f'[kamailio]\nsip = "127.0.0.1:{self.sip_port}"\n'
@@ -150,38 +168,53 @@ class Switch:
     # Starting and stopping each part ----------------------------------------------------------
 
     async def start_kamailio(self) -> None:
-        self.kamailio.start()
+        """Kamailio, once it answers JSON-RPC; on fresh ports if one was taken meanwhile."""
+        for _ in range(PORT_TRIES):
+            self.kamailio.start()
 
-        def answering() -> bool:
-            if not self.kamailio.running():
-                raise AssertionError(f"Kamailio exited:\n{self.kamailio.log_tail()}")
-            try:
-                rpc(self.rpc_address, "core.version")
-            except (OSError, urllib.error.URLError):
-                return False
-            return True
+            def answering() -> bool:
+                if not self.kamailio.running():
+                    if PORT_TAKEN in self.kamailio.run_log():
+                        return True
+                    raise AssertionError(f"Kamailio exited:\n{self.kamailio.log_tail()}")
+                try:
+                    rpc(self.rpc_address, "core.version")
+                except (OSError, urllib.error.URLError):
+                    return False
+                return True
 
-        await wait_until(answering, interval=0.05, what="Kamailio to answer JSON-RPC")
+            await wait_until(answering, interval=0.05, what="Kamailio to answer JSON-RPC")
+            if self.kamailio.running():
+                return
+            self.kamailio.stop()
+            self.sip_port, self.rpc_port = free_udp_port(), free_port()
+            self.evapi_port = free_port()
+            self.write_configs()
+        raise AssertionError(f"Kamailio found its ports taken {PORT_TRIES} times")
 
     async def start_bridge(self) -> NocProcess:
-        """`noc bridge kamailio`, once it has provisioned Kamailio (if Kamailio runs)."""
-        self.bridge = self.processes.noc("bridge", "kamailio", "--config",
-                                         str(self.bridge_config))
-        connections = self.bridge_log().count("kamailio: provisioned")
-        bridge = self.bridge
+        """`noc bridge kamailio`, once it has provisioned Kamailio (if Kamailio runs); on a
+        fresh feed port if its was taken meanwhile (unless noc ingest already follows it)."""
+        for _ in range(PORT_TRIES):
+            self.bridge = bridge = self.processes.noc("bridge", "kamailio", "--config",
+                                                      str(self.bridge_config))
+            await wait_until(functools.partial(self._bridge_ready, bridge),
+                             what="the bridge to serve and provision Kamailio")
+            if bridge.running():
+                return bridge
+            self.feed_port = free_port()
+            self.write_configs()
+        raise AssertionError(f"the bridge found its feed port taken {PORT_TRIES} times")
 
-        def ready() -> bool:
-            if not bridge.running():
-                raise AssertionError(f"the bridge exited: {bridge.stderr}")
-            if not self.kamailio.running():
-                return "feed: serving" in bridge.stderr
-            return bridge.stderr.count("kamailio: provisioned") > connections
-
-        await wait_until(ready, what="the bridge to serve and provision Kamailio")
-        return bridge
-
-    def bridge_log(self) -> str:
-        return self.bridge.stderr if self.bridge is not None else ""
+    def _bridge_ready(self, bridge: NocProcess) -> bool:
+        """Serving and provisioned; or exited because its port was taken (to start again)."""
+        if not bridge.running():
+            if PORT_TAKEN in bridge.stderr and self.ingest is None:
+                return True
+            raise AssertionError(f"the bridge exited: {bridge.stderr}")
+        if not self.kamailio.running():
+            return "feed: serving" in bridge.stderr
+        return "kamailio: provisioned" in bridge.stderr
 
     async def start_ingest(self) -> NocProcess:
         env = {**self.processes.env, "NOC_FEED_TOKEN": self.token}
