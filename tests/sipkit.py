@@ -40,6 +40,7 @@ class Answer:
     talk: float | None = None  # the callee hangs up this long after answering; None: it waits
     # for the caller, the switch or the record's hang_up()
     dtmf: str = ""  # digits sent as SIP INFO once answered
+    release: asyncio.Event | None = None  # if given, the final answer also waits for it
 
 
 @dataclass
@@ -399,6 +400,8 @@ class SipAgent(asyncio.DatagramProtocol):
         if answer.code is None:
             return  # a carrier that never answers
         await asyncio.sleep(max(0.0, answer.answer_after - (time.monotonic() - started)))
+        if answer.release is not None:
+            await answer.release.wait()
         if record.code is not None:
             return
         record.code = answer.code

@@ -190,6 +190,28 @@ def test_an_answered_call_whose_start_was_missed_is_made_whole_from_its_end():
     assert (translator.calls, translator.dropped) == ({}, 1)
 
 
+def test_a_call_whose_last_events_were_missed_is_ended_whole_from_its_ending():
+    """What the bridge reads back from Kamailio for a call that ended while it was away: the
+    attempt (or answer) whose own events were lost ends with the call."""
+    translator = Translator(parse(SETTINGS))
+    for call_id in ("rung", "talked"):
+        translator.translate(event("start", 1, call_id=call_id, customer="acme", dst="4420"))
+        translator.translate(event("attempt", 2, call_id=call_id, attempt=1, carrier="atlas",
+                                   route="44"))
+    failed = translator.translate(event("failed", 9, call_id="rung", attempt=1, code=486,
+                                        reason="Busy Here", ts="1003.0"))
+    assert [(e["type"], e.get("code"), e.get("reason")) for e in failed] == [
+        ("call.attempt_end", 486, "Busy Here"), ("call.end", 486, None)]
+    hung_up = translator.translate(event(
+        "hangup", 10, call_id="talked", ts="1010.0", hangup="caller", customer="acme",
+        route="44", attempt=1, carrier="atlas", start="1000.0", attempt_ts="1000.0",
+        answer="1004.0"))
+    assert [(e["type"], e["ts"]) for e in hung_up] == [
+        ("call.answer", 1004.0), ("call.attempt_end", 1010.0), ("call.end", 1010.0)]
+    assert (hung_up[-1]["duration"], hung_up[-1]["hangup"]) == (6.0, "caller")
+    assert (translator.calls, translator.dropped) == ({}, 0)
+
+
 def test_a_sip_call_id_the_protocol_cannot_carry_is_named_by_its_digest():
     long_id = "x" * 65 + "@host"
     assert feed_call_id("abc@host") == "abc@host"

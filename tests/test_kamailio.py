@@ -296,22 +296,35 @@ async def test_ending_a_ringing_call_cancels_it_at_the_carrier(switch, network):
 
 
 async def test_a_bridge_restarted_mid_traffic_shows_noc_the_gap_and_no_more(switch, network):
-    proxy, acme = switch.proxy, network.acme
+    proxy, acme, blue = switch.proxy, network.acme, network.blue
+    auth = ("blue", "s3cret")
+    busy_later = asyncio.Event()  # Atlas answers 44480... with 486 once this is set
+    network.atlas.plan = lambda number: (Answer(486, ring=180, release=busy_later)
+                                         if number.startswith("44480") else atlas_plan(number))
 
-    def answered(count: int) -> bool:  # as the caller sees it, so Kamailio has said so
-        return sum(r.answered is not None for r in acme.records) == count
+    def answered(agent: SipAgent, count: int) -> bool:  # as the caller sees it: Kamailio has
+        return sum(r.answered is not None for r in agent.records) == count  # said so
 
     await acme.call(proxy, "4420001", talk=0.1)
     straddling = asyncio.create_task(acme.call(proxy, "4420002", talk=None))
-    await wait_until(lambda: answered(2), what="the second call answered")
+    # Two calls that will end while the bridge is away: one talking, one ringing.
+    talking = asyncio.create_task(blue.call(proxy, "4420005", auth=auth, talk=None))
+    ringing = asyncio.create_task(blue.call(proxy, "4448006", auth=auth))
+    await wait_until(lambda: answered(acme, 2) and answered(blue, 1)
+                     and any(r.progress for r in network.atlas.records if r.dst == "4448006"),
+                     what="two calls answered and one ringing")
     await wait_until(lambda: switch.bridge_stored() == switch.kamailio_count(),
                      what="the bridge to store all Kamailio sent")
     switch.bridge.kill()  # kill -9: nothing to say goodbye with
     before = switch.kamailio_count()
-    # While the bridge is away: a whole call, and the start of one that ends once it is back.
+    # While the bridge is away: a whole call, the start of one that ends once it is back, and
+    # the ends of the talking and ringing calls.
     await acme.call(proxy, "4420003", talk=0.1)
     late = asyncio.create_task(acme.call(proxy, "4420004", talk=None))
-    await wait_until(lambda: answered(4), what="the fourth call answered")
+    await wait_until(lambda: answered(acme, 4), what="the fourth call answered")
+    next(r for r in blue.records if r.dst == "4420005").hang_up()
+    busy_later.set()
+    talked, rang = await asyncio.gather(talking, ringing)
     missed = switch.kamailio_count() - before
     await switch.start_bridge()
     for record in acme.records[1:]:
@@ -319,14 +332,22 @@ async def test_a_bridge_restarted_mid_traffic_shows_noc_the_gap_and_no_more(swit
     await asyncio.gather(straddling, late)
     await acme.call(proxy, "44486")
 
-    await switch.stored(lambda report: report["gaps"] and calls_stored(report, 4))
+    await switch.stored(lambda report: report["gaps"] and calls_stored(report, 6))
     report = read_report(switch.db)
     (first, last), = report["gaps"]
     assert last - first + 1 == missed  # exactly what Kamailio sent while nobody listened
-    # Every call but the one wholly inside the gap is there, the late one made from its end.
+    # Every call but the one wholly inside the gap is there, the late one made from its end,
+    # those that ended in the gap from what Kamailio kept of their ends.
     stored = dict(query(switch.db, "SELECT call_id, code FROM call"))
     whole_gap = acme.records[2].call_id
-    assert stored == {r.call_id: r.code for r in acme.records if r.call_id != whole_gap}
+    assert stored == {r.call_id: r.code for r in (*acme.records, *blue.records)
+                      if r.call_id != whole_gap}
+    assert (stored[talked.call_id], stored[rang.call_id]) == (200, 486)
+    assert query(switch.db, "SELECT count(*) FROM open_call") == [(0,)]  # no phantom channel
+    (hangup, duration_ms), = query(switch.db, "SELECT hangup, duration_ms FROM call "
+                                   "WHERE call_id = ?", (talked.call_id,))
+    assert hangup == "caller"
+    assert abs(duration_ms / 1000 - talked.duration) < 0.5
     assert report["quarantined"] == 0
 
 

@@ -133,6 +133,7 @@ class KamailioBridge:
         self._commit_wanted = asyncio.Event()
         self._committed = asyncio.Event()
         self._penalties_changed = asyncio.Event()
+        self._missed = asyncio.Event()  # Kamailio events were lost since the last look
         self._tasks: list[asyncio.Task] = []
         self._evapi_writer: asyncio.StreamWriter | None = None
 
@@ -166,6 +167,7 @@ class KamailioBridge:
             ("bridge commits", self._commit_forever()),
             ("bridge evapi", self._follow_kamailio()),
             ("bridge penalties", self._lift_penalties()),
+            ("bridge missed ends", self._end_calls_ended_meanwhile()),
             ("bridge pruning", self._prune_forever()),
         )]
         log.info("feed: serving %s://%s:%d/feed (buffer %s, seq %d)", "wss" if tls else "ws",
@@ -221,6 +223,7 @@ class KamailioBridge:
         self._seq = last
         self.lost += count
         self._commit_wanted.set()
+        self._missed.set()
         log.warning("feed: gap %d..%d: %d Kamailio events %s", first, last, count, why)
 
     async def _commit_forever(self) -> None:
@@ -363,6 +366,37 @@ class KamailioBridge:
         await asyncio.sleep(SETTLE_S)
         if boot != self.boot or count > self.k:
             self._skip_to(boot, count)
+
+    async def _end_calls_ended_meanwhile(self) -> None:
+        """After each loss: a call the bridge holds open whose end was among the events it
+        missed. Kamailio keeps the event that ended each call (two hours), so the call ends as
+        it did instead of staying a live channel in noc until closed as lost an hour later."""
+        while True:
+            await self._missed.wait()
+            self._missed.clear()
+            await self._end_open_calls_kamailio_ended()
+
+    async def _end_open_calls_kamailio_ended(self) -> None:
+        for call_id in list(self.translator.calls):
+            try:
+                ending = await self.rpc.ending_of(call_id)
+            except KamailioError as error:
+                log.warning("kamailio: cannot ask how the calls open while the bridge was away "
+                            "ended: %s", error)
+                return
+            if ending is None or call_id not in self.translator.calls:
+                continue  # still in progress, or its end has just arrived
+            try:
+                event = decode(ending.encode())
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                log.warning("kamailio: ignoring the end it kept of call %s (%s)", call_id, error)
+                continue
+            if event.boot != self.boot or event.k > self.k:
+                continue  # not missed: it is on its way
+            log.info("evapi: call %s ended while the bridge was away (Kamailio event %d): ended "
+                     "as Kamailio recorded it", call_id, event.k)
+            self._publish(self.translator.translate(event))
+            self._store_calls()
 
     # noc's controls ---------------------------------------------------------------------------
 

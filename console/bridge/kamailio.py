@@ -172,15 +172,20 @@ class KamailioRpc:
         else:
             await self.call("htable.sets", table, key, value)
 
-    async def delete(self, table: str, key: str) -> None:
-        """Delete a key; one that is not there is already what was asked."""
+    async def call_unless_absent(self, method: str, *params: int | str) -> object:
+        """`call`, but None where Kamailio answers that the key is not there."""
         try:
-            await self.call("htable.delete", table, key)
+            return await self.call(method, *params)
         except KamailioUnreachable:
             raise
         except KamailioError as error:
             if "not found" not in str(error).lower():
                 raise
+            return None
+
+    async def delete(self, table: str, key: str) -> None:
+        """Delete a key; one that is not there is already what was asked."""
+        await self.call_unless_absent("htable.delete", table, key)
 
     # Penalties and calls ----------------------------------------------------------------------
 
@@ -212,6 +217,13 @@ class KamailioRpc:
         await self.set("noc_call", f"{call_id}:switch", 1)  # so: no failover, hung up by switch
         await self.call("tm.cancel", call_id, dialog.cseq)
         return None
+
+    async def ending_of(self, call_id: str) -> str | None:
+        """The event that ended the call (JSON, as evapi sent it), kept two hours; None if
+        Kamailio has no record of its end (it goes on, or ended long ago)."""
+        result = await self.call_unless_absent("htable.get", "noc_call", f"{call_id}:end")
+        value = result.get("item", {}).get("value") if isinstance(result, dict) else None
+        return value if isinstance(value, str) else None
 
     async def event_count(self) -> tuple[int, int]:
         """(boot, k): when Kamailio started, and how many events it has sent since."""

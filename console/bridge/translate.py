@@ -210,15 +210,18 @@ class Translator:
                  "digit": e.digit[:MAX_DIGIT]}]
 
     def _failed(self, e: KamailioEvent, call: OpenCall, ts: float) -> list[dict]:
+        """An unanswered call's end; its last attempt ends too, if its own event was lost."""
+        events = self._attempt_end(e, call, ts) if self._known_attempt(e, call) else []
         self._close(e.call_id)
-        return [{"type": "call.end", "ts": ts, "call_id": call.feed_id, "code": e.code,
-                 "duration": 0, "billed": 0, "charge": 0, "cost": 0,
-                 "hangup": e.hangup or UNANSWERED_HANGUP.get(e.code, "switch")}]
+        return events + [{"type": "call.end", "ts": ts, "call_id": call.feed_id, "code": e.code,
+                          "duration": 0, "billed": 0, "charge": 0, "cost": 0,
+                          "hangup": e.hangup or UNANSWERED_HANGUP.get(e.code, "switch")}]
 
     def _hangup(self, e: KamailioEvent, call: OpenCall, ts: float) -> list[dict]:
-        """An answered call's end: its answered attempt ends too (if its own event was lost)."""
+        """An answered call's end: its answer and answered attempt's end too, if their own
+        events were lost."""
         events = []
-        if call.answered and call.answered not in call.ended:
+        if call.answered not in call.ended:
             events += self._answered_attempt_end(e, call, ts)
         answer_ts = _seconds(e.answer) or call.answer_ts or ts
         duration = max(0.0, round(ts - answer_ts, 3))
