@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 
@@ -179,6 +180,28 @@ async def test_calls_through_kamailio_are_reported_as_the_callers_saw_them(switc
     report = json.loads(printed.stdout)
     assert (report["gaps"], report["quarantined"]) == ([], 0)
     assert_report_matches(report, network.expected_report())
+    assert_answered_calls_accounted(switch, network)
+
+
+def assert_answered_calls_accounted(switch: Switch, network: Network) -> None:
+    """Kamailio's log accounts for every answered call and no other: acc's record of its 200
+    and a CDR line with its customer, the carrier that answered and who hung up."""
+    log = switch.kamailio.run_log()
+    cdrs = {fields["call_id"]: fields for fields in (
+        dict(pair.split("=", 1) for pair in line.split("CDR: ", 1)[1].strip().split(";"))
+        for line in log.splitlines() if "CDR: " in line)}
+    acc_answered = set(re.findall(r"ACC: transaction answered: .*?;method=INVITE;.*?"
+                                  r"call_id=([^;]+);code=200", log))
+    answered = {record.call_id: (customer, record) for customer, agent in network.callers.items()
+                for record in agent.records if record.code == 200}
+    assert cdrs.keys() == acc_answered == answered.keys()
+    answering = {record.call_id: carrier for carrier, agent in network.carriers.items()
+                 for record in agent.records if record.code == 200}
+    for call_id, (customer, record) in answered.items():
+        cdr = cdrs[call_id]
+        assert (cdr["customer"], cdr["carrier"], cdr["hangup"]) == (
+            customer, answering[call_id], record.hangup)
+        assert abs(float(cdr["end"]) - float(cdr["answer"]) - record.duration) < 0.5
 
 
 async def test_a_penalty_takes_the_failing_carrier_out_of_routing_until_it_ends(
