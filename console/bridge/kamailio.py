@@ -23,6 +23,7 @@ RPC_TIMEOUT_S = 5.0
 FOREVER = 2**31 - 1  # "disabled until" for a penalty with no end (the config's NOC_FOREVER)
 # States of a Kamailio dialog (dlg.dlg_list): 3 answered (ACK pending), 4 answered.
 ANSWERED_STATES = (3, 4)
+ABSENT_KEY = ("key not found", "doesn't exist")  # how Kamailio's htable RPCs say it
 
 
 class KamailioError(Exception):
@@ -173,13 +174,15 @@ class KamailioRpc:
             await self.call("htable.sets", table, key, value)
 
     async def call_unless_absent(self, method: str, *params: int | str) -> object:
-        """`call`, but None where Kamailio answers that the key is not there."""
+        """`call`, but None where Kamailio answers that the key is not there (5.6.3 says
+        "Key not found in htable." to htable.delete, "Key name doesn't exist in htable." to
+        htable.get)."""
         try:
             return await self.call(method, *params)
         except KamailioUnreachable:
             raise
         except KamailioError as error:
-            if "not found" not in str(error).lower():
+            if not any(absent in str(error).lower() for absent in ABSENT_KEY):
                 raise
             return None
 
