@@ -4,6 +4,8 @@ its unprintable characters made visible."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -15,7 +17,7 @@ from click.testing import CliRunner
 from console.feed import protocol
 from console.feed.printable import UNPRINTABLE, printable, printable_lines
 from console.shell.cli import format_report, main
-from console.shell.logs import FORMAT, PrintableFormatter
+from console.shell.logs import FORMAT, CurrentStderrHandler, PrintableFormatter
 from tests.test_ingest import Harness, ev
 
 HIDDEN = ("Cc", "Cf", "Zl", "Zp")
@@ -111,3 +113,16 @@ def test_a_log_line_quotes_the_feed_on_one_line_made_printable():
     line = PrintableFormatter(FORMAT).format(record)
     assert "\n" not in line and "\x1b" not in line
     assert line.endswith("quarantined: bad\\x1b]0;x\\x07\\nFAKE line")
+
+
+def test_a_log_line_never_lands_on_the_terminal_the_console_draws_on():
+    """The console's log follows sys.stderr as it is at each line: while Textual draws, it
+    redirects it, and a warning (a gap, a reconnection) no longer scribbles over the screen."""
+    terminal, textual = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(terminal):
+        handler = CurrentStderrHandler()  # set up before the console starts
+    with contextlib.redirect_stderr(textual):  # as Textual does while it draws
+        handler.emit(logging.LogRecord("feed", logging.WARNING, __file__, 1,
+                                       "feed: gap 5..9: 5 events lost for good", (), None))
+    assert (terminal.getvalue(), textual.getvalue()) == (
+        "", "feed: gap 5..9: 5 events lost for good\n")
