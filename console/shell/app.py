@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import tzinfo
-from functools import partial
 from zoneinfo import ZoneInfo
 
-from textual import events
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.timer import Timer
 
 from console.feed.client import FeedError
@@ -50,6 +51,17 @@ STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows
 WATCHDOG_S = 5.0
 STOP_TIMEOUT_S = 10.0  # what is not stored by then is fetched again from the feed on restart
 log = logging.getLogger(__name__)
+
+
+
+class ReadDone(Message):
+    """A screen's read, done on a thread: its snapshot, or the error that stopped it."""
+
+    def __init__(self, screen: DataScreen, snapshot: object = None, read_at: float = 0.0,
+                 marker: tuple = (), asked: object = None, *, error: Exception | None = None):
+        super().__init__()
+        self.screen, self.snapshot, self.read_at = screen, snapshot, read_at
+        self.marker, self.asked, self.error = marker, asked, error
 
 
 class NocApp(App):
@@ -218,36 +230,53 @@ class NocApp(App):
             feed_updated = (feed_updated, os.stat(self._writer_file).st_mtime_ns)
         return version, feed_updated
 
-    async def _poll(self) -> None:
+    def _poll(self) -> None:
+        """Read for the visible screen if the store changed (or what it shows grew stale). The
+        read runs on a thread and comes back as a message: keys and every other message are
+        handled meanwhile, however long a busy machine makes the read."""
         self._polling = True
         self._poll_timer = None
+        screen = self._visible_screen()
         try:
-            screen = self.screen
             if isinstance(screen, DataScreen):
                 now = time.monotonic()
                 marker = self._store_marker()
                 stale = (screen.current_as_of is None or screen._last_snapshot is None
                          or now - screen.current_as_of > STALE_AFTER_S)
                 if marker != screen.read_marker or stale:
-                    asked = screen.asked
-                    worker = self.run_worker(
-                        partial(screen.gather, self.data, self.clock()),
-                        thread=True,
-                        group="poll",
-                        exit_on_error=False,
-                    )
-                    await worker.wait()  # raises if the read failed: shown below
-                    if screen is self.screen:
-                        screen.deliver(worker.result, now, marker, asked)
-        except Exception as error:  # a failed read must not stop the loop; it is shown instead
+                    self._read(screen, now, marker, screen.asked)
+                    return  # the next poll is set when the read is done
+        except Exception as error:  # a failed probe must not stop the loop; it is shown instead
             self.notify(f"could not read the store: {error}", severity="error")
-        finally:
-            self._polling = False
-            if self._poll_again:  # asked for during this poll: at once (a 0 s timer never fires)
-                self._poll_again = False
-                self.call_later(self._poll)
-            else:
-                self._poll_timer = self.set_timer(self.options.refresh, self._poll)
+        self._poll_next()
+
+    @work(thread=True, group="poll", exit_on_error=False)
+    def _read(self, screen: DataScreen, now: float, marker: tuple, asked: object) -> None:
+        try:
+            snapshot = screen.gather(self.data, self.clock())
+        except Exception as error:
+            self.post_message(ReadDone(screen, error=error))
+        else:
+            self.post_message(ReadDone(screen, snapshot, now, marker, asked))
+
+    def on_read_done(self, done: ReadDone) -> None:
+        if done.error is not None:
+            self.notify(f"could not read the store: {done.error}", severity="error")
+        elif done.screen is self._visible_screen():
+            done.screen.deliver(done.snapshot, done.read_at, done.marker, done.asked)
+        self._poll_next()
+
+    def _visible_screen(self) -> Screen | None:
+        """The screen shown, or None while the app starts or closes (no screen on the stack)."""
+        return self.screen_stack[-1] if self.screen_stack else None
+
+    def _poll_next(self) -> None:
+        self._polling = False
+        if self._poll_again:  # asked for during this poll: at once (a 0 s timer never fires)
+            self._poll_again = False
+            self.call_later(self._poll)
+        else:
+            self._poll_timer = self.set_timer(self.options.refresh, self._poll)
 
     # Actions --------------------------------------------------------------------------
 
