@@ -108,7 +108,8 @@ class LiveTable(DataTable):
                 continue
             for index, column in shown:
                 if cells[index] != old[key][index]:
-                    self.update_cell(key, column, cells[index])
+                    # A wider value widens its column (DataTable keeps the width by default).
+                    self.update_cell(key, column, cells[index], update_width=True)
         self._order_rows()
         self._keep_cursor_on(cursor_key)
 
