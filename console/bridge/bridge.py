@@ -369,8 +369,8 @@ class KamailioBridge:
 
     async def _end_calls_ended_meanwhile(self) -> None:
         """After each loss: a call the bridge holds open whose end was among the events it
-        missed. Kamailio keeps the event that ended each call (two hours), so the call ends as
-        it did instead of staying a live channel in noc until closed as lost an hour later."""
+        missed. Kamailio keeps how each call ended (ten minutes), so the call ends as it did
+        instead of staying a live channel in noc until closed as lost an hour later."""
         while True:
             await self._missed.wait()
             self._missed.clear()

@@ -222,9 +222,10 @@ class KamailioRpc:
         return None
 
     async def ending_of(self, call_id: str) -> str | None:
-        """The event that ended the call (JSON, as evapi sent it), kept two hours; None if
-        Kamailio has no record of its end (it goes on, or ended long ago)."""
-        result = await self.call_unless_absent("htable.get", "noc_call", f"{call_id}:end")
+        """The event that ended the call (JSON, as evapi sent it, or the part of it that a
+        bridge which knows the call needs), kept ten minutes; None if Kamailio has no record of
+        its end (it goes on, or ended longer ago)."""
+        result = await self.call_unless_absent("htable.get", "noc_end", call_id)
         value = result.get("item", {}).get("value") if isinstance(result, dict) else None
         return value if isinstance(value, str) else None
 
