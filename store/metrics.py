@@ -183,6 +183,41 @@ def _ended_row(code: int, start_ms: int, progress_ms: int | None, duration_ms: i
     )
 
 
+def ended_totals_sql(*, money_if_failed: bool, dtmf_count: str = "0",
+                     next_code: str | None = None) -> str:
+    """The totals of many ended calls (`money_if_failed`, their `dtmf_count`) or attempts
+    (`next_code`: the code of the attempt after each on its call, NULL if none: failovers) as
+    SQL aggregates over their records' columns, in TOTALS_FIELDS order: _ended_row and
+    failover_totals summed by SQLite, for a span of records (property-tested against them)."""
+    answered = "(code BETWEEN 200 AND 299)"
+
+    def if_answered(column: str) -> str:
+        return f"sum(CASE WHEN {answered} THEN {column} ELSE 0 END)"
+
+    def money(column: str) -> str:
+        return f"sum({column})" if money_if_failed else if_answered(column)
+
+    failover = f"(NOT {answered} AND {next_code} IS NOT NULL)" if next_code else "0"
+    return ", ".join((
+        "count(*)",  # attempts
+        f"sum({answered})",
+        f"sum({answered} OR code IN ({', '.join(map(str, sorted(NER_CODES)))}))",
+        if_answered("duration_ms"),
+        if_answered("billed_ms"),
+        "coalesce(sum(progress_ms - start_ms), 0)",  # pdd_sum_ms
+        "count(progress_ms)",  # pdd_count
+        f"sum({answered} AND {dtmf_count} > 0)",  # dtmf_calls
+        money("charge_micro"),  # revenue_micro
+        money("cost_micro"),
+        "sum(code = 200)",
+        "sum(code = 404)",
+        f"sum({failover})",
+        f"sum({failover} AND {next_code} BETWEEN 200 AND 299)" if next_code else "0",
+        f"sum(code = {LOST_CODE})",
+        "0, 0, 0, 0, 0",  # breaches and peaks: not a call's or an attempt's
+    ))
+
+
 def failover_totals(failed: AttemptRecord, next_answered: bool) -> Totals:
     """A failed attempt that was followed by another on the same call, for the failed carrier."""
     return Totals(failover=1, failover_answered=int(next_answered))

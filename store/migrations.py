@@ -14,8 +14,10 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import SQLModel
 
-from store import models
+from store import models, routes
 from store.transactions import transaction
+
+MIGRATION_CHUNK = 100_000  # rows of a big table handled at once, so that memory stays bounded
 
 
 def _create(connection: sqlite3.Connection) -> None:
@@ -26,14 +28,22 @@ def _create(connection: sqlite3.Connection) -> None:
     dialect = sqlite_dialect.dialect()
     for table in SQLModel.metadata.sorted_tables:
         connection.execute(str(CreateTable(table).compile(dialect=dialect)))
-        for index in table.indexes:
-            connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
+    _create_indexes(connection)
     connection.execute("INSERT INTO noc_meta (key, value) VALUES ('app', 'noc')")
     feed_state = models.FeedState().model_dump()
     columns, marks = ", ".join(feed_state), ", ".join("?" * len(feed_state))
     connection.execute(
         f"INSERT INTO feed_state ({columns}) VALUES ({marks})", tuple(feed_state.values())
     )
+
+
+def _create_indexes(connection: sqlite3.Connection, names: set[str] | None = None) -> None:
+    """The indexes of the schema as it is now (those named, or all)."""
+    dialect = sqlite_dialect.dialect()
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            if names is None or index.name in names:
+                connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
 
 
 def _v2_carrier_money(connection: sqlite3.Connection) -> None:
@@ -64,8 +74,43 @@ def _v2_carrier_money(connection: sqlite3.Connection) -> None:
             f"AND {table}.route = d.route AND {table}.bucket = d.bucket")
 
 
+def _v3_reads_by_time_and_rejects_by_route(connection: sqlite3.Connection) -> None:
+    """Reads flat with history: the rollups and SIP codes stored in the order of their keys
+    (WITHOUT ROWID), rejects and pruned minutes read by time along indexes, and route stats read
+    each reject's route from the rollups: every stored reject is given the route that route
+    stats matched it to at each read until now (store/routes.py), its breach counted there."""
+    dialect = sqlite_dialect.dialect()
+    for model in (models.RollupMinute, models.RollupEndedMinute, models.RollupHour,
+                  models.RollupDay, models.CodeHour):
+        table = model.__table__
+        columns = ", ".join(column.name for column in table.columns)
+        connection.execute(f"ALTER TABLE {table.name} RENAME TO {table.name}_v2")
+        connection.execute(str(CreateTable(table).compile(dialect=dialect)))
+        connection.execute(f"INSERT INTO {table.name} ({columns}) "
+                           f"SELECT {columns} FROM {table.name}_v2")
+        connection.execute(f"DROP TABLE {table.name}_v2")
+    connection.execute("ALTER TABLE reject ADD COLUMN route VARCHAR NOT NULL DEFAULT ''")
+    _create_indexes(connection, {"ix_reject_ts_ms", "ix_rollup_minute_bucket",
+                                 "ix_rollup_ended_minute_bucket"})
+    known = routes.KnownRoutes()
+    for customer, route in routes.known_routes(connection):
+        known.add(customer, route)
+    after = -1
+    while chunk := connection.execute(
+            "SELECT seq, customer, ts_ms, reason, dst FROM reject WHERE seq > ? ORDER BY seq "
+            "LIMIT ?", (after, MIGRATION_CHUNK)).fetchall():
+        after = chunk[-1][0]
+        moves = [((seq, customer, ts_ms, reason, routes.ALL_ROUTES), route)
+                 for seq, customer, ts_ms, reason, dst in chunk
+                 if (route := known.match(customer, dst))]
+        routes.move_rejects(connection, moves)
+        connection.executemany("UPDATE reject SET route = ? WHERE seq = ?",
+                               [(route, reject[0]) for reject, route in moves])
+
+
 # Step N takes a database from version N-1 to N; step 1 (creating one) is never run as a step.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create, _v2_carrier_money]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route]
 LATEST_VERSION = len(MIGRATIONS)
 
 

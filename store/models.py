@@ -106,12 +106,15 @@ class Reject(SQLModel, table=True):
     __tablename__ = "reject"
     __table_args__ = (Index("ix_reject_customer_ts", "customer", "ts_ms"),)
     seq: int = Field(primary_key=True)
-    ts_ms: int
+    ts_ms: int = Field(index=True)  # ragged edges of a report, everyone's latest rejects
     customer: str
     cli: str = ""
     dst: str = ""
     code: int
     reason: str
+    # The customer's longest known route (one of its calls' routes) that prefixes `dst`, '' if
+    # none: the route its breaches count for in the rollups (store/routes.py).
+    route: str = ""
 
 
 class EventLog(SQLModel, table=True):
@@ -197,6 +200,11 @@ class ControlRequest(SQLModel, table=True):
     done_ms: int | None = None
 
 
+# Rollups are only ever read and upserted by their primary key: stored in its order (SQLite's
+# WITHOUT ROWID), an account's buckets sit side by side, and there is one B-tree to write, not two.
+CLUSTERED = {"sqlite_with_rowid": False}
+
+
 class _RollupKey(SQLModel):
     kind: str = Field(primary_key=True)
     account: str = Field(primary_key=True)
@@ -230,9 +238,11 @@ class RollupTotals(_RollupKey):
 
 
 class RollupMinute(RollupTotals, table=True):
-    """Per account and route (route '' is the account's total) per UTC minute; pruned after days."""
+    """Per account and route (route '' is the account's total) per UTC minute; pruned after days
+    (by bucket: its index finds the oldest minute kept and the ones to prune at once)."""
 
     __tablename__ = "rollup_minute"
+    __table_args__ = (Index("ix_rollup_minute_bucket", "bucket"), CLUSTERED)
 
 
 class RollupEndedMinute(RollupTotals, table=True):
@@ -240,20 +250,24 @@ class RollupEndedMinute(RollupTotals, table=True):
     sample period covers ("calls whose end falls in (now - P, now]"); pruned like the minutes."""
 
     __tablename__ = "rollup_ended_minute"
+    __table_args__ = (Index("ix_rollup_ended_minute_bucket", "bucket"), CLUSTERED)
 
 
 class RollupHour(RollupTotals, table=True):
     __tablename__ = "rollup_hour"
+    __table_args__ = CLUSTERED
 
 
 class RollupDay(RollupTotals, table=True):
     __tablename__ = "rollup_day"
+    __table_args__ = CLUSTERED
 
 
 class CodeHour(SQLModel, table=True):
     """Final SIP codes per account per UTC hour (calls for customers, attempts for carriers)."""
 
     __tablename__ = "code_hour"
+    __table_args__ = CLUSTERED
     kind: str = Field(primary_key=True)
     account: str = Field(primary_key=True)
     bucket: int = Field(primary_key=True)

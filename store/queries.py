@@ -1,8 +1,10 @@
-"""Reads behind every summary: totals over a time range from the rollups, never a scan of CDRs.
+"""Reads behind `noc report`: totals over a time range from the rollups, never a scan of CDRs.
 
-A range is cut into whole days, hours and minutes read from the rollup tables; only the ragged
-edges (seconds, or minutes older than the minute rollups keep) are summed from the call and
-attempt records, a few minutes of rows at most.
+A range is cut into whole days, hours and minutes read from the rollup tables, summed by SQLite
+in one statement that probes each account's rows along the rollups' primary key; only the ragged
+edges (seconds, or minutes older than the minute rollups keep) are summed from the call, attempt
+and reject records, read along their time indexes. A report is one read transaction: one
+consistent snapshot even while the writer commits.
 """
 
 from __future__ import annotations
@@ -10,50 +12,44 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
-from sqlmodel import Session, func, select
-
 from store import metrics, models, rollups
-from store.database import connect, sync_engine
+from store.database import connect
 from store.live import unpack
-from store.metrics import AttemptRecord, CallRecord, Totals
+from store.metrics import PEAK_FIELDS, TOTALS_FIELDS, Totals
 
 Key = tuple[str, str]  # kind, account
 MINUTE, HOUR, DAY = (models.BUCKET_MS[p] for p in ("minute", "hour", "day"))
+ROLLUP_SUMS = ", ".join(f"max({name})" if name in PEAK_FIELDS else f"sum({name})"
+                        for name in TOTALS_FIELDS)
 
 
-def segments(start: int, end: int, minute_floor: int) -> Iterator[tuple[str, int, int]]:
-    """Cut [start, end) ms into (source, from, to) pieces: 'day', 'hour', 'minute' or 'raw'.
+def segments(start: int, end: int, minute_floor: int) -> list[tuple[str, int, int]]:
+    """Cut [start, end) ms into (source, from, to) pieces: 'day', 'hour', 'minute' or 'raw',
+    each the widest whole buckets that fit, runs of one source joined into one piece.
 
     Minutes before `minute_floor` (pruned from the minute rollups) come from the records.
     """
+    pieces: list[tuple[str, int, int]] = []
     position = start
     while position < end:
-        for period, size in (("day", DAY), ("hour", HOUR)):
-            if position % size == 0 and position + size <= end:
-                yield period, position, position + size
-                position += size
-                break
+        if position % DAY == 0 and end - position >= DAY:
+            source, stop = "day", end - (end - position) % DAY
+        elif position % HOUR == 0 and end - position >= HOUR:
+            source = "hour"
+            stop = min(end - (end - position) % HOUR, position + DAY - position % DAY)
+        elif position % MINUTE == 0 and end - position >= MINUTE and position >= minute_floor:
+            source = "minute"
+            stop = min(end - (end - position) % MINUTE, position + HOUR - position % HOUR)
         else:
-            if position % MINUTE == 0 and position + MINUTE <= end and position >= minute_floor:
-                yield "minute", position, position + MINUTE
-                position += MINUTE
-            else:
-                stop = min(end, position - position % MINUTE + MINUTE)
-                yield "raw", position, stop
-                position = stop
-
-
-def _merge(pieces: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    merged: list[tuple[str, int, int]] = []
-    for piece in pieces:
-        if merged and merged[-1][0] == piece[0] and merged[-1][2] == piece[1]:
-            merged[-1] = (piece[0], merged[-1][1], piece[2])
-        else:
-            merged.append(piece)
-    return merged
+            source, stop = "raw", min(end, position + MINUTE - position % MINUTE)
+        if pieces and pieces[-1][0] == source:
+            position = pieces.pop()[1]
+        pieces.append((source, position, stop))
+        position = stop
+    return pieces
 
 
 class Reader:
@@ -61,149 +57,117 @@ class Reader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.engine = sync_engine(self.path)
 
     def connection(self) -> sqlite3.Connection:
         return connect(self.path)
 
-    def minute_floor(self, newest_ms: int, keep_days: int) -> int:
-        """The oldest minute the minute rollups can still answer for."""
-        with Session(self.engine) as session:
-            oldest = session.exec(select(func.min(models.RollupMinute.bucket))).one()
-        floor = newest_ms - keep_days * DAY
-        return max(floor - floor % HOUR + HOUR, oldest or 0)
-
-    def totals(
-        self,
-        start_ms: int,
-        end_ms: int,
-        *,
-        minute_keep_days: int = 8,
-        route: str = rollups.ALL_ROUTES,
-    ) -> dict[Key, Totals]:
-        """Totals per account over [start_ms, end_ms), from rollups plus the ragged edges."""
-        feed = self.feed_state()
-        floor = self.minute_floor(feed.newest_ms, minute_keep_days)
-        found: dict[Key, list[int]] = defaultdict(rollups.zero)
-        with closing(self.connection()) as connection:
-            for source, lo, hi in _merge(list(segments(start_ms, end_ms, floor))):
-                if source == "raw":
-                    for key, values in self._raw_totals(connection, lo, hi).items():
-                        rollups.add_into(found[key], values.as_tuple())
-                    continue
-                table = models.ROLLUP_TABLES[source].__tablename__
-                rows = connection.execute(
-                    f"SELECT kind, account, {', '.join(metrics.TOTALS_FIELDS)} FROM {table} "
-                    "WHERE route = ? AND bucket >= ? AND bucket < ?",
-                    (route, lo, hi),
-                )
-                for kind, account, *values in rows:
-                    rollups.add_into(found[(kind, account)], values)
-        return {key: rollups.to_totals(values) for key, values in found.items()}
-
-    def _raw_totals(self, connection: sqlite3.Connection, lo: int, hi: int) -> dict[Key, Totals]:
-        """Totals for a short span from the records, by the same rules as the rollups."""
-        found: dict[Key, Totals] = defaultdict(Totals)
-        for call in self._calls(connection, "start_ms >= ? AND start_ms < ?", (lo, hi)):
-            found[("customer", call.customer)].add(metrics.call_totals(call))
-        for reason, customer in connection.execute(
-            "SELECT reason, customer FROM reject WHERE ts_ms >= ? AND ts_ms < ?", (lo, hi)
-        ):
-            found[("customer", customer)].add(metrics.breach_totals(reason))
-        spans = "SELECT DISTINCT call_seq FROM attempt WHERE start_ms >= ? AND start_ms < ?"
-        ended_calls = self._calls(connection, f"seq IN ({spans})", (lo, hi))
-        for call in [*ended_calls, *self._open_calls(connection)]:
-            for attempt in call.attempts:
-                if lo <= attempt.start_ms < hi:
-                    found[("carrier", attempt.carrier)].add(metrics.attempt_totals(attempt))
-            if call.end_ms is not None:
-                for failed, answered in metrics.call_failovers(call):
-                    if lo <= failed.start_ms < hi:
-                        found[("carrier", failed.carrier)].add(
-                            metrics.failover_totals(failed, answered)
-                        )
-        return found
-
-    def _calls(self, connection: sqlite3.Connection, where: str, params: tuple) -> list[CallRecord]:
-        calls = connection.execute(
-            "SELECT seq, call_id, customer, start_ms, end_ms, code, cli, dst, route, duration_ms, "
-            "billed_ms, charge_micro, cost_micro, progress_ms, dtmf_count, hangup FROM call "
-            f"WHERE {where}",
-            params,
-        ).fetchall()
-        if not calls:
-            return []
-        attempts: dict[int, list[AttemptRecord]] = defaultdict(list)
-        seqs = [row[0] for row in calls]
-        for chunk in range(0, len(seqs), 500):
-            part = seqs[chunk : chunk + 500]
-            for row in connection.execute(
-                "SELECT call_seq, carrier, route, attempt, start_ms, end_ms, code, progress_ms, "
-                "duration_ms, cost_micro, reason, billed_ms, charge_micro FROM attempt "
-                f"WHERE call_seq IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                attempts[row[0]].append(AttemptRecord(*row[1:]))
-        return [CallRecord(*row[1:], attempts=tuple(attempts[row[0]])) for row in calls]
-
-    def _open_calls(self, connection: sqlite3.Connection) -> list[CallRecord]:
-        """Calls in progress, with the attempts that have ended (failed ones count at once)."""
-        found = []
-        for (state,) in connection.execute("SELECT state FROM open_call"):
-            call = unpack(state)
-            failed = tuple(
-                a.record() for a in call.attempts if a.ended and not metrics.is_answered(a.code)
-            )
-            found.append(
-                CallRecord(call.call_id, call.customer, call.start_ms, None, -1, attempts=failed)
-            )
-        return found
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        with closing(self.connection()) as db:
+            db.execute("BEGIN")  # one snapshot for every read of the answer
+            yield db
 
     def feed_state(self) -> models.FeedState:
-        with Session(self.engine) as session:
-            return session.get(models.FeedState, 1)
+        with self._snapshot() as db:
+            return _feed_state(db)
 
-    def accounts(self) -> list[models.Account]:
-        with Session(self.engine) as session:
-            return list(
-                session.exec(
-                    select(models.Account).order_by(models.Account.kind, models.Account.id)
-                )
-            )
-
-    def gaps(self) -> list[models.Gap]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(models.Gap).order_by(models.Gap.from_seq)))
-
-    def consecutive_failures(self) -> dict[str, int]:
-        with Session(self.engine) as session:
-            return {
-                row.carrier: row.consecutive_failures
-                for row in session.exec(select(models.CarrierState))
-            }
+    def totals(self, start_ms: int, end_ms: int, *, minute_keep_days: int = 8,
+               route: str = rollups.ALL_ROUTES) -> dict[Key, Totals]:
+        """Totals per account over [start_ms, end_ms), from rollups plus the ragged edges."""
+        with self._snapshot() as db:
+            return _totals(db, start_ms, end_ms, _feed_state(db).newest_ms, minute_keep_days,
+                           route)
 
     def report(self, time_from_ms: int | None = None, time_to_ms: int | None = None) -> dict:
         """The `noc report --json` object over [from, to) (default: everything stored)."""
-        feed = self.feed_state()
-        start = time_from_ms if time_from_ms is not None else 0
-        end = (
-            time_to_ms if time_to_ms is not None else feed.newest_ms - feed.newest_ms % 1000 + 1000
-        )
-        totals = self.totals(start, end) if end > start else {}
-        failures = self.consecutive_failures()
+        with self._snapshot() as db:
+            feed = _feed_state(db)
+            start = time_from_ms if time_from_ms is not None else 0
+            end = (time_to_ms if time_to_ms is not None
+                   else feed.newest_ms - feed.newest_ms % 1000 + 1000)
+            totals = _totals(db, start, end, feed.newest_ms) if end > start else {}
+            failures = dict(db.execute("SELECT carrier, consecutive_failures FROM carrier_state"))
+            accounts = db.execute("SELECT kind, id FROM account ORDER BY kind, id").fetchall()
+            gaps = db.execute("SELECT from_seq, to_seq FROM gap ORDER BY from_seq").fetchall()
         customers, carriers = {}, {}
-        for account in self.accounts():
-            t = totals.get((account.kind, account.id), Totals())
-            if account.kind == "customer":
-                customers[account.id] = metrics.customer_report(t)
+        for kind, account in accounts:
+            t = totals.get((kind, account), Totals())
+            if kind == "customer":
+                customers[account] = metrics.customer_report(t)
             else:
-                carriers[account.id] = metrics.carrier_report(t, failures.get(account.id, 0))
+                carriers[account] = metrics.carrier_report(t, failures.get(account, 0))
         return {
             "from": start / 1000,
             "to": end / 1000,
             "last_seq": feed.last_seq,
-            "gaps": [[gap.from_seq, gap.to_seq] for gap in self.gaps()],
+            "gaps": [list(gap) for gap in gaps],
             "quarantined": feed.quarantined,
             "customers": customers,
             "carriers": carriers,
         }
+
+
+def _feed_state(db: sqlite3.Connection) -> models.FeedState:
+    cursor = db.execute("SELECT * FROM feed_state WHERE id = 1")
+    return models.FeedState(**dict(zip((c[0] for c in cursor.description), cursor.fetchone(),
+                                       strict=True)))
+
+
+def minute_floor(db: sqlite3.Connection, newest_ms: int, keep_days: int) -> int:
+    """The oldest minute the minute rollups can still answer for (their bucket index knows the
+    oldest kept)."""
+    oldest = db.execute("SELECT min(bucket) FROM rollup_minute").fetchone()[0]
+    floor = newest_ms - keep_days * DAY
+    return max(floor - floor % HOUR + HOUR, oldest or 0)
+
+
+def _totals(db: sqlite3.Connection, start_ms: int, end_ms: int, newest_ms: int,
+            minute_keep_days: int = 8, route: str = rollups.ALL_ROUTES) -> dict[Key, Totals]:
+    floor = minute_floor(db, newest_ms, minute_keep_days)
+    found: dict[Key, list[int]] = defaultdict(rollups.zero)
+    for source, lo, hi in segments(start_ms, end_ms, floor):
+        if source == "raw":
+            _add_records(db, lo, hi, found)
+            continue
+        # Summed by SQLite, each account's rows found along the primary key, in its order.
+        for kind, account, *values in db.execute(
+                f"SELECT kind, account, {ROLLUP_SUMS} "
+                f"FROM {models.ROLLUP_TABLES[source].__tablename__} "
+                "WHERE kind IN ('carrier', 'customer') AND account IN (SELECT id FROM account) "
+                "AND route = ? AND bucket >= ? AND bucket < ? GROUP BY kind, account",
+                (route, lo, hi)):
+            rollups.add_into(found[(kind, account)], values)
+    return {key: rollups.to_totals(values) for key, values in found.items()}
+
+
+CALL_SUMS = metrics.ended_totals_sql(money_if_failed=True, dtmf_count="dtmf_count")
+ATTEMPT_SUMS = metrics.ended_totals_sql(money_if_failed=False, next_code="next_code")
+
+
+def _add_records(db: sqlite3.Connection, lo: int, hi: int, found: dict[Key, list[int]]) -> None:
+    """Add the totals of a span [lo, hi) summed from the records by SQLite, by the rules of the
+    rollups (store.metrics.ended_totals_sql), along the records' time indexes."""
+    for customer, *values in db.execute(
+            f"SELECT customer, {CALL_SUMS} FROM call WHERE start_ms >= ? AND start_ms < ? "
+            "GROUP BY customer", (lo, hi)):
+        rollups.add_into(found[("customer", customer)], values)
+    for customer, reason, count in db.execute(
+            "SELECT customer, reason, count(*) FROM reject WHERE ts_ms >= ? AND ts_ms < ? "
+            "GROUP BY customer, reason", (lo, hi)):
+        breach = metrics.breach_totals(reason).as_tuple()
+        rollups.add_into(found[("customer", customer)], [value * count for value in breach])
+    for carrier, *values in db.execute(
+            f"SELECT carrier, {ATTEMPT_SUMS} FROM (SELECT *, CASE WHEN code BETWEEN 200 AND 299 "
+            "THEN NULL ELSE (SELECT code FROM attempt AS later WHERE later.call_seq = "
+            "attempt.call_seq AND later.attempt > attempt.attempt ORDER BY later.attempt "
+            "LIMIT 1) END AS next_code FROM attempt WHERE start_ms >= ? AND start_ms < ?) "
+            "GROUP BY carrier", (lo, hi)):
+        rollups.add_into(found[("carrier", carrier)], values)
+    # Calls in progress: their failed attempts count at once. Only a call active since `lo`
+    # can have one started in the span (its last event is no older than any of its attempts).
+    for (state,) in db.execute("SELECT state FROM open_call WHERE last_ms >= ?", (lo,)):
+        for attempt in unpack(state).attempts:
+            if (attempt.ended and not metrics.is_answered(attempt.code)
+                    and lo <= attempt.start_ms < hi):
+                rollups.add_into(found[("carrier", attempt.carrier)],
+                                 metrics.attempt_totals_row(attempt.record()))

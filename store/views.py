@@ -65,6 +65,7 @@ SUMMARY_COLUMNS = ("Date", "Attempts", "Connected", "ASR", "ACD", "Duration", "B
                    "Cost", "Profit", "Profit %", "PDD", "NER")
 
 TOTALS_SUMS = ", ".join(f"coalesce(sum({name}), 0)" for name in TOTALS_FIELDS)
+BREACH_FIELDS = ("breach_channel", "breach_cps", "breach_other")
 
 # A customer's routes, found by hopping along the rollups' primary key (kind, account, route,
 # bucket) from one route to the next: one index probe per route, whatever the history's length.
@@ -761,33 +762,25 @@ class ConsoleData:
     def route_stats(self, customer: str, now_ms: int, window_ms: int = DAY_MS) -> list[RouteStat]:
         """Per route of a customer: channels now, traffic and breaches over the window's hours.
 
-        Rejects carry no route: each goes to the longest known route that prefixes its number.
+        Rejects carry no route: each counts for the longest known route that prefixes its number
+        (store/routes.py keeps them so in the rollups); route '' gathers the others.
         """
         window = Window.ending_at(now_ms, "hour", max(1, -(-window_ms // HOUR_MS)))
         with self._read() as db:
-            routes = [route for route, in db.execute(
-                f"{KNOWN_ROUTES} SELECT route FROM known WHERE route IS NOT NULL",
-                {"customer": customer})]
-            traffic: dict[str, Totals] = defaultdict(Totals)
-            for route, _, *values in db.execute(
-                f"{KNOWN_ROUTES} SELECT route, bucket, {TOTALS_SUMS} FROM rollup_hour "
-                "WHERE kind = 'customer' AND account = :customer "
-                "AND route IN (SELECT route FROM known) AND bucket >= :start AND bucket < :end "
-                "GROUP BY route, bucket",
+            traffic = {route: Totals(*values) for route, *values in db.execute(
+                f"{KNOWN_ROUTES} SELECT route, {TOTALS_SUMS} FROM rollup_hour "
+                "WHERE kind = 'customer' AND account = :customer AND route IN "
+                "(SELECT route FROM known WHERE route IS NOT NULL UNION ALL SELECT '') "
+                "AND bucket >= :start AND bucket < :end GROUP BY route",
                 {"customer": customer, "start": window.start_ms, "end": window.end_ms},
-            ):
-                traffic[route].add(Totals(*values))
-            rejects = db.execute(
-                "SELECT dst, reason FROM reject WHERE customer = ? AND ts_ms >= ? AND ts_ms < ?",
-                (customer, window.start_ms, window.end_ms),
-            ).fetchall()
+            )}
             channels: dict[str, int] = defaultdict(int)
             for call in _open_calls(db, customer):
                 channels[call.route] += 1
-        by_length = sorted(routes, key=len, reverse=True)
-        for dst, reason in rejects:
-            route = next((r for r in by_length if dst.startswith(r)), ALL_ROUTES)
-            traffic[route].add(metrics.breach_totals(reason))
+        total = traffic.pop(ALL_ROUTES, Totals())
+        traffic[ALL_ROUTES] = Totals(**{  # the customer's breaches that no route's rows hold
+            name: getattr(total, name) - sum(getattr(t, name) for t in traffic.values())
+            for name in BREACH_FIELDS})
         stats = [_route_stat(route, channels.get(route, 0), traffic.get(route, Totals()))
                  for route in {*traffic, *channels}]
         return sorted((s for s in stats if s.channels or s.attempts or _breaches(s)),
@@ -1026,21 +1019,17 @@ def _latest_ended_calls(db: sqlite3.Connection, customer: str | None, since: int
 
 def _latest_rejects(db: sqlite3.Connection, customer: str | None, since: int, search: _Search,
                     limit: int) -> list[CallRow]:
-    """Rejects newest first, read lazily and filtered here so the scan stops at the limit or at
-    the window's start: a customer's along the (customer, ts_ms) index; everyone's backwards in
-    seq (feed) order, as the table has no time index of its own."""
+    """Rejects newest first, read lazily along a time index (a customer's, or everyone's) and
+    filtered here, so the scan stops at the limit or at the window's start."""
     if search.carrier:
         return []
-    if customer is None:
-        rows = db.execute("SELECT seq, ts_ms, customer, cli, dst, code, reason FROM reject "
-                          "ORDER BY seq DESC")
-    else:
-        rows = db.execute("SELECT seq, ts_ms, customer, cli, dst, code, reason FROM reject "
-                          "WHERE customer = ? AND ts_ms >= ? ORDER BY ts_ms DESC, seq DESC",
-                          (customer, since))
+    scope = "customer = :customer AND " if customer is not None else ""
+    rows = db.execute("SELECT seq, ts_ms, customer, cli, dst, code, reason FROM reject "
+                      f"WHERE {scope}ts_ms >= :since ORDER BY ts_ms DESC, seq DESC",
+                      {"customer": customer, "since": since})
     found = []
     for seq, ts, cust, cli, dst, code, reason in rows:
-        if ts < since or len(found) == limit:
+        if len(found) == limit:
             break
         if search.matches_reject(cli, dst, code):
             found.append(CallRow(seq, "", ts, cust, cli, dst, "", "", code, 0.0, 0, 0.0, None,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from store import models, rollups
+from store import models, rollups, routes
 from store.database import connect
 from store.statements import RowsInsert, columns_of, delete_seqs, rows_insert
 from store.transactions import transaction
@@ -64,6 +64,7 @@ class Batch:
     calls: list[tuple] = field(default_factory=list)
     attempts: list[tuple] = field(default_factory=list)
     rejects: list[tuple] = field(default_factory=list)
+    new_routes: list[tuple[str, str]] = field(default_factory=list)  # (customer, route) now known
     rollups: dict[rollups.RollupKey, list[int]] = field(default_factory=dict)
     ended: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)  # by end minute
     codes: dict[tuple[str, str, int, int], int] = field(default_factory=dict)
@@ -158,6 +159,8 @@ class StoreWriter:
                     for (kind, account, minute), values in batch.ended.items()
                 ],
             )
+        for customer, route in batch.new_routes:  # once the batch's rejects and rollups are in
+            routes.take_new_route(db, customer, route)
         if batch.codes:
             _INSERT["code"].run(db, [key + (count,) for key, count in batch.codes.items()])
         if batch.closed_calls:

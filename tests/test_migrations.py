@@ -12,6 +12,7 @@ from console.feed.traffic import Traffic
 from store.database import prepare
 from store.migrations import LATEST_VERSION
 from store.queries import Reader
+from store.views import ConsoleData
 from tests.test_ingest import Harness
 
 START_TS = 1_763_700_000.0
@@ -36,9 +37,33 @@ def current(tmp_path_factory):
     return path
 
 
+def as_version_2(path) -> None:
+    """What noc wrote at schema 2: rejects with no route, their breaches only in their
+    customer's total (route ''), no index by time on rejects or by bucket on minutes, and the
+    rollups and codes stored in rowid order."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for index in ("ix_reject_ts_ms", "ix_rollup_minute_bucket",
+                      "ix_rollup_ended_minute_bucket"):
+            db.execute(f"DROP INDEX {index}")
+        for table in (*ROLLUPS, "code_hour"):
+            sql = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            db.execute(f"ALTER TABLE {table} RENAME TO old")
+            db.execute(sql[0].replace("WITHOUT ROWID", ""))
+            db.execute(f"INSERT INTO {table} SELECT * FROM old")
+            db.execute("DROP TABLE old")
+        db.execute("ALTER TABLE reject DROP COLUMN route")
+        for table in ROLLUPS:
+            db.execute(f"UPDATE {table} SET breach_channel = 0, breach_cps = 0, "
+                       "breach_other = 0 WHERE kind = 'customer' AND route != ''")
+            db.execute(f"DELETE FROM {table} WHERE kind = 'customer' AND route != '' "
+                       "AND attempts = 0")
+        db.execute("UPDATE noc_meta SET value = '2' WHERE key = 'schema_version'")
+
+
 def as_version_1(path) -> None:
     """What noc wrote at schema 1: attempts without their call's billed time and charge, and
     carriers with no billed time and no revenue in any rollup."""
+    as_version_2(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("ALTER TABLE attempt DROP COLUMN billed_ms")
         db.execute("ALTER TABLE attempt DROP COLUMN charge_micro")
@@ -51,6 +76,21 @@ def as_version_1(path) -> None:
 def table_rows(path, table: str) -> list[tuple]:
     with closing(sqlite3.connect(path)) as db:
         return db.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
+
+
+def schema(path) -> list[tuple]:
+    """Tables and indexes, and which tables are stored in the order of their keys."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT type, name, tbl_name, sql LIKE '%WITHOUT ROWID' "
+                          "FROM sqlite_master ORDER BY name").fetchall()
+
+
+def busiest_rejecting(path) -> tuple[str, int]:
+    """The customer with the most rejects, and the newest moment of the feed."""
+    with closing(sqlite3.connect(path)) as db:
+        customer = db.execute("SELECT customer FROM reject GROUP BY customer "
+                              "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+        return customer, db.execute("SELECT newest_ms FROM feed_state").fetchone()[0]
 
 
 def test_a_new_database_is_made_at_the_latest_version(tmp_path):
@@ -68,9 +108,28 @@ def test_carrier_money_is_filled_in_from_the_stored_calls(current, tmp_path):
 
     assert prepare(old) == LATEST_VERSION
 
-    for table in ("attempt", *ROLLUPS):
+    for table in ("attempt", "reject", *ROLLUPS):
         assert table_rows(old, table) == table_rows(current, table), table
     report = Reader(old).report()
     assert report == Reader(current).report()
     assert sum(carrier["revenue"] for carrier in report["carriers"].values()) == pytest.approx(
         sum(customer["revenue"] for customer in report["customers"].values()))
+
+
+def test_rejects_are_given_their_routes_and_reads_by_time_their_indexes(current, tmp_path):
+    old = tmp_path / "old.db"
+    shutil.copy(current, old)
+    as_version_2(old)
+    customer, now_ms = busiest_rejecting(old)
+    before = ConsoleData(old).route_stats(customer, now_ms)
+
+    assert prepare(old) == LATEST_VERSION
+
+    for table in ("reject", "code_hour", *ROLLUPS):
+        assert table_rows(old, table) == table_rows(current, table), table
+    assert schema(old) == schema(current)
+    after = ConsoleData(old).route_stats(customer, now_ms)
+    assert after == ConsoleData(current).route_stats(customer, now_ms)
+    assert sum(stat.cps_breaches for stat in after) == sum(stat.cps_breaches for stat in before)
+    routed = [stat for stat in after if stat.route and stat.cps_breaches + stat.other_breaches]
+    assert routed, "the traffic has rejects that a route matches"

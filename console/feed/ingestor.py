@@ -22,6 +22,7 @@ from console.feed import protocol as p
 from store import metrics, rollups
 from store.live import LiveAttempt, LiveCall, pack, unpack
 from store.metrics import DEFAULT_FAILURE_CODES, CallRecord, ConsecutiveFailures, to_micro, to_ms
+from store.routes import KnownRoutes
 from store.writer import Batch
 
 LOST_AFTER_MS = 3_600_000
@@ -75,6 +76,7 @@ class Ingestor:
         self.calls: OrderedDict[str, LiveCall] = OrderedDict()
         self.accounts: dict[tuple[str, str], tuple] = {}
         self.channels: Counter[tuple[str, str]] = Counter()
+        self.routes = KnownRoutes()  # each customer's, for the rejects (store/routes.py)
         self._cps: dict[tuple[str, str], list[int]] = {}
         self._recently_ended: OrderedDict[str, None] = OrderedDict()
         # The newest seq the current connection has sent (its subscribed position at first);
@@ -109,6 +111,7 @@ class Ingestor:
         open_calls: Iterable[bytes],
         carriers: Iterable[tuple[str, int]],
         accounts: Iterable[tuple],
+        routes: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Rebuild live state from what the last flush committed."""
         self.last_seq = feed["last_seq"]
@@ -119,6 +122,8 @@ class Ingestor:
             self.failures.counters[carrier] = count
         for row in accounts:
             self.accounts[(row[0], row[1])] = tuple(row)
+        for customer, route in routes:
+            self.routes.add(customer, route)
         for call in sorted((unpack(state) for state in open_calls), key=lambda c: c.last_ms):
             self.calls[call.call_id] = call
             self._stored_calls.add(call.seq)
@@ -362,9 +367,11 @@ class Ingestor:
 
     def _reject(self, e: p.CallReject, ts_ms: int) -> None:
         self._known(CUSTOMER, e.customer, ts_ms)
-        self.batch.rejects.append((e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason))
+        route = self.routes.match(e.customer, e.dst)
+        self.batch.rejects.append(
+            (e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason, route))
         breach = metrics.breach_totals(e.reason).as_tuple()
-        self._add(CUSTOMER, e.customer, "", ts_ms, breach, ended_ms=ts_ms)
+        self._add(CUSTOMER, e.customer, route, ts_ms, breach, ended_ms=ts_ms)
 
     # Ending calls ------------------------------------------------------------------------
 
@@ -382,6 +389,8 @@ class Ingestor:
             self._stored_calls.remove(call.seq)
             self.batch.closed_calls.add(call.seq)
         self.channels[(CUSTOMER, call.customer)] -= 1
+        if self.routes.add(call.customer, record.route):
+            self.batch.new_routes.append((call.customer, record.route))
 
         self._add(
             CUSTOMER,

@@ -29,6 +29,7 @@ from store.health import StoreFault, StoreHealth, fault_of
 from store.health import backoff as store_backoff
 from store.integrity import seq_holes
 from store.metrics import DEFAULT_FAILURE_CODES
+from store.routes import known_routes
 from store.transactions import transaction
 from store.writer import ACCOUNT_COLUMNS, Batch, Retention, StoreWriter
 
@@ -86,8 +87,9 @@ def tuned_for_ingest() -> Iterator[None]:
 
 def load_state(
     connection: sqlite3.Connection,
-) -> tuple[dict, list[bytes], list[tuple], list[tuple]]:
-    """What a restarting writer needs: feed position, open calls, carrier counters, accounts."""
+) -> tuple[dict, list[bytes], list[tuple], list[tuple], list[tuple[str, str]]]:
+    """What a restarting writer needs: feed position, open calls, carrier counters, accounts,
+    customers' known routes."""
     connection.row_factory = sqlite3.Row
     feed = dict(connection.execute(f"SELECT {', '.join(FEED_COUNTERS)} FROM feed_state").fetchone())
     connection.row_factory = None
@@ -96,7 +98,7 @@ def load_state(
         "SELECT carrier, consecutive_failures FROM carrier_state"
     ).fetchall()
     accounts = connection.execute(f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM account").fetchall()
-    return feed, open_calls, carriers, accounts
+    return feed, open_calls, carriers, accounts, known_routes(connection)
 
 
 def pending_controls(connection: sqlite3.Connection) -> list[p.Control]:
@@ -163,14 +165,14 @@ class IngestService:
         self.lock.acquire()
         try:
             await self.writer.open()
-            feed, open_calls, carriers, accounts = await self.writer.read(load_state)
+            state = await self.writer.read(load_state)
         except StoreError:
             await self.close()
             raise
         except sqlite3.Error as error:
             await self.close()
             raise StoreError(f"cannot open {self.db_path}: {fault_of(error)}") from None
-        self.ingestor.restore(feed, open_calls, carriers, accounts)
+        self.ingestor.restore(*state)
         self.committed_seq = self.ingestor.last_seq
         self.ingestor.set_feed_status(feed_url=self.url, writer_pid=os.getpid())
         for warning in self.warnings:
