@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from console.feed.printable import printable
 from screens.base import DataScreen
@@ -27,8 +26,8 @@ from screens.formats import (
     used_of,
 )
 from screens.safe_text import plain
-from screens.tables import LiveTable
-from store.views import AccountRow, ConsoleData, FeedView, failures_severity
+from screens.tables import WindowTable
+from store.views import AccountPage, AccountRow, ConsoleData, FeedView, failures_severity
 from widgets.filter_input import FilterInput
 from widgets.key_bar import KeyBar
 from widgets.live_table import Cell, Col
@@ -39,34 +38,43 @@ NAME_CHARS = 24  # longer names are cut (the search and the detail screen have t
 # The account lists ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class AccountsSnapshot:
-    now_ms: int
-    feed: FeedView
-    accounts: tuple[AccountRow, ...]
+class ListQuery:
+    """What a list asks the store for: a window of its rows, sorted and searched."""
+
+    sort: str
+    search: str = ""
+    offset: int = 0
+    limit: int = 100
+    keep: str | None = None  # the highlighted account, whose place is read too
+    follow: bool = False  # read the window around `keep` (after the sort or search changed)
 
 
 @dataclass(frozen=True)
-class Sort:
-    label: str
-    key: Callable[[AccountRow], tuple]
+class AccountsSnapshot:
+    now_ms: int
+    feed: FeedView
+    query: ListQuery
+    page: AccountPage
 
 
-SORTS = {
-    "name": Sort("name", lambda a: (a.name.casefold(),)),
-    "channels": Sort("channels", lambda a: (-a.channels, a.name.casefold())),
-    "asr": Sort("ASR, worst first", lambda a: (a.asr is None, a.asr or 0.0, -a.attempts)),
-    "attempts": Sort("attempts", lambda a: (-a.attempts, a.name.casefold())),
-    "failures": Sort("consec. fails",
-                     lambda a: (-(a.consecutive_failures or 0), a.name.casefold())),
-    "balance": Sort("balance, lowest first",
-                    lambda a: (a.balance is None, a.balance or 0.0, a.name.casefold())),
+SORT_LABELS = {  # the sorts of store.views.ACCOUNT_SORTS, as the status line names them
+    "name": "name",
+    "channels": "channels",
+    "asr": "ASR, worst first",
+    "attempts": "attempts",
+    "failures": "consec. fails",
+    "balance": "balance, lowest first",
 }
 SORTS_BY_KIND = {
     "customer": ("name", "channels", "asr", "attempts", "balance"),
     "carrier": ("name", "channels", "asr", "attempts", "failures"),
 }
+
+
 class AccountListScreen(DataScreen):
-    """Every account of `KIND` with its state now and its last hour; Enter opens one."""
+    """Every account of `KIND` with its state now and its last hour; Enter opens one. The store
+    sorts and searches the list and reads only the rows around those shown, so that a list of
+    tens of thousands shows, sorts and searches as quickly as one of ten."""
 
     KIND = "customer"
     BINDINGS = [
@@ -86,14 +94,18 @@ class AccountListScreen(DataScreen):
         super().__init__()
         self.plural = f"{self.KIND}s"
         self.sorts = SORTS_BY_KIND[self.KIND]
-        self.sort = self.sorts[0]
+        self.list_query = ListQuery(self.sorts[0])
+
+    @property
+    def sort(self) -> str:
+        return self.list_query.sort
 
     def compose(self) -> ComposeResult:
         yield NocHeader(self.plural.capitalize())
         with Horizontal(id="list-bar"):
             yield FilterInput(f"/ search {self.plural} by name or id", id="search")
             yield Static(id="list-status")
-        yield LiveTable(self._columns(), id="accounts")
+        yield WindowTable(self._columns(), id="accounts")
         yield KeyBar()
 
     def _columns(self) -> list[Col]:
@@ -115,31 +127,48 @@ class AccountListScreen(DataScreen):
     # Reading and showing --------------------------------------------------------------
 
     def gather(self, data: ConsoleData, now_ms: int) -> AccountsSnapshot:
-        return AccountsSnapshot(now_ms, data.feed(), tuple(data.accounts(self.KIND, now_ms)))
+        query = self.list_query  # read once: the UI thread replaces it, never changes it
+
+        def page(offset: int) -> AccountPage:
+            return data.account_page(self.KIND, now_ms, sort=query.sort, search=query.search,
+                                     offset=offset, limit=query.limit, keep=query.keep)
+
+        found = page(query.offset)
+        if query.follow:
+            place = found.kept or 0
+            if not query.offset <= place < query.offset + query.limit:
+                found = page(max(0, place - query.limit // 3))
+        return AccountsSnapshot(now_ms, data.feed(), query, found)
 
     def show(self, snapshot: AccountsSnapshot) -> None:
         self.query_one(NocHeader).show_feed(
             snapshot.feed, snapshot.now_ms, role=self.app.role, read_only=self.app.read_only,
             tz=self.tz,
         )
-        self._show_rows()
-
-    def _show_rows(self) -> None:
-        snapshot: AccountsSnapshot | None = self._last_snapshot
-        if snapshot is None:
-            return
-        needle = self.query_one("#search", Input).value.strip().casefold()
-        found = [a for a in snapshot.accounts
-                 if needle in a.id.casefold() or needle in a.name.casefold()]
-        found.sort(key=SORTS[self.sort].key)
-        self.query_one(LiveTable).set_rows((a.id, self._cells(a, snapshot.now_ms))
-                                           for a in found)
-        total = len(snapshot.accounts)
-        count = f"{total} {self.plural}" if len(found) == total else f"{len(found)} of {total}"
-        if needle and not found:
-            count = f"no {self.KIND} matches “{needle}”"
+        page, query = snapshot.page, snapshot.query
+        table = self.query_one(WindowTable)
+        if query.follow:  # the highlighted account where the new order puts it, or the top
+            cursor: int | None = page.kept or 0
+            self.list_query = replace(self.list_query, offset=page.offset, follow=False)
+        elif page.kept is not None and page.offset <= page.kept < page.offset + len(page.rows):
+            cursor = page.kept  # the cursor stays on its account as the order changes
+        else:
+            cursor = None
+        table.show_window(page.matched, page.offset,
+                          [(a.id, self._cells(a, snapshot.now_ms)) for a in page.rows], cursor)
+        # From now on, read as many rows as the table holds at its size.
+        self.list_query = replace(self.list_query, limit=table.window_wanted()[1])
+        count = (f"{page.total:,} {self.plural}" if page.matched == page.total
+                 else f"{page.matched:,} of {page.total:,}")
+        if query.search.strip() and not page.matched:
+            count = f"no {self.KIND} matches “{query.search.strip()}”"
         self.query_one("#list-status", Static).update(
-            plain(f"{count} · sort: {SORTS[self.sort].label} (s)"))
+            plain(f"{count} · sort: {SORT_LABELS[query.sort]} (s)"))
+
+    def _ask(self, **changes) -> None:
+        """Read the list again, asked differently."""
+        self.list_query = replace(self.list_query, **changes)
+        self.refresh_now()
 
     def _cells(self, a: AccountRow, now_ms: int) -> tuple[Cell, ...]:
         return (
@@ -174,14 +203,21 @@ class AccountListScreen(DataScreen):
         self.query_one("#search", Input).focus()
 
     def action_next_sort(self) -> None:
-        self.sort = self.sorts[(self.sorts.index(self.sort) + 1) % len(self.sorts)]
-        self._show_rows()
+        self._ask(sort=self.sorts[(self.sorts.index(self.sort) + 1) % len(self.sorts)],
+                  follow=True)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self._show_rows()
+        if event.value != self.list_query.search:
+            self._ask(search=event.value, follow=True)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.open_account(self.KIND, event.row_key.value)
+    def on_window_table_wanted(self, event: WindowTable.Wanted) -> None:
+        self._ask(offset=event.offset, limit=event.limit)
+
+    def on_window_table_highlighted(self, event: WindowTable.Highlighted) -> None:
+        self.list_query = replace(self.list_query, keep=event.key)
+
+    def on_window_table_selected(self, event: WindowTable.Selected) -> None:
+        self.app.open_account(self.KIND, event.key)
 
 
 def _failures(count: int | None) -> Cell:

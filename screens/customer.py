@@ -397,8 +397,7 @@ class CustomerScreen(PaneTabs, DataScreen):
 
     def gather(self, data: ConsoleData, now_ms: int) -> CustomerSnapshot:
         tab = self.active
-        account = next((a for a in data.accounts(CUSTOMER, now_ms) if a.id == self.account),
-                       None)
+        account = data.account(CUSTOMER, self.account, now_ms)
         return CustomerSnapshot(now_ms, data.feed(), account, tab,
                                 self.panes[tab].gather(data, now_ms))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from screens.safe_text import plain, printable_text
-from widgets import live_table
+from widgets import live_table, window_table
 from widgets.live_table import Cell
 
 
@@ -17,3 +17,7 @@ class PrintableCells:
 
 class LiveTable(PrintableCells, live_table.LiveTable):
     """A short list fed whole, changed in place (widgets.live_table)."""
+
+
+class WindowTable(PrintableCells, window_table.WindowTable):
+    """A list of any length, holding only the rows around those shown (widgets.window_table)."""

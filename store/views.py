@@ -10,6 +10,7 @@ denominator (an empty bucket has no ASR, which is not an ASR of 0).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -204,6 +205,29 @@ class AccountRow:
     pdd_ms: float | None
     last_call_ms: int | None
     consecutive_failures: int | None  # carriers only
+
+
+# An account list's sorts: ORDER BY over the account (a), its live figures (l), its carrier
+# state (c) and its last hour (h); ties go by id. Trouble first where the figure has a side.
+ACCOUNT_SORTS = {
+    "name": "casefold(a.name)",
+    "channels": "coalesce(l.channels, 0) DESC, casefold(a.name)",
+    "asr": "coalesce(h.attempts, 0) = 0, 1.0 * h.answered / h.attempts, h.attempts DESC",
+    "attempts": "coalesce(h.attempts, 0) DESC, casefold(a.name)",
+    "failures": "coalesce(c.consecutive_failures, 0) DESC, casefold(a.name)",
+    "balance": "a.balance IS NULL, a.balance, casefold(a.name)",
+}
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """Some rows of an account list, as it is searched and sorted."""
+
+    total: int  # accounts of the kind
+    matched: int  # of them, those the search found
+    offset: int  # the first row's place among those found, in the sort's order
+    rows: tuple[AccountRow, ...]
+    kept: int | None = None  # where the account asked to be kept stands; None if not found
 
 
 @dataclass(frozen=True)
@@ -421,12 +445,16 @@ class Window:
         return range(self.start_ms, self.end_ms, models.BUCKET_MS[self.period])
 
 
-def _scope(kind: str, account: str | None) -> tuple[str, dict]:
-    """One account, or every account of a kind listed through the account table, so that the
-    rollups' primary key is probed account by account instead of scanned."""
+def _scope(kind: str, account: str | Sequence[str] | None) -> tuple[str, dict]:
+    """One account, some (a sequence of ids), or every account of a kind listed through the
+    account table, so that the rollups' primary key is probed account by account instead of
+    scanned."""
     if account is None:
         return "kind = :kind AND account IN (SELECT id FROM account WHERE kind = :kind)", {
             "kind": kind}
+    if not isinstance(account, str):
+        return "kind = :kind AND account IN (SELECT value FROM json_each(:accounts))", {
+            "kind": kind, "accounts": json.dumps(list(account))}
     return "kind = :kind AND account = :account", {"kind": kind, "account": account}
 
 
@@ -452,7 +480,7 @@ def _totals_by_bucket(db: sqlite3.Connection, window: Window, kind: str,
 
 
 def _totals_by_account(db: sqlite3.Connection, window: Window, kind: str,
-                       account: str | None = None) -> dict[str, Totals]:
+                       account: str | Sequence[str] | None = None) -> dict[str, Totals]:
     """Per account over the whole window (buckets merged: counters add, peaks by max)."""
     found: dict[str, Totals] = defaultdict(Totals)
     for (each,), _, totals in _bucket_totals(db, window, kind, account, ("account",)):
@@ -472,25 +500,41 @@ class _Account:
     enabled: bool
 
 
-def _accounts(db: sqlite3.Connection, kind: str | None = None) -> list[_Account]:
+def _accounts(db: sqlite3.Connection, kind: str | None = None,
+              ids: Sequence[str] | None = None) -> list[_Account]:
+    """Every account (of a kind), or those of a kind with these ids, in id order."""
     columns = ", ".join(f.name for f in fields(_Account))
     if kind is None:
         rows = db.execute(f"SELECT {columns} FROM account ORDER BY kind, id")
-    else:
+    elif ids is None:
         rows = db.execute(f"SELECT {columns} FROM account WHERE kind = ? ORDER BY id", (kind,))
+    else:
+        rows = db.execute(f"SELECT {columns} FROM account WHERE kind = ? AND id IN "
+                          "(SELECT value FROM json_each(?)) ORDER BY id", (kind, json.dumps(ids)))
     return [_Account(*row[:7], bool(row[7])) for row in rows]
 
 
-def _live(db: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
-    """(kind, id) -> (channels, calls per second), as of the writer's last flush."""
-    return {(kind, account): (channels, cps) for kind, account, channels, cps
-            in db.execute("SELECT kind, id, channels, cps FROM live_account")}
+def _live(db: sqlite3.Connection, kind: str | None = None,
+          ids: Sequence[str] | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """(kind, id) -> (channels, calls per second), as of the writer's last flush; of every
+    account, or of those of a kind with these ids."""
+    if ids is None:
+        rows = db.execute("SELECT kind, id, channels, cps FROM live_account")
+    else:
+        rows = db.execute("SELECT kind, id, channels, cps FROM live_account WHERE kind = ? AND "
+                          "id IN (SELECT value FROM json_each(?))", (kind, json.dumps(ids)))
+    return {(kind, account): (channels, cps) for kind, account, channels, cps in rows}
 
 
-def _failures(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
-    """carrier -> (consecutive failures, updated_ms)."""
-    return {carrier: (count, updated) for carrier, count, updated in db.execute(
-        "SELECT carrier, consecutive_failures, updated_ms FROM carrier_state")}
+def _failures(db: sqlite3.Connection,
+              ids: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+    """carrier -> (consecutive failures, updated_ms), of every carrier or of these."""
+    if ids is None:
+        rows = db.execute("SELECT carrier, consecutive_failures, updated_ms FROM carrier_state")
+    else:
+        rows = db.execute("SELECT carrier, consecutive_failures, updated_ms FROM carrier_state "
+                          "WHERE carrier IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+    return {carrier: (count, updated) for carrier, count, updated in rows}
 
 
 def _open_calls(db: sqlite3.Connection, customer: str | None = None) -> list[LiveCall]:
@@ -704,19 +748,72 @@ class ConsoleData:
         """Every account of a kind with its state now and its figures over the last hour."""
         _check_kind(kind)
         with self._read() as db:
-            last_hour = _totals_by_account(db, Window.ending_at(now_ms, "minute", 60), kind)
-            live = _live(db)
-            penalties = _penalties(db, now_ms)
-            failures = _failures(db)
-            open_starts = _open_call_starts(_open_calls(db))
-            return [
-                self._account_row(account, last_hour.get(account.id, Totals()),
-                                  live.get((kind, account.id), (0, 0)),
-                                  penalties.get((kind, account.id), (None, ""))[0],
-                                  failures.get(account.id, (0, 0))[0] if kind == CARRIER else None,
-                                  _last_call_ms(db, account, open_starts), now_ms)
-                for account in _accounts(db, kind)
-            ]
+            return self._account_rows(db, kind, now_ms)
+
+    def account(self, kind: str, account: str, now_ms: int) -> AccountRow | None:
+        """One account as `accounts` shows it; None if the store has no such account."""
+        _check_kind(kind)
+        with self._read() as db:
+            return next(iter(self._account_rows(db, kind, now_ms, [account])), None)
+
+    def account_page(self, kind: str, now_ms: int, *, sort: str = "name", search: str = "",
+                     offset: int | None = 0, limit: int = 100,
+                     keep: str | None = None) -> AccountPage:
+        """The accounts of a kind whose name or id holds `search` (ignoring case), in the order
+        of `sort` (ACCOUNT_SORTS), as `accounts` shows them: the `limit` from place `offset`
+        (None: around account `keep`, a third of the rows above it, or from the top if it is
+        not found), and where `keep` now stands. Sorted and searched in SQL, which hands over
+        only ids: the rows are read for the window alone whatever the number of accounts."""
+        _check_kind(kind)
+        if sort not in ACCOUNT_SORTS:
+            raise ValueError(f"unknown sort {sort!r}: one of {', '.join(ACCOUNT_SORTS)}")
+        order = ACCOUNT_SORTS[sort]
+        needle = search.strip().casefold()
+        hour = Window.ending_at(now_ms, "minute", 60)
+        where, params = _scope(kind, None)
+        by_hour = "h." in order  # the last hour is summed only for the sorts that need it
+        with self._read() as db:
+            db.create_function("casefold", 1, str.casefold, deterministic=True)
+            ids = [account for account, in db.execute(
+                (f"WITH hour AS (SELECT account, sum(attempts) AS attempts, sum(answered) AS "
+                 f"answered FROM {hour.table} WHERE {where} AND route = '' AND bucket >= :start "
+                 "AND bucket < :end GROUP BY account) " if by_hour else "")
+                + "SELECT a.id FROM account a "
+                "LEFT JOIN live_account l ON l.kind = a.kind AND l.id = a.id "
+                "LEFT JOIN carrier_state c ON a.kind = 'carrier' AND c.carrier = a.id "
+                + ("LEFT JOIN hour h ON h.account = a.id " if by_hour else "")
+                + "WHERE a.kind = :kind AND (:search = '' OR instr(casefold(a.id), :search) > 0 "
+                f"OR instr(casefold(a.name), :search) > 0) ORDER BY {order}, a.id",
+                {**params, "start": hour.start_ms, "end": hour.end_ms, "search": needle})]
+            total = len(ids) if not needle else db.execute(
+                "SELECT count(*) FROM account WHERE kind = ?", (kind,)).fetchone()[0]
+            kept = ids.index(keep) if keep in ids else None
+            if offset is None:
+                offset = max(0, (kept or 0) - limit // 3)
+            window = ids[offset:offset + limit]
+            found = {row.id: row for row in self._account_rows(db, kind, now_ms, window)}
+        return AccountPage(total, len(ids), offset, tuple(found[a] for a in window), kept)
+
+    def _account_rows(self, db: sqlite3.Connection, kind: str, now_ms: int,
+                      ids: Sequence[str] | None = None) -> list[AccountRow]:
+        """Every account of a kind, or those with these ids, in id order."""
+        accounts = _accounts(db, kind, ids)
+        if not accounts:
+            return []
+        scope = None if ids is None else [a.id for a in accounts]
+        last_hour = _totals_by_account(db, Window.ending_at(now_ms, "minute", 60), kind, scope)
+        live = _live(db, kind, scope)
+        penalties = _penalties(db, now_ms)
+        failures = _failures(db, scope) if kind == CARRIER else {}
+        open_starts = _open_call_starts(_open_calls(db))
+        return [
+            self._account_row(account, last_hour.get(account.id, Totals()),
+                              live.get((kind, account.id), (0, 0)),
+                              penalties.get((kind, account.id), (None, ""))[0],
+                              failures.get(account.id, (0, 0))[0] if kind == CARRIER else None,
+                              _last_call_ms(db, account, open_starts), now_ms)
+            for account in accounts
+        ]
 
     def _account_row(self, account: _Account, hour: Totals, live: tuple[int, int],
                      penalty_until_ms: int | None, failures: int | None,

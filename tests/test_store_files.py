@@ -44,7 +44,7 @@ async def test_a_database_whose_folder_name_holds_a_hash_shows_in_the_console(
             assert (badge.status, badge.last_seq) == ("connected", seeded["last_seq"])
             await pilot.press("2")
             await testing.settle(pilot)
-            assert "Acme Telecom" in str(app.screen.query_one("DataTable").get_row_at(0))
+            assert "Acme Telecom" in str(app.screen.query_one("WindowTable").rows[0])
     finally:
         lock.release()
 

@@ -10,6 +10,7 @@ import pytest
 from console import testing
 from screens.chrome import NocHeader
 from screens.timezone import TimezonePicker
+from widgets.window_table import WindowTable
 
 
 async def test_the_time_zone_changes_what_is_shown_not_the_data(noc_app, noc_settle):
@@ -105,8 +106,6 @@ async def test_ending_a_dialog_sends_the_control_message_on_the_feed(noc_feed, t
 
 
 async def test_a_screen_shown_again_reads_what_changed_at_once(noc_app, noc_settle, noc_db):
-    from widgets.live_table import LiveTable
-
     app = noc_app(refresh=3600)  # no timed refresh during the test: only the switch reads
     async with app.run_test(size=(120, 40)) as pilot:
         await noc_settle(pilot)
@@ -117,8 +116,9 @@ async def test_a_screen_shown_again_reads_what_changed_at_once(noc_app, noc_sett
         with closing(sqlite3.connect(noc_db)) as db, db:
             db.execute("UPDATE account SET name = 'Acme Renamed' WHERE id = 'acme-telecom'")
         await pilot.press("2")
-        table = app.screen.query_one(LiveTable)
-        await testing.until(pilot, lambda: "Acme Renamed" in str(table.get_row("acme-telecom")))
+        table = app.screen.query_one(WindowTable)
+        await testing.until(pilot, lambda: "Acme Renamed" in str(dict(table.rows)
+                                                                 .get("acme-telecom")))
 
 
 async def test_a_read_begun_before_the_screen_asked_again_is_not_shown(noc_app, noc_settle):

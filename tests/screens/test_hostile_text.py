@@ -24,6 +24,7 @@ from screens.quarantine import QuarantineScreen, RawInputModal
 from tests.screens.test_carriers import ingest
 from widgets.export import ExportScreen
 from widgets.live_table import LiveTable
+from widgets.window_table import WindowTable
 
 OSC52 = "\x1b]52;c;cm0gLXJmIH4K\x07"  # puts "rm -rf ~" on the clipboard
 TITLE = "\x1b]0;owned\x07"
@@ -94,11 +95,11 @@ async def test_a_hostile_feed_reaches_no_terminal_raw(noc_feed, tmp_path):
         await testing.until(pilot, lambda: app.data.quarantine_count() >= 1)
 
         await pilot.press("2")
-        await testing.until(pilot, lambda: app.screen.query_one(LiveTable).row_count == 5)
+        await testing.until(pilot, lambda: app.screen.query_one(WindowTable).total == 5)
         assert_harmless(app)
         assert "Clip\\x1b]52;c;cm0gLXJmI…" in screen_text(app)
         await pilot.press("3")
-        await testing.until(pilot, lambda: app.screen.query_one(LiveTable).row_count == 1)
+        await testing.until(pilot, lambda: app.screen.query_one(WindowTable).total == 1)
         assert_harmless(app)
         assert "Blink\\x1b[5m\\x1b]8;;htt…" in screen_text(app)
 
