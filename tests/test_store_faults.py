@@ -193,7 +193,9 @@ async def test_stopped_while_the_store_fails_it_exits_3_saying_why_and_the_resta
         await lock_holder.release()
 
         restarted = processes.noc("ingest", "--feed", url, "--db", str(db))
-        await wait_until(lambda: stored_seq(db) == 20_000, what="the restart to catch up")
+        # Connected: its SIGTERM handler is set (the first may have stored all before the lock).
+        await wait_until(lambda: stored_seq(db) == 20_000 and "feed: connected" in
+                         restarted.stderr, what="the restart to catch up")
         restarted.process.send_signal(signal.SIGTERM)
         assert await restarted.wait() == 0, restarted.stderr
         assert f"from seq {held}" in restarted.stderr
