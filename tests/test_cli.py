@@ -11,14 +11,12 @@ import signal
 import sqlite3
 from datetime import UTC, datetime
 
-import pytest
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from tests.feedkit import (
     T0,
     NocProcess,
-    Processes,
     assert_matches_reference,
     calls_by_outcome,
     feed_state,
@@ -33,18 +31,6 @@ from tests.feedkit import (
 from tests.reference import reference_report
 
 TOKEN = "s3cret"
-
-
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "noc.db"
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
-    yield started
-    started.kill_all()
 
 
 def assert_one_line_error(process: NocProcess, exit_code: int, *phrases: str) -> None:

@@ -11,21 +11,17 @@ import threading
 import time
 import tracemalloc
 
-import pytest
-
 from console.feed import protocol as p
 from console.feed.service import IngestSettings
 from store.actions import request_control
 from store.writer import StoreWriter
 from tests.feedkit import (
     T0,
-    Processes,
     RecordTail,
     assert_matches_reference,
     bare_feed,
     calls_by_outcome,
     feed_state,
-    noc_environment,
     quarantine_rows,
     query,
     read_record,
@@ -36,18 +32,6 @@ from tests.feedkit import (
     stored_seq,
     wait_until,
 )
-
-
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "noc.db"
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
-    yield started
-    started.kill_all()
 
 
 async def test_a_full_scenario_is_stored_as_the_reference_computes_it(db):

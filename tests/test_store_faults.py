@@ -31,9 +31,7 @@ from tests.check_report import differences
 from tests.diskkit import fill, small_disk
 from tests.feedkit import (
     T0,
-    Processes,
     assert_matches_reference,
-    noc_environment,
     query,
     read_record,
     read_report,
@@ -77,22 +75,10 @@ class WriteLockHolder:
 
 
 @pytest.fixture
-def db(tmp_path):
-    return tmp_path / "noc.db"
-
-
-@pytest.fixture
 def lock_holder():
     holder = WriteLockHolder()
     yield holder
     holder.kill()
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
-    yield started
-    started.kill_all()
 
 
 def store_trouble(db: Path):
