@@ -108,9 +108,15 @@ def _v3_reads_by_time_and_rejects_by_route(connection: sqlite3.Connection) -> No
                                [(route, reject[0]) for reject, route in moves])
 
 
+def _v4_capped_calls(connection: sqlite3.Connection) -> None:
+    """The calls the writer closed as lost because more were open than its cap allows."""
+    connection.execute(
+        "ALTER TABLE feed_state ADD COLUMN capped_calls INTEGER NOT NULL DEFAULT 0")
+
+
 # Step N takes a database from version N-1 to N; step 1 (creating one) is never run as a step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route]
+    _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route, _v4_capped_calls]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -37,6 +37,7 @@ class FeedState(SQLModel, table=True):
     quarantined: int = 0
     gaps: int = 0
     lost_calls: int = 0
+    capped_calls: int = 0  # closed as lost: more calls open than the writer's cap
     updated_ms: int = 0
     writer_pid: int | None = None
 

@@ -97,6 +97,7 @@ class FeedView:
     quarantined: int
     gaps: int
     lost_calls: int
+    capped_calls: int
     updated_ms: int
     newest_ms: int
     writer_pid: int | None
@@ -1241,6 +1242,9 @@ def _feed_checks(feed: FeedView, lost_in_gaps: int, now_ms: int) -> Iterator[Che
     elif now_ms - feed.updated_ms > WRITER_STALE_MS:
         yield Check("warning", FEED, f"the writer has stored nothing for "
                                      f"{(now_ms - feed.updated_ms) // 1000} s")
+    if feed.capped_calls:
+        yield Check("warning", FEED, f"{feed.capped_calls:,} calls closed as lost: more were "
+                                     "open at once than the writer keeps (store.max_open_calls)")
     if feed.gaps:
         yield Check("warning", ("feed", "gaps"),
                     f"{feed.gaps:,} gap(s) in the feed: {lost_in_gaps:,} events lost for good")

@@ -168,8 +168,12 @@ async def test_every_class_of_bad_input_is_quarantined_and_the_stream_goes_on(db
             return found
 
         assert row("not JSON") == (None, "{not json")
-        assert row(f"duplicate seq {ended['seq']}") == (ended["seq"], json.dumps(ended))
-        assert row("frame of") == (None, oversized)
+        assert row(f"seq {ended['seq']} going backwards: this connection's stream is already at "
+                   "seq ") == (ended["seq"], json.dumps(ended))
+        # An oversized frame: its size and first bytes, not all of it.
+        size = len(oversized.encode())
+        assert row(f"frame of {size:,} bytes refused: over the 1 MiB limit (its first 512 bytes "
+                   "kept)") == (None, oversized[:512] + "…")
         reasons = {
             "unknown event type 'call.teleport'": teleport,
             "bad call.start: Object missing required field `dst`": missing,

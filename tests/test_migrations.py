@@ -37,10 +37,18 @@ def current(tmp_path_factory):
     return path
 
 
+def as_version_3(path) -> None:
+    """What noc wrote at schema 3: no count of the calls closed by the cap on open calls."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("ALTER TABLE feed_state DROP COLUMN capped_calls")
+        db.execute("UPDATE noc_meta SET value = '3' WHERE key = 'schema_version'")
+
+
 def as_version_2(path) -> None:
     """What noc wrote at schema 2: rejects with no route, their breaches only in their
     customer's total (route ''), no index by time on rejects or by bucket on minutes, and the
     rollups and codes stored in rowid order."""
+    as_version_3(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         for index in ("ix_reject_ts_ms", "ix_rollup_minute_bucket",
                       "ix_rollup_ended_minute_bucket"):
@@ -133,3 +141,13 @@ def test_rejects_are_given_their_routes_and_reads_by_time_their_indexes(current,
     assert sum(stat.cps_breaches for stat in after) == sum(stat.cps_breaches for stat in before)
     routed = [stat for stat in after if stat.route and stat.cps_breaches + stat.other_breaches]
     assert routed, "the traffic has rejects that a route matches"
+
+
+def test_a_version_3_database_counts_no_capped_calls_yet(current, tmp_path):
+    old = tmp_path / "old.db"
+    shutil.copy(current, old)
+    as_version_3(old)
+    assert prepare(old) == LATEST_VERSION
+    with closing(sqlite3.connect(old)) as db:
+        assert db.execute("SELECT capped_calls FROM feed_state").fetchall() == [(0,)]
+    assert Reader(old).report() == Reader(current).report()

@@ -8,28 +8,107 @@ bounded and nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import itertools
 import random
+import secrets
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.frames import DATA_OPCODES, Frame, Opcode
+from websockets.streams import StreamReader
 
 from console.feed import protocol as p
 
 HEARTBEAT_TIMEOUT_S = 15.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
-TRANSPORT_MAX_BYTES = 16 << 20  # larger than the protocol's 1 MiB so an oversized frame is
-# quarantined whole by the decoder instead of killing the connection
 QUEUE_FRAMES = 64
+# How a frame cut to its first bytes is told from any other, in band (the assembled message is
+# all that reaches `recv`): a marker no server can forge, then the frame's size in 20 digits.
+CUT = b"\0noc-cut-" + secrets.token_hex(8).encode() + b":"
+CUT_SUFFIX = len(CUT) + 20
+
+
+def _cut_marker(size: int) -> bytes:
+    return CUT + b"%020d" % size
+
+
+def _cut_size(data: bytes | bytearray) -> int | None:
+    """The real size of a frame cut by the connection, or None for a whole one."""
+    if len(data) >= CUT_SUFFIX and data[-CUT_SUFFIX:-20] == CUT:
+        return int(data[-20:])
+    return None
+
+
+class _PayloadSkipper(StreamReader):
+    """Reads a frame's payload over the protocol's limit a piece at a time as it comes, keeping
+    its first bytes only: a 50 MiB frame is never held, and the connection goes on after it.
+    (Every other read is smaller: a frame header, or an HTTP response body of at most 1 MiB.)"""
+
+    def read_exact(self, n: int) -> Generator[None, None, bytes | bytearray]:
+        if n <= p.MAX_FRAME_BYTES:
+            return (yield from super().read_exact(n))
+        head, left = bytearray(), n
+        while left:
+            while not self.buffer:
+                if self.eof:
+                    raise EOFError(f"stream ends {left} bytes before the end of a frame")
+                yield
+            taken = min(left, len(self.buffer))
+            head += self.buffer[:max(0, min(taken, p.HEAD_BYTES - len(head)))]
+            del self.buffer[:taken]
+            left -= taken
+        return bytes(head) + _cut_marker(n)
+
+
+class _BoundedConnection(ClientConnection):
+    """A connection that survives any message size: a frame over the limit is read through and
+    cut to its first bytes (_PayloadSkipper), and so is a message fragmented past it; `recv`
+    then gives its head followed by the cut marker and its size (see `_cut_size`)."""
+
+    def __init__(self, protocol: ClientProtocol, **kwargs) -> None:
+        # Before any byte arrives: the handshake's response is read by the new reader too.
+        protocol.reader = _PayloadSkipper()
+        protocol.parser = protocol.parse()
+        next(protocol.parser)
+        super().__init__(protocol, **kwargs)
+        self._message_bytes = 0
+        self._over = False
+
+    def process_event(self, event) -> None:
+        if isinstance(event, Frame) and event.opcode in DATA_OPCODES:
+            event = self._bounded(event)
+            if event is None:
+                return
+        super().process_event(event)
+
+    def _bounded(self, frame: Frame) -> Frame | None:
+        """`frame` as it is to be assembled: whole, cut, or None (dropped)."""
+        if frame.opcode is not Opcode.CONT:  # a new message
+            self._message_bytes, self._over = 0, False
+        data = frame.data
+        cut = _cut_size(data)
+        if cut is not None:
+            data = data[:-CUT_SUFFIX]
+        self._message_bytes += len(data) if cut is None else cut
+        if self._message_bytes <= p.MAX_FRAME_BYTES:
+            return frame
+        # Past the limit: the message's start already went on (up to the limit, or the cut
+        # frame's head); the rest is dropped, and its last frame says how big it was.
+        data, self._over = (b"" if self._over else data[:p.HEAD_BYTES]), True
+        if not frame.fin:
+            return dataclasses.replace(frame, data=data) if data else None
+        return dataclasses.replace(frame, data=data + _cut_marker(self._message_bytes))
 
 
 class FeedError(Exception):
@@ -133,7 +212,8 @@ class FeedClient:
         self.position = position
         self.on_status = on_status
         self.heartbeat_timeout = heartbeat_timeout
-        self.frames: asyncio.Queue[bytes | p.Subscribe] = asyncio.Queue(maxsize=queue_frames)
+        self.frames: asyncio.Queue[bytes | p.Oversized | p.Subscribe] = asyncio.Queue(
+            maxsize=queue_frames)
         self.rng = rng or random.Random()
         self.connected = asyncio.Event()
         self.connections = 0
@@ -156,9 +236,10 @@ class FeedClient:
                 additional_headers=headers,
                 compression=None,
                 ping_interval=None,
-                max_size=TRANSPORT_MAX_BYTES,
+                max_size=None,  # no limit that closes the connection: _BoundedConnection cuts
                 max_queue=4,
                 open_timeout=10,
+                create_connection=_BoundedConnection,
             )
         except InvalidStatus as error:
             code = error.response.status_code
@@ -259,6 +340,9 @@ class FeedClient:
                 code = closed.rcvd.code if closed.rcvd else "no close frame"
                 return f"connection closed ({code})", delivered
             delivered = True
+            size = _cut_size(frame)
+            if size is not None:  # over the limit: its size and first bytes, for quarantine
+                frame = p.Oversized(size, bytes(frame[:min(p.HEAD_BYTES, len(frame) - CUT_SUFFIX)]))
             await self.frames.put(frame)
 
     async def _wait_before_retry(self, delay: float, reason: str, *, refused: bool = False) -> None:

@@ -27,6 +27,11 @@ from store.writer import Batch
 
 LOST_AFTER_MS = 3_600_000
 RECENTLY_ENDED = 50_000
+# What the writer holds in memory is bounded (README, "Security and failure": about 0.9 KB an
+# open call, 0.5 to 1.8 KB an account). Past MAX_OPEN_CALLS the least recently active call is
+# closed as lost; an event naming an account past MAX_ACCOUNTS is quarantined.
+MAX_OPEN_CALLS = 100_000
+MAX_ACCOUNTS = 100_000
 CUSTOMER, CARRIER = "customer", "carrier"
 
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -47,6 +52,9 @@ def _raw_items(frame: bytes) -> list[msgspec.Raw] | list[bytes]:
     return [frame]
 
 
+COUNTERS = ("events", "duplicates", "quarantined", "gaps", "lost_calls", "capped_calls")
+
+
 @dataclass
 class FeedCounters:
     events: int = 0
@@ -54,6 +62,7 @@ class FeedCounters:
     quarantined: int = 0
     gaps: int = 0
     lost_calls: int = 0
+    capped_calls: int = 0  # closed as lost because more than max_open_calls were open
 
 
 class Ingestor:
@@ -64,10 +73,14 @@ class Ingestor:
         *,
         failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES,
         lost_after_ms: int = LOST_AFTER_MS,
+        max_open_calls: int = MAX_OPEN_CALLS,
+        max_accounts: int = MAX_ACCOUNTS,
         clock=now_ms,
     ) -> None:
         self.clock = clock
         self.lost_after_ms = lost_after_ms
+        self.max_open_calls = max_open_calls
+        self.max_accounts = max_accounts
         self.last_seq = 0
         self.newest_ms = 0
         self.counters = FeedCounters()
@@ -116,7 +129,7 @@ class Ingestor:
         """Rebuild live state from what the last flush committed."""
         self.last_seq = feed["last_seq"]
         self.newest_ms = feed["newest_ms"]
-        for name in ("events", "duplicates", "quarantined", "gaps", "lost_calls"):
+        for name in COUNTERS:
             setattr(self.counters, name, feed[name])
         for carrier, count in carriers:
             self.failures.counters[carrier] = count
@@ -144,7 +157,7 @@ class Ingestor:
         if self._stream_seq is not None and seq > self._stream_seq:
             self._stream_seq = seq
 
-    def apply_frame(self, data: bytes | str) -> list[p.ServerFrame]:
+    def apply_frame(self, data: bytes | str | p.Oversized) -> list[p.ServerFrame]:
         """Apply one frame; return what is not an event (heartbeats, acks) for the feed client."""
         if isinstance(data, str):
             data = data.encode()
@@ -174,7 +187,8 @@ class Ingestor:
         stream_seq = self._stream_seq
         if stream_seq is not None:
             if seq <= stream_seq:
-                return f"duplicate seq {seq}: the stream is already at seq {stream_seq}"
+                how = "repeated" if seq == stream_seq else "going backwards"
+                return f"seq {seq} {how}: this connection's stream is already at seq {stream_seq}"
             self._stream_seq = seq
         if seq <= self.last_seq:
             self.counters.duplicates += 1
@@ -219,9 +233,13 @@ class Ingestor:
 
     # Events ------------------------------------------------------------------------------
 
-    def _account(self, e: p.Account, ts_ms: int) -> None:
+    def _account(self, e: p.Account, ts_ms: int) -> str | None:
         key = (e.kind, e.id)
-        old = self.accounts.get(key) or (e.kind, e.id, e.id, None, None, None, None, True, 0)
+        old = self.accounts.get(key)
+        if old is None:
+            if len(self.accounts) >= self.max_accounts:
+                return self._too_many_accounts()
+            old = (e.kind, e.id, e.id, None, None, None, None, True, 0)
 
         def keep(value, index):
             return old[index] if value is p.UNSET else value
@@ -239,24 +257,38 @@ class Ingestor:
         )
         self.accounts[key] = row
         self.batch.accounts[key] = row
+        return None
 
-    def _known(self, kind: str, account: str, ts_ms: int) -> None:
-        """An account first seen in a call gets a row of its own, named by its id."""
+    def _known(self, kind: str, account: str, ts_ms: int) -> str | None:
+        """An account first seen in a call gets a row of its own, named by its id; or, past
+        max_accounts, the reason its event is quarantined."""
         key = (kind, account)
         if key not in self.accounts:
+            if len(self.accounts) >= self.max_accounts:
+                return self._too_many_accounts()
             row = (kind, account, account, None, None, None, None, True, ts_ms)
             self.accounts[key] = row
             self.batch.accounts[key] = row
+        return None
+
+    def _too_many_accounts(self) -> str:
+        return (f"a new account past the limit of {self.max_accounts:,} accounts "
+                "(store.max_accounts)")
 
     def _start(self, e: p.CallStart, ts_ms: int) -> str | None:
         if e.call_id in self.calls:
             return "call_id already in progress"
+        refused = self._known(CUSTOMER, e.customer, ts_ms)
+        if refused is not None:
+            return refused
         call = LiveCall(e.seq, e.call_id, e.customer, e.cli, e.dst, ts_ms, ts_ms)
-        self.calls[e.call_id] = call
+        calls = self.calls
+        calls[e.call_id] = call
         self._recently_ended.pop(e.call_id, None)
-        self._known(CUSTOMER, e.customer, ts_ms)
         self._channel_opened(CUSTOMER, e.customer, ts_ms)
         self._touch(call, ts_ms)
+        if len(calls) > self.max_open_calls:
+            self._close_oldest_call()
         return None
 
     def _not_open(self, call_id: str) -> str:
@@ -269,8 +301,10 @@ class Ingestor:
             return self._not_open(e.call_id)
         if call.attempt(e.attempt) is not None:
             return f"attempt {e.attempt} already started"
+        refused = self._known(CARRIER, e.carrier, ts_ms)
+        if refused is not None:
+            return refused
         call.attempts.append(LiveAttempt(e.attempt, e.carrier, e.route, ts_ms))
-        self._known(CARRIER, e.carrier, ts_ms)
         self._channel_opened(CARRIER, e.carrier, ts_ms)
         self._touch(call, ts_ms)
         return None
@@ -365,13 +399,16 @@ class Ingestor:
         self._close(call, ts_ms, record)
         return None
 
-    def _reject(self, e: p.CallReject, ts_ms: int) -> None:
-        self._known(CUSTOMER, e.customer, ts_ms)
+    def _reject(self, e: p.CallReject, ts_ms: int) -> str | None:
+        refused = self._known(CUSTOMER, e.customer, ts_ms)
+        if refused is not None:
+            return refused
         route = self.routes.match(e.customer, e.dst)
         self.batch.rejects.append(
             (e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason, route))
         breach = metrics.breach_totals(e.reason).as_tuple()
         self._add(CUSTOMER, e.customer, route, ts_ms, breach, ended_ms=ts_ms)
+        return None
 
     # Ending calls ------------------------------------------------------------------------
 
@@ -466,6 +503,12 @@ class Ingestor:
         for attempt in call.attempts:
             if attempt.code is None:
                 self._finish_attempt(attempt, ts_ms, metrics.LOST_CODE, "closed with its call")
+
+    def _close_oldest_call(self) -> None:
+        """More calls open than max_open_calls: the least recently active is closed as lost
+        (counted apart), so that a feed that never ends its calls cannot exhaust memory."""
+        self.counters.capped_calls += 1
+        self._close(next(iter(self.calls.values())), self.newest_ms)
 
     def _close_silent_calls(self) -> None:
         """Close calls with no event for an hour of feed time, so they stop holding a channel."""
@@ -588,6 +631,7 @@ class Ingestor:
             quarantined=self.counters.quarantined,
             gaps=self.counters.gaps,
             lost_calls=self.counters.lost_calls,
+            capped_calls=self.counters.capped_calls,
             updated_ms=stamp,
         )
         return batch

@@ -191,7 +191,21 @@ class Rejected(msgspec.Struct, gc=False):
     seq: int | None = None
 
 
-def decode_frame(data: bytes | str) -> list[ServerFrame | Rejected]:
+class Oversized(msgspec.Struct, gc=False):
+    """A frame over MAX_FRAME_BYTES as the client kept it: its size and first bytes only (the
+    rest was read and dropped as it came, never held)."""
+
+    size: int
+    head: bytes
+
+
+HEAD_BYTES = 512  # what is kept of an oversized frame
+# What a frame may fail to decode with: a bad one, or one nested too deeply to follow (msgspec
+# recurses; 100,000 nested arrays exhaust the interpreter's stack).
+BAD_FRAME = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+
+
+def decode_frame(data: bytes | str | Oversized) -> list[ServerFrame | Rejected]:
     """The items a frame holds, in order, each decoded or, if bad, a Rejected with the reason.
 
     The whole frame is decoded in one call (the fast path); only when that fails is it taken
@@ -199,17 +213,25 @@ def decode_frame(data: bytes | str) -> list[ServerFrame | Rejected]:
     """
     if isinstance(data, str):
         data = data.encode()
+    elif isinstance(data, Oversized):
+        return [_oversized(data.size, data.head)]
     if len(data) > MAX_FRAME_BYTES:
-        return [Rejected(_whole(data), f"frame of {len(data)} bytes refused: over the 1 MiB limit")]
+        return [_oversized(len(data), data[:HEAD_BYTES])]
     try:
         decoded = _frame_decoder.decode(data)
         decoded = decoded if isinstance(decoded, list) else [decoded]
         if _may_hold_unprintable(data):
             for item in decoded:
                 _check_identifiers(item)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except BAD_FRAME:
         return _decode_slowly(data)
     return decoded
+
+
+def _oversized(size: int, head: bytes) -> Rejected:
+    return Rejected(_whole(head) + ("…" if size > len(head) else ""),
+                    f"frame of {size:,} bytes refused: over the 1 MiB limit (its first "
+                    f"{len(head):,} bytes kept)")
 
 
 def _may_hold_unprintable(data: bytes) -> bool:
@@ -234,8 +256,8 @@ def _decode_slowly(data: bytes) -> list[ServerFrame | Rejected]:
         pieces = _raw_decoder.decode(data)  # checks it is one JSON value
         if data.lstrip().startswith(b"["):
             pieces = _raw_list_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        return [Rejected(_whole(data), f"not JSON: {error}")]
+    except BAD_FRAME as error:
+        return [Rejected(_whole(data), f"not JSON: {_why(error)}")]
     items: list[ServerFrame | Rejected] = []
     for piece in pieces if isinstance(pieces, list) else [pieces]:
         piece_bytes = bytes(piece)
@@ -243,18 +265,22 @@ def _decode_slowly(data: bytes) -> list[ServerFrame | Rejected]:
             item = _item_decoder.decode(piece_bytes)
             _check_identifiers(item)
             items.append(item)
-        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        except BAD_FRAME as error:
             items.append(
                 Rejected(_whole(piece_bytes), _reason(piece_bytes, error), _seq_of(piece_bytes))
             )
     return items
 
 
+def _why(error: Exception) -> str:
+    return "nested too deeply" if isinstance(error, RecursionError) else str(error)
+
+
 def _reason(piece: bytes, error: Exception) -> str:
     try:
         obj = msgspec.json.decode(piece)
-    except msgspec.DecodeError:
-        return f"not JSON: {error}"
+    except BAD_FRAME:
+        return f"not JSON: {_why(error)}"
     if not isinstance(obj, dict):
         return f"not an event object: {type(obj).__name__}"
     kind = obj.get("type")
@@ -268,7 +294,7 @@ def _reason(piece: bytes, error: Exception) -> str:
 def _seq_of(piece: bytes) -> int | None:
     try:
         obj = msgspec.json.decode(piece)
-    except msgspec.DecodeError:
+    except BAD_FRAME:
         return None
     seq = obj.get("seq") if isinstance(obj, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else None

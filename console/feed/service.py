@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from console.feed import protocol as p
 from console.feed.client import FeedClient, FeedStatus, token_in_clear
-from console.feed.ingestor import Ingestor, now_ms
+from console.feed.ingestor import MAX_ACCOUNTS, MAX_OPEN_CALLS, Ingestor, now_ms
 from store.database import StoreError, WriterLock, connect, prepare
 from store.health import StoreFault, StoreHealth, fault_of
 from store.health import backoff as store_backoff
@@ -48,6 +48,7 @@ FEED_COUNTERS = (
     "quarantined",
     "gaps",
     "lost_calls",
+    "capped_calls",
 )
 
 
@@ -63,6 +64,8 @@ class IngestSettings:
     # (its screen must stay responsive), large for the headless daemon.
     slice_events: int = 50_000
     ca_file: str | None = None  # for wss:// with a private CA (None: the system's)
+    max_open_calls: int = MAX_OPEN_CALLS  # memory bounds (see console.feed.ingestor)
+    max_accounts: int = MAX_ACCOUNTS
 
 
 @contextlib.contextmanager
@@ -136,7 +139,9 @@ class IngestService:
         self.engine = engine  # the alert engine runs in the writer, as long as it does
         self.url = url
         self.settings = settings or IngestSettings()
-        self.ingestor = Ingestor(failure_codes=self.settings.failure_codes)
+        self.ingestor = Ingestor(failure_codes=self.settings.failure_codes,
+                                 max_open_calls=self.settings.max_open_calls,
+                                 max_accounts=self.settings.max_accounts)
         self.writer = StoreWriter(self.db_path, self.settings.retention)
         self.lock = WriterLock.for_database(self.db_path)
         self.health = StoreHealth(self.lock)
@@ -151,6 +156,7 @@ class IngestService:
         )
         self.warnings = [w for w in (token_in_clear(url, token),) if w]  # shown, then logged
         self.committed_seq = 0
+        self.capped_calls = 0  # as last committed (and logged)
         self.flushes = 0
         self._connected = False
         self._feed_head: int | None = None  # the feed's last seq, as this connection last said
@@ -174,6 +180,7 @@ class IngestService:
             raise StoreError(f"cannot open {self.db_path}: {fault_of(error)}") from None
         self.ingestor.restore(*state)
         self.committed_seq = self.ingestor.last_seq
+        self.capped_calls = self.ingestor.counters.capped_calls
         self.ingestor.set_feed_status(feed_url=self.url, writer_pid=os.getpid())
         for warning in self.warnings:
             log.warning("feed: %s", warning)
@@ -348,6 +355,14 @@ class IngestService:
         self.health.recovered("ingest")
         self.committed_seq = batch.feed.get("last_seq", self.committed_seq)
         _log_trouble(batch)
+        self._log_capped(batch.feed.get("capped_calls", self.capped_calls))
+
+    def _log_capped(self, capped: int) -> None:
+        if capped > self.capped_calls:
+            log.warning("feed: %d calls closed as lost: more than %d were open at once "
+                        "(store.max_open_calls); %d so far", capped - self.capped_calls,
+                        self.settings.max_open_calls, capped)
+            self.capped_calls = capped
 
     def _unstored(self, fault: StoreFault) -> str:
         received = self.ingestor.last_seq - self.committed_seq

@@ -127,6 +127,8 @@ def ingest_settings(settings: config_module.Settings, *, console: bool = False) 
         retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
         slice_events=2_000 if console else IngestSettings.slice_events,
         ca_file=settings.feed.ca_file,
+        max_open_calls=settings.store.max_open_calls,
+        max_accounts=settings.store.max_accounts,
     )
 
 

@@ -35,6 +35,7 @@ from store.metrics import DEFAULT_FAILURE_CODES
 APP = "noc"
 MAX_DAYS = 36_500  # a hundred years: longer is a typo, and overflows the time arithmetic
 Days = Annotated[int, msgspec.Meta(ge=1, le=MAX_DAYS)]
+Bound = Annotated[int, msgspec.Meta(ge=1_000, le=100_000_000)]  # of what the writer holds
 SIP_CODES = range(100, 700)
 THEME_NAMES = frozenset({*BUILTIN_THEMES, *(theme.name for theme in THEMES)})
 
@@ -59,6 +60,9 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: str = ""
     minute_rollup_days: Days = 8
     event_log_days: Days = 30
+    # Bounds of the writer's memory (README, "Security and failure").
+    max_open_calls: Bound = 100_000  # past it the least recently active is closed as lost
+    max_accounts: Bound = 100_000  # past it an event naming a new account is quarantined
 
 
 class CarrierSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
