@@ -17,12 +17,10 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
-
-from store.migrations import LATEST_VERSION, migrate
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 APP_ID = "noc"
 BUSY_TIMEOUT_MS = 5000
@@ -84,6 +82,8 @@ def create_private(path: Path) -> None:
 
 def prepare(path: str | Path, *, create: bool = True) -> int:
     """Make sure `path` is a current noc database (creating or migrating it); return its version."""
+    from store.migrations import LATEST_VERSION, migrate  # the schema, in SQLModel: not small
+
     path = Path(path)
     if not path.exists():
         if not create:
@@ -143,6 +143,8 @@ def _version(connection: sqlite3.Connection, path: Path) -> int:
 
 def sync_engine(path: str | Path) -> Engine:
     """A SQLAlchemy engine for SQLModel sessions that read the database."""
+    from sqlalchemy import create_engine
+
     return create_engine("sqlite://", creator=lambda: connect(path))
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.feed.protocol import Control
+from console.feed.scenarios import SCENARIOS
 
-SCENARIOS = ("default", "calm", "outage", "false-answer", "pdd-spike", "cps-flood", "balance-out")
 INCIDENT_KINDS = SCENARIOS[2:]
 CURRENCY = "USD"
 

@@ -7,7 +7,6 @@ non-zero exit code; never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -15,20 +14,22 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from console.feed.client import FeedError
 from console.feed.printable import printable
-from console.feed.service import IngestService, IngestSettings, StoreFailed
-from console.feed.traffic import SCENARIOS
-from console.shell import config as config_module
+from console.feed.scenarios import SCENARIOS
 from console.shell import logs
-from console.shell.options import LOW_COLOUR_THEME, ConsoleOptions
 from store.database import StoreError, WriterLock, prepare, private_folder
-from store.writer import Retention
-from widgets.export import private_file
+
+# The heavy parts (Textual, SQLModel, websockets, the ingest service) are imported by the
+# commands that use them, so that `noc --help` and a mistyped option answer at once.
+if TYPE_CHECKING:
+    from console.feed.service import IngestSettings
+    from console.shell import config as config_module
+    from console.shell.options import ConsoleOptions
 
 EXIT_FAILURE = 1  # a mistake to fix before starting again: a setting, a file, a second writer
 EXIT_STORE_FAILED = 3  # the store could not take the feed; the next start resumes, losing nothing
@@ -66,6 +67,8 @@ def parse_time(value: str | None, option: str) -> int | None:
 
 
 def load_settings(config_path: Path | None) -> config_module.Settings:
+    from console.shell import config as config_module
+
     try:
         return config_module.load(config_path)
     except config_module.ConfigError as error:
@@ -106,6 +109,8 @@ def console_options(command):
 def console_settings(
     settings: config_module.Settings, path: Path, *, refresh, read_only, timezone, low_colour
 ) -> ConsoleOptions:
+    from console.shell.options import LOW_COLOUR_THEME, ConsoleOptions
+
     zone = timezone or settings.console.timezone
     try:
         ZoneInfo(zone)
@@ -122,6 +127,9 @@ def console_settings(
 
 def ingest_settings(settings: config_module.Settings, *, console: bool = False) -> IngestSettings:
     """The writer's settings; a console that writes works in small slices to stay responsive."""
+    from console.feed.service import IngestSettings
+    from store.writer import Retention
+
     return IngestSettings(
         failure_codes=settings.failure_codes,
         retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
@@ -191,6 +199,9 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
     logs.configure(logging.WARNING)
     if ctx.invoked_subcommand is not None:
         return
+    from console.feed.client import FeedError
+    from console.feed.service import IngestService
+
     settings = load_settings(config_path)
     path = db_path or settings.db_path
     private_folder(path.parent)
@@ -233,10 +244,12 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
     from console.alerting.demo import DemoAlerting
+    from console.feed.service import IngestService
     from console.feed.simulator import Simulator
+    from console.shell.config import default_db_path
 
     settings = load_settings(config_path)
-    path = db_path or config_module.default_db_path().with_name("demo.db")
+    path = db_path or default_db_path().with_name("demo.db")
     private_folder(path.parent)
     if WriterLock.for_database(path).held_by_other():
         raise Failure(f"{path} is in use by another noc demo: stop it, or give --db another file")
@@ -306,6 +319,8 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
 
     The bearer token the simulator demands, if any, is read from NOC_FEED_TOKEN.
     """
+    import asyncio
+
     from console.feed import simulator
 
     token = os.environ.get("NOC_FEED_TOKEN")
@@ -354,6 +369,11 @@ def ingest(feed_url, db_path, config_path) -> None:
     settings or the database file; exit 3: the store could not take the feed (the next start
     resumes from the last stored seq).
     """
+    import asyncio
+
+    from console.feed.client import FeedError
+    from console.feed.service import IngestService, StoreFailed
+
     logging.getLogger().setLevel(logging.INFO)
     settings = load_settings(config_path)
     url = feed_url or settings.feed.url
@@ -444,6 +464,8 @@ def bridge_kamailio(config_path) -> None:
     must send comes from NOC_FEED_TOKEN or feed.token in the bridge's config file. SIGTERM or
     SIGINT stores everything received, then exits 0.
     """
+    import asyncio
+
     from console.bridge.bridge import BridgeError, KamailioBridge
 
     logging.getLogger().setLevel(logging.INFO)  # as noc ingest: every change of state
@@ -529,6 +551,7 @@ def alerts_export(file, db_path, config_path) -> None:
     """Write every rule and named template as TOML to FILE (default: standard output); the file
     is its owner's only (0600): recipients may be apprise URLs that hold a service's token."""
     from console.alerting import exchange
+    from widgets.export import private_file
 
     text = exchange.export_text(existing_database(db_path, load_settings(config_path)))
     if file is None:
