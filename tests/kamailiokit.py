@@ -168,7 +168,8 @@ class Switch:
     # Starting and stopping each part ----------------------------------------------------------
 
     async def start_kamailio(self) -> None:
-        """Kamailio, once it answers JSON-RPC; on fresh ports if one was taken meanwhile."""
+        """Kamailio, once it answers JSON-RPC; on fresh ports if one was taken meanwhile
+        (only at first: once the bridge follows it, a restart keeps its ports)."""
         for _ in range(PORT_TRIES):
             self.kamailio.start()
 
@@ -186,6 +187,8 @@ class Switch:
             await wait_until(answering, interval=0.05, what="Kamailio to answer JSON-RPC")
             if self.kamailio.running():
                 return
+            if self.bridge is not None:
+                raise AssertionError(f"Kamailio found a port taken:\n{self.kamailio.log_tail()}")
             self.kamailio.stop()
             self.sip_port, self.rpc_port = free_udp_port(), free_port()
             self.evapi_port = free_port()

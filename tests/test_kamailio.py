@@ -376,6 +376,27 @@ async def test_a_bridge_restarted_mid_traffic_shows_noc_the_gap_and_no_more(swit
     assert report["quarantined"] == 0
 
 
+async def test_a_call_that_outlives_a_kamailio_restart_ends_with_its_bye(switch, network):
+    """Kamailio restarted during a call has forgotten its dialog: the caller's BYE, which
+    still passes through it, ends the call in noc instead of leaving it a live channel."""
+    call = asyncio.create_task(network.acme.call(switch.proxy, "4410001", talk=None))
+    await wait_until(lambda: query(switch.db, "SELECT count(*) FROM open_call "
+                                   "WHERE answer_ms IS NOT NULL") == [(1,)],
+                     what="noc to hold the answered call")
+    switch.kamailio.stop()
+    await switch.start_kamailio()
+    await wait_until(lambda: switch.bridge.stderr.count("kamailio: provisioned") == 2,
+                     what="the bridge to follow the restarted Kamailio")
+    network.acme.records[0].hang_up()
+    caller = await call
+    await wait_until(lambda: query(switch.db, "SELECT count(*) FROM call") == [(1,)],
+                     what="noc to store the call's end")
+    (code, hangup, duration_ms), = query(switch.db, "SELECT code, hangup, duration_ms FROM call")
+    assert (code, hangup) == (200, "caller")
+    assert abs(duration_ms / 1000 - caller.duration) < 0.5
+    assert query(switch.db, "SELECT count(*) FROM open_call") == [(0,)]
+
+
 async def test_noc_restarted_resumes_with_no_loss(switch, network):
     proxy, acme = switch.proxy, network.acme
     await acme.call(proxy, "4410001", talk=0.1)

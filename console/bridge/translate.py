@@ -49,6 +49,7 @@ class KamailioEvent(msgspec.Struct, kw_only=True):
     start: str = ""  # the call's start, attempt and answer times, on an answered call's end
     attempt_ts: str = ""
     answer: str = ""
+    from_tag: str = ""  # the caller's, on a start; the sender's, on a BYE
 
 
 _decoder = msgspec.json.Decoder(KamailioEvent)
@@ -70,6 +71,7 @@ class OpenCall(msgspec.Struct):
     answered: int = 0  # the answered attempt
     answer_ts: float = 0.0
     ended: list[int] = msgspec.field(default_factory=list)  # attempts that have ended
+    from_tag: str = ""  # the caller's: tells who sent a BYE Kamailio cannot place
 
 
 def feed_call_id(call_id: str) -> str:
@@ -139,6 +141,7 @@ class Translator:
             "dtmf": self._dtmf,
             "failed": self._failed,
             "hangup": self._hangup,
+            "bye": self._bye,
         }.get(e.ev)
         if handler is None:
             return self._drop(e, f"unknown event {e.ev!r}")
@@ -152,7 +155,7 @@ class Translator:
     def _start(self, e: KamailioEvent, ts: float) -> list[dict]:
         if e.call_id in self.calls:
             return self._drop(e, "a second start for a call in progress")
-        call = OpenCall(feed_call_id(e.call_id), e.customer, "", [], ts)
+        call = OpenCall(feed_call_id(e.call_id), e.customer, "", [], ts, from_tag=e.from_tag)
         self.calls[e.call_id] = call
         self.changed[e.call_id] = call
         return [{"type": "call.start", "ts": ts, "call_id": call.feed_id,
@@ -235,6 +238,15 @@ class Translator:
         return events + [{"type": "call.end", "ts": ts, "call_id": call.feed_id, "code": 200,
                           "duration": duration, "billed": billed, "charge": charge,
                           "cost": cost, "hangup": e.hangup or "switch"}]
+
+    def _bye(self, e: KamailioEvent, call: OpenCall, ts: float) -> list[dict]:
+        """A BYE for a dialog Kamailio does not know (it restarted during the call): the
+        call ends with it, hung up by whoever sent it."""
+        if not call.answered:
+            return self._drop(e, "a BYE for a call never answered")
+        if call.from_tag:
+            e.hangup = "caller" if e.from_tag == call.from_tag else "callee"
+        return self._hangup(e, call, ts)
 
     def _revive(self, e: KamailioEvent) -> list[dict]:
         """The start, attempt and answer of an answered call the bridge missed, made from its
