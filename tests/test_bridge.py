@@ -22,9 +22,7 @@ from console.bridge.settings import BridgeConfigError, parse
 from console.bridge.translate import KamailioEvent, Translator, feed_call_id
 from console.feed.client import FeedClient
 from tests.feedkit import (
-    Processes,
     free_port,
-    noc_environment,
     read_report,
     run_service,
     wait_until,
@@ -51,13 +49,6 @@ carriers = ["atlas"]
 price = 0.06
 cost = { atlas = 0.03 }
 """
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
-    yield started
-    started.kill_all()
 
 
 # The config file ---------------------------------------------------------------------------------

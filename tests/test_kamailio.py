@@ -19,7 +19,7 @@ from console import testing
 from screens.confirm import Confirm
 from screens.customer import DialogsPane
 from store.actions import request_control
-from tests.feedkit import REPO, Processes, noc_environment, query, read_report, wait_until
+from tests.feedkit import REPO, query, read_report, wait_until
 from tests.kamailiokit import (
     KAMAILIO,
     Switch,
@@ -118,13 +118,6 @@ cps = 1
 
     def calls(self) -> int:
         return sum(len(agent.records) for agent in self.callers.values())
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path / "logs", noc_environment(tmp_path))
-    yield started
-    started.kill_all()
 
 
 @pytest.fixture
