@@ -15,9 +15,11 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from console.alerting import areas as alert_areas
@@ -128,14 +130,34 @@ class AlertWrites:
             return False
         return True
 
+    class Written(Message):
+        """A write done on a thread: what to tell the user, and whether it failed."""
+
+        def __init__(self, said: str, failed: bool) -> None:
+            super().__init__()
+            self.said, self.failed = said, failed
+
     def write(self, change: Callable[[], object], done: str) -> None:
-        """Run a short write; say what happened, or why it failed; then read again."""
+        """Run a write on a thread (the event loop only draws: a store kept busy by another
+        program must not freeze the console); say what happened, or why it failed; then read
+        again. Not exclusive: every write asked for is carried out and answered."""
+        self._write(change, done)
+
+    @work(thread=True, group="alert-writes")
+    def _write(self, change: Callable[[], object], done: str) -> None:
         try:
             change()
         except (StoreError, ValueError, LookupError) as error:
-            self.notify(str(error), severity="error", timeout=10)
+            self.post_message(self.Written(str(error), failed=True))
+        else:
+            self.post_message(self.Written(done, failed=False))
+
+    def on_alert_writes_written(self, written: Written) -> None:
+        written.stop()
+        if written.failed:
+            self.notify(written.said, severity="error", timeout=10)
             return
-        self.notify(done)
+        self.notify(written.said)
         self.refresh_now()
 
     def action_acknowledge(self) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 
 import pytest
 from textual.widgets import Input, Static
@@ -102,6 +103,35 @@ async def test_a_acknowledges_the_highlighted_alert(noc_app, noc_settle, noc_db)
     assert (acked.rule_title, acked.detail) == ("Carrier down", "ticket 4711")
 
 
+async def test_a_write_waiting_on_the_store_leaves_the_console_answering(
+        noc_app, noc_settle, noc_db, monkeypatch):
+    """An acknowledgement is written on a thread: while it waits (held here until the test lets
+    it go, as a store kept busy by another program would hold it), keys still switch tabs."""
+    let_go, written = threading.Event(), []
+    acknowledge = alert_panes.alerting.acknowledge
+
+    def held(*args, **kwargs):
+        let_go.wait(60)
+        written.append(acknowledge(*args, **kwargs))
+
+    monkeypatch.setattr(alert_panes.alerting, "acknowledge", held)
+    try:
+        async with noc_app().run_test(size=(120, 40)) as pilot:
+            screen = await open_alerts(pilot, noc_settle)
+            screen.query_one("#firing", LiveTable).move_cursor(row=1)  # Carrier down
+            await pilot.press("a")
+            await testing.until(pilot, lambda: isinstance(pilot.app.screen, AcknowledgeDialog))
+            await pilot.press(*"ticket 4712", "enter", ">")
+            await testing.until(pilot, lambda: screen.active == "rules")
+            assert not written  # the tab switched while the write waited
+            let_go.set()
+            await testing.until(pilot, lambda: written)
+    finally:
+        let_go.set()
+    state = next(s for s in AlertData(noc_db).firing() if s.title == "Carrier down")
+    assert state.ack_comment == "ticket 4712"
+
+
 async def test_s_silences_the_rule_for_one_account(noc_app, noc_settle, noc_db):
     async with noc_app().run_test(size=(120, 40)) as pilot:
         screen = await open_alerts(pilot, noc_settle)
@@ -112,6 +142,7 @@ async def test_s_silences_the_rule_for_one_account(noc_app, noc_settle, noc_db):
         dialog.query_one("#comment", Input).value = "carrier's maintenance"
         await pilot.press("enter")
         await testing.until(pilot, lambda: pilot.app.screen is screen)
+        await testing.until(pilot, lambda: any(s.comment for s in AlertData(noc_db).silences(NOW)))
     silence = next(s for s in AlertData(noc_db).silences(NOW) if s.comment)
     watch = AlertData(noc_db).rule("Ember Link watch")
     assert (silence.rule_id, silence.kind, silence.account) == (watch.id, "carrier", "ember-link")
