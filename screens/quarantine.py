@@ -56,12 +56,10 @@ def gaps_path(path: Path) -> Path:
 def export_feed_trouble(data: ConsoleData, path: Path) -> tuple[int, int]:
     """Write every quarantined input (its whole raw text) to `path` and the gaps beside it;
     return how many of each. Raises ExportError."""
-    rows = data.quarantine(limit=max(1, data.quarantine_count()))
+    rows, gaps = data.feed_trouble()
     write_table(path, EXPORT_QUARANTINE, [
-        (r.id, iso_utc(r.received_ms), r.seq, r.reason, data.quarantine_raw(r.id) or "")
-        for r in rows
+        (r.id, iso_utc(r.received_ms), r.seq, r.reason, r.preview) for r in rows
     ])
-    gaps = data.gaps()
     write_table(gaps_path(path), EXPORT_GAPS, [
         (g.from_seq, g.to_seq, g.events, iso_utc(g.detected_ms), HOW[g.announced]) for g in gaps
     ])

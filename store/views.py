@@ -366,7 +366,7 @@ class QuarantineRow:
     received_ms: int
     seq: int | None
     reason: str
-    preview: str  # the start of the raw input; quarantine_raw(id) gives all of it
+    preview: str  # the start of the raw input (all of it from feed_trouble); see quarantine_raw
 
 
 @dataclass(frozen=True)
@@ -536,6 +536,13 @@ def _failures(db: sqlite3.Connection,
         rows = db.execute("SELECT carrier, consecutive_failures, updated_ms FROM carrier_state "
                           "WHERE carrier IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
     return {carrier: (count, updated) for carrier, count, updated in rows}
+
+
+def _gaps(db: sqlite3.Connection) -> list[GapRow]:
+    rows = db.execute("SELECT id, from_seq, to_seq, detected_ms, announced FROM gap "
+                      "ORDER BY id DESC").fetchall()
+    return [GapRow(gap_id, first, last, last - first + 1, detected, bool(announced))
+            for gap_id, first, last, detected, announced in rows]
 
 
 def _open_calls(db: sqlite3.Connection, customer: str | None = None) -> list[LiveCall]:
@@ -1009,10 +1016,15 @@ class ConsoleData:
 
     def gaps(self) -> list[GapRow]:
         with self._read() as db:
-            rows = db.execute("SELECT id, from_seq, to_seq, detected_ms, announced FROM gap "
+            return _gaps(db)
+
+    def feed_trouble(self) -> tuple[list[QuarantineRow], list[GapRow]]:
+        """Every quarantined input with its whole raw text (in `preview`), newest first, and
+        every gap: for an export, read at once in one snapshot (one query each, however many)."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, received_ms, seq, reason, raw FROM quarantine "
                               "ORDER BY id DESC").fetchall()
-        return [GapRow(gap_id, first, last, last - first + 1, detected, bool(announced))
-                for gap_id, first, last, detected, announced in rows]
+            return [QuarantineRow(*row) for row in rows], _gaps(db)
 
     def control_requests(self, now_ms: int, limit: int = 200) -> list[ControlRow]:
         """Requests of the last 24 h, plus older ones still waiting or still in force."""
