@@ -14,7 +14,7 @@ import time
 import typing
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import msgspec
 
@@ -52,9 +52,6 @@ def _raw_items(frame: bytes) -> list[msgspec.Raw] | list[bytes]:
     return [frame]
 
 
-COUNTERS = ("events", "duplicates", "quarantined", "gaps", "lost_calls", "capped_calls")
-
-
 @dataclass
 class FeedCounters:
     events: int = 0
@@ -63,6 +60,9 @@ class FeedCounters:
     gaps: int = 0
     lost_calls: int = 0
     capped_calls: int = 0  # closed as lost because more than max_open_calls were open
+
+
+COUNTERS = tuple(field.name for field in fields(FeedCounters))  # as feed_state names them
 
 
 class Ingestor:
@@ -626,12 +626,7 @@ class Ingestor:
         batch.feed.update(
             last_seq=self.last_seq,
             newest_ms=self.newest_ms,
-            events=self.counters.events,
-            duplicates=self.counters.duplicates,
-            quarantined=self.counters.quarantined,
-            gaps=self.counters.gaps,
-            lost_calls=self.counters.lost_calls,
-            capped_calls=self.counters.capped_calls,
+            **vars(self.counters),
             updated_ms=stamp,
         )
         return batch

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from console.feed import protocol as p
 from console.feed.client import FeedClient, FeedStatus, token_in_clear
-from console.feed.ingestor import MAX_ACCOUNTS, MAX_OPEN_CALLS, Ingestor, now_ms
+from console.feed.ingestor import COUNTERS, MAX_ACCOUNTS, MAX_OPEN_CALLS, Ingestor, now_ms
 from store.database import StoreError, WriterLock, connect, prepare
 from store.health import StoreFault, StoreHealth, fault_of
 from store.health import backoff as store_backoff
@@ -40,16 +40,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
 SWITCH_INTERVAL_S = 0.0005
-FEED_COUNTERS = (
-    "last_seq",
-    "newest_ms",
-    "events",
-    "duplicates",
-    "quarantined",
-    "gaps",
-    "lost_calls",
-    "capped_calls",
-)
+FEED_COUNTERS = ("last_seq", "newest_ms", *COUNTERS)
 
 
 @dataclass
