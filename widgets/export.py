@@ -20,9 +20,11 @@ from typing import Literal
 
 import xlsxwriter
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, RadioButton, RadioSet, Static
 from xlsxwriter.exceptions import XlsxWriterException
@@ -167,7 +169,8 @@ _WRITERS = {".csv": _write_csv, ".json": _write_json, ".xlsx": _write_xlsx}
 
 
 class ExportScreen(ModalScreen[ExportResult | None]):
-    """Asks for a file and a scope, then runs `export`; errors keep the dialog open."""
+    """Asks for a file and a scope, then runs `export` on a thread (it may read the store);
+    errors keep the dialog open."""
 
     DEFAULT_CSS = """
     ExportScreen {
@@ -227,6 +230,7 @@ class ExportScreen(ModalScreen[ExportResult | None]):
         self._selection_label = selection_label
         self._all_label = all_label
         self._overwrite: Path | None = None  # the existing file Enter was pressed on once
+        self._exporting = False
 
     def compose(self) -> ComposeResult:
         has_selection = self._selection_label is not None
@@ -263,12 +267,36 @@ class ExportScreen(ModalScreen[ExportResult | None]):
             return
         pressed = self.query_one(RadioSet).pressed_button
         scope: Scope = "selection" if pressed and pressed.name == "selection" else "all"
-        try:
-            rows = self._export(path, scope)
-        except ExportError as err:
-            self._show(str(err))
+        if self._exporting:
             return
-        self.dismiss(ExportResult(path, rows))
+        self._exporting = True
+        self._show(f"Exporting to {path}…", warning=True)
+        self._run_export(path, scope)
+
+    class Done(Message):
+        """An export run on a thread: the rows written, or why it failed."""
+
+        def __init__(self, result: ExportResult | None, error: str = "") -> None:
+            super().__init__()
+            self.result, self.error = result, error
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _run_export(self, path: Path, scope: Scope) -> None:
+        """Read and write on a thread: the console goes on drawing meanwhile, however long a
+        busy store or disk makes it."""
+        try:
+            self.post_message(self.Done(ExportResult(path, self._export(path, scope))))
+        except ExportError as err:
+            self.post_message(self.Done(None, str(err)))
+        except Exception as err:  # a failed read of the store too: said, not a crash
+            self.post_message(self.Done(None, f"Export failed: {err}"))
+
+    def on_export_screen_done(self, done: Done) -> None:
+        self._exporting = False
+        if done.result is None:
+            self._show(done.error)
+            return
+        self.dismiss(done.result)
 
     def _make_default_folder(self, path: Path) -> None:
         """The folder exports go to by default is made on first use, private (0700); any other

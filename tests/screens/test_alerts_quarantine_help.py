@@ -231,8 +231,7 @@ async def test_e_exports_the_quarantine_and_the_gaps(troubled, noc_app, noc_sett
         assert isinstance(app.screen, ExportScreen)
         app.screen.query_one(Input).value = str(target)
         await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, QuarantineScreen)
+        await testing.until(pilot, lambda: isinstance(app.screen, QuarantineScreen))
         assert any(str(target) in n.message and "trouble-gaps.csv" in n.message
                    for n in app._notifications)
     quarantined = list(csv.DictReader(target.open(encoding="utf-8")))

@@ -265,8 +265,8 @@ async def test_x_exports_the_shown_graph_to_csv(noc_app, noc_settle, tmp_path):
         assert isinstance(app.screen, ExportScreen)
         app.screen.query_one(Input).value = str(target)
         await pilot.press("enter")
-        await pilot.pause()
-        assert any(str(target) in n.message for n in app._notifications)
+        await testing.until(pilot, lambda: any(str(target) in n.message
+                                                for n in app._notifications))
     rows = list(csv.reader(target.open()))
     assert rows[0] == ["Time (UTC)", "ASR (%)"]
     assert len(rows) == 61 and rows[-1][0] == "2026-11-20 11:58"

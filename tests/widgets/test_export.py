@@ -7,16 +7,25 @@ from __future__ import annotations
 import csv
 import re
 import stat
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from textual.app import App
 
 from console.shell.cli import main
+from console.testing import until
 from store.database import prepare
 from tests.diskkit import fill, small_disk
-from widgets.export import ExportColumn, ExportError, export_path, write_table
+from widgets.export import (
+    ExportColumn,
+    ExportError,
+    ExportScreen,
+    export_path,
+    write_table,
+)
 
 COLUMNS = (ExportColumn("raw"), ExportColumn("profit", 2))
 ROWS = [
@@ -111,3 +120,36 @@ def test_an_export_on_a_full_disk_fails_saying_why_and_leaves_no_partial_file(tm
         (disk / "ballast").unlink()
         write_table(target, FULL_DISK_COLUMNS, FULL_DISK_ROWS[:100])  # room again: it works
         assert target.read_bytes() != b"the last export\n"
+
+
+async def test_an_export_runs_on_a_thread_and_the_dialog_says_so_meanwhile(tmp_path: Path):
+    """The export (which may read a busy store) is not run by the event loop: the dialog says
+    it is exporting while it runs, and closes with the rows written."""
+    let_go, on_main_thread, results = threading.Event(), [], []
+
+    def export(path: Path, _scope) -> int:
+        on_main_thread.append(threading.current_thread() is threading.main_thread())
+        let_go.wait(30)
+        write_table(path, COLUMNS, ROWS)
+        return len(ROWS)
+
+    class ExportApp(App):
+        def on_mount(self) -> None:
+            self.push_screen(ExportScreen("Export", str(tmp_path / "out.csv"), export,
+                                          selection_label=None, all_label="Every row"),
+                             results.append)
+
+    app = ExportApp()
+    try:
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+            message = app.screen.query_one(".message")
+            await pilot.press("enter")
+            await until(pilot, lambda: on_main_thread)
+            assert on_main_thread == [False]
+            assert str(message.render()).startswith("Exporting to")
+            let_go.set()
+            await until(pilot, lambda: results)
+    finally:
+        let_go.set()
+    assert results[0].rows == len(ROWS) and (tmp_path / "out.csv").exists()

@@ -14,6 +14,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input
 
+from console.testing import until
 from widgets.export import ExportScreen
 from widgets.summary_table import Cell, CellRange, Column, SummaryGrid, SummaryTable
 
@@ -223,7 +224,7 @@ async def test_export_through_the_modal_writes_csv_of_the_selection(in_tmp: Path
         path_input = app.screen.query_one(Input)
         assert path_input.value == "~/noc-daily-summary-20261121-093000.csv"
         await pilot.press("ctrl+u", *"days.csv", "enter")
-        assert not isinstance(app.screen, ExportScreen)
+        await until(pilot, lambda: not isinstance(app.screen, ExportScreen))
         assert list(csv.reader(target.open())) == [
             ["Date", "Attempts"],
             ["2026-11-01", "47305"],
@@ -237,6 +238,7 @@ async def test_export_modal_defaults_to_the_whole_table_without_a_selection(in_t
     target = in_tmp / "all.json"
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("e", "ctrl+u", *"all.json", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, ExportScreen))
         records = json.loads(target.read_text())
         assert len(records) == 10
         assert records[8]["PDD"] is None
@@ -258,8 +260,9 @@ async def test_export_modal_shows_errors_and_stays_open(in_tmp: Path, name: str,
     app = TableApp()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("e", "ctrl+u", *name, "enter")
+        message = app.screen.query_one(".message")
+        await until(pilot, lambda: str(message.render()) == error.format(tmp=in_tmp))
         assert isinstance(app.screen, ExportScreen)
-        assert str(app.screen.query_one(".message").render()) == error.format(tmp=in_tmp)
         await pilot.press("escape")
         assert not isinstance(app.screen, ExportScreen)
         assert list(in_tmp.iterdir()) == []
@@ -274,7 +277,7 @@ async def test_export_modal_asks_before_overwriting(in_tmp: Path):
         assert isinstance(app.screen, ExportScreen)
         assert target.read_text() == "keep me"
         await pilot.press("enter")
-        assert not isinstance(app.screen, ExportScreen)
+        await until(pilot, lambda: not isinstance(app.screen, ExportScreen))
         assert target.read_text().startswith("Date,Attempts,")
 
 
