@@ -392,6 +392,21 @@ async def test_speed_zero_stops_at_the_limit_then_sends_heartbeats():
         assert len(events_of(items)) == 1234 and sim.head == 1234
 
 
+async def test_frames_hold_a_random_count_of_events_and_single_events_go_bare():
+    async with serving(speed=0, limit=400, frame_events=(1, 5)) as (sim, url), \
+            await subscribe(url) as ws:
+        frames, sizes = [], []
+        while sum(sizes) < 400:
+            frame = json.loads(await ws.recv())
+            if isinstance(frame, list) or frame.get("type") != "heartbeat":
+                frames.append(frame)
+                sizes.append(len(frame) if isinstance(frame, list) else 1)
+    assert set(sizes) == {1, 2, 3, 4, 5}
+    assert all(isinstance(f, dict) for f, size in zip(frames, sizes, strict=True) if size == 1)
+    events = [e for f in frames for e in (f if isinstance(f, list) else [f])]
+    assert [e["seq"] for e in events] == list(range(1, 401))
+
+
 async def test_a_wrong_or_missing_token_is_refused_with_401():
     async with serving(speed=20, token="s3cret") as (_sim, url):
         for token in ("wrong", None):

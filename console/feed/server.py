@@ -16,6 +16,7 @@ import contextlib
 import hmac
 import inspect
 import logging
+import random
 import ssl
 import time
 from collections import deque
@@ -131,12 +132,21 @@ class FeedServer:
         on_subscribe: told the `since` of each subscription, before it is served.
         on_caught_up: called whenever a subscriber has been sent everything there is.
         name: how logs name this server.
+        frame_events: (fewest, most) events per frame, each frame's count drawn at random
+            (seeded by `seed`) between them; a frame of one event is sent as a bare object, as a
+            switch sending event by event would.
     """
 
     def __init__(self, events: EventLog, *, on_control: ControlHandler,
                  now: Callable[[], float] = time.time, token: str | None = None,
                  heartbeat: float = 2.0, on_subscribe: Callable[[int], None] | None = None,
-                 on_caught_up: Callable[[], None] | None = None, name: str = "feed") -> None:
+                 on_caught_up: Callable[[], None] | None = None, name: str = "feed",
+                 frame_events: tuple[int, int] = (FRAME_EVENTS, FRAME_EVENTS),
+                 seed: int = 1) -> None:
+        if not 1 <= frame_events[0] <= frame_events[1]:
+            raise ValueError("frame_events must be (fewest, most) with 1 <= fewest <= most")
+        self.frame_events = frame_events
+        self._frame_sizes = random.Random(seed)
         self.events = events
         self.on_control = on_control
         self.now = now
@@ -313,9 +323,12 @@ class FeedServer:
         lost = self.events.lost_after(cursor)
         if lost:
             return encode({"type": "gap", "from": cursor + 1, "to": lost}), lost
-        count = FRAME_EVENTS
+        fewest, most = self.frame_events
+        count = most if fewest == most else self._frame_sizes.randint(fewest, most)
         while True:
             events = self.events.after(cursor, count)
+            if len(events) == 1 and fewest == 1:
+                return events[0], cursor + 1
             frame = b"[" + b",".join(events) + b"]"
             if len(frame) <= FRAME_BYTES or count == 1:
                 return frame, cursor + len(events)

@@ -45,13 +45,17 @@ class Simulator:
         heartbeat: wall seconds between heartbeats to each subscriber.
         backfill: simulated seconds of history to generate at once before running in time
             (the demo starts with the last half hour already on its graphs).
+        frame_events: (fewest, most) events per frame, each frame's count drawn at random
+            (seeded) between them; a frame of one event is sent as a bare object, as a switch
+            sending event by event would.
     """
 
     def __init__(self, seed: int = 1, cps: float = 20.0, speed: float = 1.0,
                  token: str | None = None, scenario: str = "default", buffer: int = 100_000,
                  start: float | None = None, limit: int | None = None,
                  record: str | Path | None = None, keep_history: bool = False,
-                 heartbeat: float = 2.0, backfill: float = 0.0) -> None:
+                 heartbeat: float = 2.0, backfill: float = 0.0,
+                 frame_events: tuple[int, int] = (FRAME_EVENTS, FRAME_EVENTS)) -> None:
         if speed < 0:
             raise ValueError("speed must be 0 or more")
         self.speed = speed
@@ -68,7 +72,8 @@ class Simulator:
         self._record: IO[bytes] | None = None
         self.server = FeedServer(self._buffer, on_control=self._on_control, now=self.sim_now,
                                  token=token, heartbeat=heartbeat,
-                                 on_caught_up=self._demand_more, name="simulator")
+                                 on_caught_up=self._demand_more, name="simulator",
+                                 frame_events=frame_events, seed=seed)
         self._generator: asyncio.Task | None = None
         self._demand = asyncio.Event()  # speed 0: a subscriber has caught up with the head
         self._paused = False

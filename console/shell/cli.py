@@ -289,6 +289,17 @@ def run_console(options: ConsoleOptions, **hooks) -> None:
     app.run()
 
 
+def _frame_events(value: str) -> tuple[int, int]:
+    fewest, _, most = value.partition("-")
+    try:
+        sizes = int(fewest), int(most or fewest)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give N or FEWEST-MOST, e.g. 1-100") from None
+    if not 1 <= sizes[0] <= sizes[1]:
+        raise click.BadParameter(f"{value!r}: counts from 1 up, the fewest first")
+    return sizes
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
@@ -314,7 +325,15 @@ def run_console(options: ConsoleOptions, **hooks) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every event sent, one JSON line each.",
 )
-def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, record) -> None:
+@click.option(
+    "--frame-events",
+    default="500",
+    show_default=True,
+    callback=lambda _context, _option, value: _frame_events(value),
+    help="Events per frame: N, or FEWEST-MOST for a random count in between (1: bare objects).",
+)
+def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, record,
+             frame_events) -> None:
     """Serve feed protocol v1 with realistic traffic and incidents.
 
     The bearer token the simulator demands, if any, is read from NOC_FEED_TOKEN.
@@ -334,6 +353,7 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
         start=start,
         limit=limit,
         record=record,
+        frame_events=frame_events,
     )
 
     async def serve() -> None:
