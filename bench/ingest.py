@@ -221,7 +221,7 @@ async def ingest(url: str, db: Path, events: int,
 def stored(db: Path) -> tuple[int, int, int]:
     """Events logged, events quarantined and the committed seq, as the database has them."""
     with sqlite3.connect(db) as connection:
-        logged = connection.execute("SELECT count(*) FROM event_log").fetchone()[0]
+        logged = connection.execute("SELECT sum(events) FROM event_log").fetchone()[0]
         quarantined, last_seq = connection.execute(
             "SELECT quarantined, last_seq FROM feed_state"
         ).fetchone()

@@ -114,9 +114,22 @@ def _v4_capped_calls(connection: sqlite3.Connection) -> None:
         "ALTER TABLE feed_state ADD COLUMN capped_calls INTEGER NOT NULL DEFAULT 0")
 
 
+def _v5_event_log_by_frame(connection: sqlite3.Connection) -> None:
+    """The event log holds a row per frame (its events as received): each event an older noc
+    logged on its own becomes a row of one."""
+    table = models.EventLog.__table__
+    connection.execute("ALTER TABLE event_log RENAME TO event_log_v4")
+    connection.execute(str(CreateTable(table).compile(dialect=sqlite_dialect.dialect())))
+    connection.execute("INSERT INTO event_log (first_seq, last_seq, events, ts_ms, raw) "
+                       "SELECT seq, seq, 1, ts_ms, raw FROM event_log_v4")
+    connection.execute("DROP TABLE event_log_v4")
+    _create_indexes(connection, {index.name for index in table.indexes})
+
+
 # Step N takes a database from version N-1 to N; step 1 (creating one) is never run as a step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route, _v4_capped_calls]
+    _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route, _v4_capped_calls,
+    _v5_event_log_by_frame]
 LATEST_VERSION = len(MIGRATIONS)
 
 

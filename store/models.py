@@ -119,12 +119,16 @@ class Reject(SQLModel, table=True):
 
 
 class EventLog(SQLModel, table=True):
-    """Every stored event as received, keyed by seq, for replay and audit."""
+    """Every stored event as the feed sent it, for replay and audit: a row per frame, `raw` the
+    frame as received (one event object, or an array of them) when all of it was stored, else
+    the stored events' own texts sliced from it (one, or an array). Duplicates, quarantined
+    items, heartbeats and gaps are not events stored: they are not in it."""
 
     __tablename__ = "event_log"
-    seq: int = Field(primary_key=True)
-    ts_ms: int = Field(index=True)
-    type: str
+    first_seq: int = Field(primary_key=True)
+    last_seq: int
+    events: int  # how many it holds
+    ts_ms: int = Field(index=True)  # the newest of theirs: the row is pruned once it is old
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

@@ -60,7 +60,8 @@ _INSERT = {
 class Batch:
     """Everything one flush commits. Rows are tuples in the column order of their model."""
 
-    events: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)  # event_log rows: a frame's events each
+    stored_events: int = 0  # in those rows
     calls: list[tuple] = field(default_factory=list)
     attempts: list[tuple] = field(default_factory=list)
     rejects: list[tuple] = field(default_factory=list)
@@ -78,7 +79,7 @@ class Batch:
     feed: dict[str, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.quarantine) + len(self.gaps)
+        return self.stored_events + len(self.quarantine) + len(self.gaps)
 
 
 @dataclass(frozen=True)

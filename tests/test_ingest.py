@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
 from console.feed.ingestor import Ingestor
 from store.database import prepare
+from store.integrity import seq_holes
 from store.queries import Reader
 from store.writer import StoreWriter
 from tests.reference import reference_report
@@ -286,8 +288,50 @@ def test_the_event_log_keeps_each_event_as_received(harness):
     first += '"cli":"1","dst":"1","x_tag":"kept"}'
     second = f'{{"type":"call.end","seq":2,"ts":{T0 + 1:.3f},"call_id":"a","code":487,'
     second += '"duration":0.0}'
-    harness.feed(f"[{first}, {second}]")
+    third = f'{{"seq":3,"type":"call.start","ts":{T0 + 2},"call_id":"b","customer":"acme",'
+    third += '"cli":"1","dst":"1"}'
+    harness.feed(f"[{first}, {second}]", third)
     harness.flush()
+    assert event_log(harness) == [(1, 2, 2, round((T0 + 1) * 1000), f"[{first}, {second}]"),
+                                  (3, 3, 1, round((T0 + 2) * 1000), third)]
+
+
+def test_the_event_log_keeps_only_the_events_stored_from_a_frame(harness):
+    """A frame's duplicates and quarantined items are not logged; its stored events are, each
+    as received, and each once (a frame resent after a resume logs only what is new)."""
+    events = [json.dumps(event) for event in answered_call(1, "a", 0)]
+    harness.feed(f"[{events[0]},{events[1]}]")
+    harness.feed(f"[{events[0]}, {events[1]}, {events[2]}]")  # a resend: two duplicates
+    harness.feed(f'[{events[3]}, {{"type": "call.answer"}}, {events[4]}]')
+    harness.flush()
+    assert [row[:3] + (row[4],) for row in event_log(harness)] == [
+        (1, 2, 2, f"[{events[0]},{events[1]}]"),
+        (3, 3, 1, events[2]),
+        (4, 5, 2, f"[{events[3]},{events[4]}]"),  # the bad item between them quarantined
+    ]
+
+
+def test_seqs_a_logged_frame_skips_are_checked_at_start(harness):
+    """The start-up check looks inside a frame's row too: the seqs it skips must be a gap or
+    in the quarantine, and are found if neither holds them."""
+    call = answered_call(1, "a", 0)  # seqs 1 to 6, sent here as 1, 2, 4, 6, 7, 8
+    for event, seq in zip(call, (1, 2, 4, 6, 7, 8), strict=True):
+        event["seq"] = seq
+    bad = ev(5, "call.answer", 0.5)  # no call_id: quarantined
+    harness.feed([*call[:3], bad, *call[3:]])
+    harness.flush()
+    assert [row[:3] for row in event_log(harness)] == [(1, 8, 6)]
     with Reader(harness.path).connection() as db:
-        rows = db.execute("SELECT seq, type, raw FROM event_log ORDER BY seq").fetchall()
-    assert rows == [(1, "call.start", first.encode()), (2, "call.end", second.encode())]
+        assert seq_holes(db, 8) == []  # seq 3 a gap, seq 5 quarantined
+    with sqlite3.connect(harness.path) as db:
+        db.execute("DELETE FROM gap")
+        db.execute("DELETE FROM quarantine")
+    with Reader(harness.path).connection() as db:
+        assert seq_holes(db, 8) == [(3, 3), (5, 5)]
+
+
+def event_log(harness) -> list[tuple]:
+    with Reader(harness.path).connection() as db:
+        return [(first, last, count, ts, raw.decode()) for first, last, count, ts, raw in
+                db.execute("SELECT first_seq, last_seq, events, ts_ms, raw FROM event_log "
+                           "ORDER BY first_seq")]

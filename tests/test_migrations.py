@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from contextlib import closing
 
+import msgspec
 import pytest
 
 from console.feed.traffic import Traffic
@@ -16,6 +18,7 @@ from store.views import ConsoleData
 from tests.test_ingest import Harness
 
 START_TS = 1_763_700_000.0
+RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 ROLLUPS = ("rollup_minute", "rollup_hour", "rollup_day", "rollup_ended_minute")
 
 
@@ -37,8 +40,34 @@ def current(tmp_path_factory):
     return path
 
 
+def logged_events(path) -> list[tuple[int, int, str, bytes]]:
+    """(seq, ts_ms, type, text) of every event in the event log, split from its rows."""
+    found = []
+    with closing(sqlite3.connect(path)) as db:
+        for (raw,) in db.execute("SELECT raw FROM event_log ORDER BY first_seq"):
+            texts = [bytes(text) for text in RAW_LIST.decode(raw)] if raw.startswith(b"[") else [
+                raw]
+            for text in texts:
+                event = json.loads(text)
+                found.append((event["seq"], round(event["ts"] * 1000), event["type"], text))
+    return found
+
+
+def as_version_4(path) -> None:
+    """What noc wrote at schema 4: the event log a row per event."""
+    events = logged_events(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("DROP TABLE event_log")
+        db.execute("CREATE TABLE event_log (seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, "
+                   "type VARCHAR NOT NULL, raw BLOB NOT NULL, PRIMARY KEY (seq))")
+        db.execute("CREATE INDEX ix_event_log_ts_ms ON event_log (ts_ms)")
+        db.executemany("INSERT INTO event_log VALUES (?, ?, ?, ?)", events)
+        db.execute("UPDATE noc_meta SET value = '4' WHERE key = 'schema_version'")
+
+
 def as_version_3(path) -> None:
     """What noc wrote at schema 3: no count of the calls closed by the cap on open calls."""
+    as_version_4(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("ALTER TABLE feed_state DROP COLUMN capped_calls")
         db.execute("UPDATE noc_meta SET value = '3' WHERE key = 'schema_version'")
@@ -151,3 +180,16 @@ def test_a_version_3_database_counts_no_capped_calls_yet(current, tmp_path):
     with closing(sqlite3.connect(old)) as db:
         assert db.execute("SELECT capped_calls FROM feed_state").fetchall() == [(0,)]
     assert Reader(old).report() == Reader(current).report()
+
+
+def test_each_event_logged_alone_becomes_a_row_of_one(current, tmp_path):
+    old = tmp_path / "old.db"
+    shutil.copy(current, old)
+    as_version_4(old)
+
+    assert prepare(old) == LATEST_VERSION
+
+    events = logged_events(current)
+    assert len(events) > 1000 and table_rows(old, "event_log") == [
+        (seq, seq, 1, ts_ms, text) for seq, ts_ms, _, text in events]
+    assert schema(old) == schema(current)

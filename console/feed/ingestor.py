@@ -11,7 +11,6 @@ as lost.
 from __future__ import annotations
 
 import time
-import typing
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -36,7 +35,6 @@ CUSTOMER, CARRIER = "customer", "carrier"
 
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 PEAK_CPS, PEAK_CHANNELS = rollups.FIELD_INDEX["peak_cps"], rollups.FIELD_INDEX["peak_channels"]
-_TAGS = {kind: kind.__struct_config__.tag for kind in typing.get_args(p.Event)}
 
 
 def now_ms() -> int:
@@ -46,7 +44,7 @@ def now_ms() -> int:
 def _raw_items(frame: bytes) -> list[msgspec.Raw] | list[bytes]:
     """A decodable frame's items as the server sent them: the event log and the quarantine keep
     these, not a re-encoding of what was decoded (which would drop unknown fields and normalise
-    numbers), and slicing them out costs less than encoding again."""
+    numbers)."""
     if frame.lstrip().startswith(b"["):
         return _raw_list_decoder.decode(frame)
     return [frame]
@@ -158,20 +156,33 @@ class Ingestor:
             self._stream_seq = seq
 
     def apply_frame(self, data: bytes | str | p.Oversized) -> list[p.ServerFrame]:
-        """Apply one frame; return what is not an event (heartbeats, acks) for the feed client."""
+        """Apply one frame; return what is not an event (heartbeats, acks) for the feed client.
+
+        The events it stores are logged as one row: the frame as received when every item of it
+        is stored (the usual case), else the text of those events, sliced from the frame."""
         if isinstance(data, str):
             data = data.encode()
         others: list[p.ServerFrame] = []
-        raw_items = None  # split from the frame once it is known to hold an event
-        for index, item in enumerate(p.decode_frame(data)):
+        items = p.decode_frame(data)
+        raw_items = None  # the items' texts, split from the frame only when needed
+        stored: list[int] = []  # indexes of the items stored
+        first_seq = last_seq = newest_ms = 0
+        for index, item in enumerate(items):
             handler = self._handlers.get(type(item))
             if handler is not None:
-                if raw_items is None:
-                    raw_items = _raw_items(data)
-                raw = raw_items[index]
-                reason = self._event(item, handler, raw)
-                if reason is not None:
-                    self._quarantine(bytes(raw).decode("utf-8", "replace"), reason, item.seq)
+                outcome = self._event(item, handler)
+                if outcome.__class__ is int:  # stored, at that time
+                    if not stored:
+                        first_seq = item.seq
+                    stored.append(index)
+                    last_seq = item.seq
+                    if outcome > newest_ms:
+                        newest_ms = outcome
+                elif outcome is not None:
+                    if raw_items is None:
+                        raw_items = _raw_items(data)
+                    self._quarantine(bytes(raw_items[index]).decode("utf-8", "replace"),
+                                     outcome, item.seq)
             elif isinstance(item, p.Rejected):
                 self._rejected(item)
             elif isinstance(item, p.Gap):
@@ -179,10 +190,18 @@ class Ingestor:
                 self._gap(item.from_, item.to, announced=True)
             else:
                 others.append(item)
+        if stored:
+            if len(stored) < len(items):
+                raw_items = raw_items or _raw_items(data)
+                parts = [bytes(raw_items[index]) for index in stored]
+                data = parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"
+            self.batch.events.append((first_seq, last_seq, len(stored), newest_ms, data))
+            self.batch.stored_events += len(stored)
         return others
 
-    def _event(self, event, handler, raw: msgspec.Raw | bytes) -> str | None:
-        """Apply one event (logged as `raw`); or say why it is to be quarantined instead."""
+    def _event(self, event, handler) -> int | str | None:
+        """Apply one event: its time (ms) if stored, None if dropped as a duplicate, or why it
+        is to be quarantined instead."""
         seq = event.seq
         stream_seq = self._stream_seq
         if stream_seq is not None:
@@ -203,13 +222,12 @@ class Ingestor:
             # wild clock would otherwise close every open call as lost.
             return reason
         self.counters.events += 1
-        self.batch.events.append((seq, ts_ms, _TAGS[type(event)], raw))
         if ts_ms > self.newest_ms:
             self.newest_ms = ts_ms
             calls = self.calls  # least recently active first: one look tells if any is silent
             if calls and next(iter(calls.values())).last_ms < ts_ms - self.lost_after_ms:
                 self._close_silent_calls()
-        return None
+        return ts_ms
 
     def _rejected(self, item: p.Rejected) -> None:
         if item.seq is not None:
