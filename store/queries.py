@@ -18,12 +18,10 @@ from pathlib import Path
 from store import metrics, models, rollups
 from store.database import connect
 from store.live import unpack
-from store.metrics import PEAK_FIELDS, TOTALS_FIELDS, Totals
+from store.metrics import Totals
 
 Key = tuple[str, str]  # kind, account
 MINUTE, HOUR, DAY = (models.BUCKET_MS[p] for p in ("minute", "hour", "day"))
-ROLLUP_SUMS = ", ".join(f"max({name})" if name in PEAK_FIELDS else f"sum({name})"
-                        for name in TOTALS_FIELDS)
 
 
 def segments(start: int, end: int, minute_floor: int) -> list[tuple[str, int, int]]:
@@ -131,7 +129,7 @@ def _totals(db: sqlite3.Connection, start_ms: int, end_ms: int, newest_ms: int,
             continue
         # Summed by SQLite, each account's rows found along the primary key, in its order.
         for kind, account, *values in db.execute(
-                f"SELECT kind, account, {ROLLUP_SUMS} "
+                f"SELECT kind, account, {rollups.ROLLUP_SUMS} "
                 f"FROM {models.ROLLUP_TABLES[source].__tablename__} "
                 "WHERE kind IN ('carrier', 'customer') AND account IN (SELECT id FROM account) "
                 "AND route = ? AND bucket >= ? AND bucket < ? GROUP BY kind, account",

@@ -1,25 +1,27 @@
-"""Rollups kept up to date incrementally: a batch's per-minute totals, expanded and upserted.
+"""Rollups kept up to date incrementally: a batch's per-minute totals, widened and upserted.
 
-The ingest side aggregates each batch in memory at the finest grain (account, route, minute);
-here that is widened to the account total (route '') and to hours and days, and written with one
-upsert per key, so the cost is per key touched, not per event.
+The ingest side aggregates each batch in memory at the finest grain (account, route, minute) as
+events arrive; here SQLite widens that to the account total (route '') and to hours and days, with
+one upsert per key, so the cost is per key touched, not per event.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
-from typing import TypeVar
 
 from store.metrics import PEAK_FIELDS, TOTALS_FIELDS, Totals
-from store.models import BUCKET_MS
+from store.models import BUCKET_MS, ROLLUP_TABLES
 from store.statements import RowsInsert
 
 TOTALS_WIDTH = len(TOTALS_FIELDS)
 PEAK_INDEXES = frozenset(TOTALS_FIELDS.index(name) for name in PEAK_FIELDS)
 COUNTER_INDEXES = tuple(i for i in range(TOTALS_WIDTH) if i not in PEAK_INDEXES)
 FIELD_INDEX = {name: i for i, name in enumerate(TOTALS_FIELDS)}
+# The SQL that sums rollup rows into one: counters added, peaks the highest.
+ROLLUP_SUMS = ", ".join(f"max({name})" if name in PEAK_FIELDS else f"sum({name})"
+                        for name in TOTALS_FIELDS)
 
-K = TypeVar("K")
 RollupKey = tuple[str, str, str, int]  # kind, account, route ('' = all routes), bucket start ms
 ALL_ROUTES = ""
 
@@ -36,16 +38,6 @@ def add_into(target: list[int], source: Sequence[int]) -> None:
             target[i] = source[i]
 
 
-def fold_into(rows: dict[K, list[int]], parts: dict[K, list[Sequence[int]]]) -> None:
-    """Add each key's parts into its row (a new one if none): counters summed, peaks by max."""
-    for key, values in parts.items():
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = zero()
-        for i, column in enumerate(zip(*values, strict=True)):
-            row[i] = max(row[i], *column) if i in PEAK_INDEXES else row[i] + sum(column)
-
-
 def to_totals(values: Sequence[int]) -> Totals:
     return Totals(*values)
 
@@ -53,23 +45,6 @@ def to_totals(values: Sequence[int]) -> Totals:
 def bucket_of(ms: int, period: str) -> int:
     size = BUCKET_MS[period]
     return ms - ms % size
-
-
-def expand(minute_rows: dict[RollupKey, list[int]]) -> dict[str, dict[RollupKey, list[int]]]:
-    """From per-route per-minute totals to minute, hour and day rows, per route and all routes."""
-    widened: dict[str, dict[RollupKey, list[int]]] = {period: {} for period in BUCKET_MS}
-    for (kind, account, route, minute), values in minute_rows.items():
-        routes = (route,) if route == ALL_ROUTES else (route, ALL_ROUTES)
-        for period, rows in widened.items():
-            bucket = bucket_of(minute, period)
-            for each_route in routes:
-                key = (kind, account, each_route, bucket)
-                row = rows.get(key)
-                if row is None:
-                    rows[key] = list(values)
-                else:
-                    add_into(row, values)
-    return widened
 
 
 def upsert(table: str) -> RowsInsert:
@@ -88,3 +63,33 @@ def upsert(table: str) -> RowsInsert:
 
 def upsert_rows(rows: dict[RollupKey, list[int]]) -> list[tuple]:
     return [key + tuple(values) for key, values in rows.items()]
+
+
+# A batch's per-route per-minute rows, widened into the rollups by SQLite (write_batch).
+_BATCH = "rollup_batch"
+_BATCH_INSERT = RowsInsert(f"INSERT INTO temp.{_BATCH}", 4 + TOTALS_WIDTH)
+_WIDENED = [
+    f"{upsert(ROLLUP_TABLES[period].__tablename__).head} "
+    f"SELECT kind, account, {route}, bucket - bucket % {size}, {ROLLUP_SUMS} "
+    f"FROM temp.{_BATCH} WHERE {where} GROUP BY kind, account, {route}, bucket - bucket % {size}"
+    f"{upsert(ROLLUP_TABLES[period].__tablename__).tail}"
+    for period, size in BUCKET_MS.items()
+    # Each route's own rows, and every row again in its account's total (route '').
+    for route, where in (("route", "route != ''"), ("''", "true"))
+]
+
+
+def create_batch_table(db: sqlite3.Connection) -> None:
+    """The writer connection's own scratch table for write_batch (in memory, never committed)."""
+    columns = ", ".join(("kind", "account", "route", "bucket", *TOTALS_FIELDS))
+    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} ({columns})")
+
+
+def write_batch(db: sqlite3.Connection, minute_rows: dict[RollupKey, list[int]]) -> None:
+    """Add a batch's per-route per-minute totals to the minute, hour and day rollups, per route
+    and for all routes (''). SQLite sums them into each bucket, one statement per table and
+    route (the GIL released meanwhile), rather than a pass of Python over every row."""
+    db.execute(f"DELETE FROM temp.{_BATCH}")
+    _BATCH_INSERT.run(db, upsert_rows(minute_rows))
+    for statement in _WIDENED:
+        db.execute(statement)

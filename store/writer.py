@@ -49,10 +49,6 @@ _INSERT = {
         " ON CONFLICT(kind, account, bucket, code) DO UPDATE SET count = count + excluded.count",
     ),
     "rollup_ended": rollups.upsert(models.RollupEndedMinute.__tablename__),
-    **{
-        f"rollup_{period}": rollups.upsert(table.__tablename__)
-        for period, table in models.ROLLUP_TABLES.items()
-    },
 }
 
 
@@ -108,6 +104,7 @@ class StoreWriter:
         self._connection = connect(self.path, mode="rw", writer=True,
                                    cached_statements=STATEMENT_CACHE)
         self._connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        rollups.create_batch_table(self._connection)
 
     async def close(self) -> None:
         await self._run(self.close_now)
@@ -150,8 +147,7 @@ class StoreWriter:
         if batch.rejects:
             _INSERT["reject"].run(db, batch.rejects)
         if batch.rollups:
-            for period, rows in rollups.expand(batch.rollups).items():
-                _INSERT[f"rollup_{period}"].run(db, rollups.upsert_rows(rows))
+            rollups.write_batch(db, batch.rollups)
         if batch.ended:
             _INSERT["rollup_ended"].run(
                 db,
