@@ -30,6 +30,10 @@ def refusal(tmp_path: Path, text: str | bytes, environ: dict[str, str] | None = 
      "store.event_log_days: Expected `int` >= 1"),
     ("[store]\nminute_rollup_days = 1000000000000\n", 2,
      "store.minute_rollup_days: Expected `int` <= 36500"),
+    # the bounds of the writer's memory: none at all would let a feed grow it without end
+    ("[store]\nmax_open_calls = 0\n", 2, "store.max_open_calls: Expected `int` >= 1000"),
+    ("[store]\nmax_accounts = 10000000000\n", 2,
+     "store.max_accounts: Expected `int` <= 100000000"),
     ("[carrier]\nfailure_codes = [408, 99]\n", 2, "carrier.failure_codes: 99 is not within"),
     ("[carrier]\nfailure_codes = ['500-700']\n", 2, "'500-700' is not within the SIP codes"),
     ("[carrier]\nfailure_codes = ['599-500']\n", 2, "'599-500' runs backwards: write low-high"),
