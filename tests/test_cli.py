@@ -62,6 +62,26 @@ async def test_a_refused_token_is_logged_at_each_try_and_retried_at_the_longest_
     assert "Traceback" not in wrong.stderr
 
 
+async def test_a_forbidden_handshake_is_an_error_retried_at_the_longest_delay(db, processes):
+    """A switch's proxy answering 403 (an address not allowed, a token of another feed) is a
+    refusal as a 401 is: an error at each try, retried at the longest delay, never an exit."""
+    def forbid(_connection, _request):
+        return Response(403, "Forbidden", Headers(), b"not from here\n")
+
+    async with running_simulator(speed=20, refuse=forbid) as (_, url):
+        ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
+        state = await wait_until(lambda: (state := feed_state(db)).get("status") == "refused"
+                                 and state, what="the writer to store that the feed refused")
+        assert "refused the token (HTTP 403)" in state["detail"]
+        assert state["reconnect_at_ms"] - state["updated_ms"] >= 29_000  # the longest delay
+        await wait_until(lambda: re.search(r"ERROR feed: .*\(HTTP 403\).*retrying in 30 s",
+                                           ingest.stderr), what="the refusal logged as an error")
+        assert ingest.running()
+        ingest.process.send_signal(signal.SIGTERM)
+        assert await ingest.wait() == 0, ingest.stderr
+    assert "Traceback" not in ingest.stderr
+
+
 async def test_a_feed_down_or_failing_at_start_is_retried_until_it_serves(
         db, tmp_path, processes):
     port = free_port()
