@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -252,6 +253,7 @@ class RuleEditor(ModalScreen[Rule | None]):
         # The kind the Account and Area choices were made for.
         self.shown_kind = str(self.initial.get("kind", FEED))
         self.unchanged: dict[str, object] = {}
+        self.saving = False  # a save runs on a thread until its answer comes
 
     # Building the form -------------------------------------------------------------------------
 
@@ -467,16 +469,42 @@ class RuleEditor(ModalScreen[Rule | None]):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
+        if self.saving:
+            return
+        self.saving = True
+        self.query_one("#summary", Static).update("Saving…")
+        self._save(self.fields())
+
+    class Saved(Message):
+        """A save run on a thread: the rule saved, or the problems found, or the store's
+        error."""
+
+        def __init__(self, rule: Rule | None, errors: Sequence[FieldError] = (),
+                     error: str = "") -> None:
+            super().__init__()
+            self.rule, self.errors, self.error = rule, errors, error
+
+    @work(thread=True, exclusive=True, group="rule-save")
+    def _save(self, fields: dict[str, object]) -> None:
+        """Validate and write on a thread: a store kept busy by another program must not
+        freeze the console."""
         try:
-            rule = save_rule(self.db_path, self.fields(), now_ms=self.now_ms,
-                             rule_id=self.rule_id)
+            rule = save_rule(self.db_path, fields, now_ms=self.now_ms, rule_id=self.rule_id)
         except RuleInvalid as invalid:
-            self.show_errors(invalid.errors)
+            self.post_message(self.Saved(None, invalid.errors))
         except StoreError as error:
-            self.show_errors([])
-            self.query_one("#summary", Static).update(f"✖ not saved: {error}")
+            self.post_message(self.Saved(None, error=str(error)))
         else:
-            self.dismiss(rule)
+            self.post_message(self.Saved(rule))
+
+    def on_rule_editor_saved(self, saved: Saved) -> None:
+        self.saving = False
+        if saved.rule is not None:
+            self.dismiss(saved.rule)
+            return
+        self.show_errors(saved.errors)
+        if saved.error:
+            self.query_one("#summary", Static).update(f"✖ not saved: {saved.error}")
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

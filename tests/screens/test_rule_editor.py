@@ -4,6 +4,8 @@ changes lost to a stray Esc)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from textual.widgets import Checkbox, Input, Select, Static
 
@@ -29,6 +31,13 @@ async def opened(pilot, settle, noc_db, **options) -> RuleEditor:
     editor = open_editor(pilot.app, noc_db, **options)
     await pilot.pause()
     return editor
+
+
+async def save(pilot, editor: RuleEditor) -> None:
+    """ctrl+s, then wait for the save's answer (it runs on a thread)."""
+    await pilot.press("ctrl+s")
+    await testing.until(pilot, lambda: not editor.saving)
+    await pilot.pause()
 
 
 async def pick(pilot, typed: str) -> None:
@@ -67,15 +76,14 @@ def test_new_rule_form(noc_app, noc_db, noc_settle, snap_compare, size):
 
 def test_form_with_problems(noc_app, noc_db, noc_settle, snap_compare):
     async def run_before(pilot):
-        await opened(pilot, noc_settle, noc_db)
+        editor = await opened(pilot, noc_settle, noc_db)
         await pilot.press(*"Carrier ASR low", "tab", "tab", "tab")
         await pick(pilot, "asr")
         await tab_to(pilot, "threshold")
         await pilot.press("2", "0", "tab", "2", "5")
         await tab_to(pilot, "recipients")
         await pilot.press(*"noc at example")
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await save(pilot, editor)
 
     assert snap_compare(noc_app(), terminal_size=(80, 24), run_before=run_before)
 
@@ -98,8 +106,7 @@ async def test_a_rule_typed_in_is_saved_and_returned(noc_app, noc_db, noc_settle
         await pick(pilot, "5 min")
         await tab_to(pilot, "recipients")
         await pilot.press(*"noc@example.com")
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await save(pilot, editor)
 
         rule = AlertData(noc_db).rule("Ember failing")
         assert rule is not None
@@ -126,8 +133,7 @@ async def test_problems_are_marked_at_their_fields_and_nothing_is_saved(noc_app,
         assert "reset must be above 30%" in str(hint.render())
         await tab_to(pilot, "recipients")
         await pilot.press(*"not an address")
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await save(pilot, editor)
 
         assert app.screen is editor
         assert AlertData(noc_db).rule("Carrier ASR low") is None
@@ -154,8 +160,7 @@ async def test_a_title_taken_is_marked_under_the_title(noc_app, noc_db, noc_sett
         await pilot.press(*"Failing carriers")
         await tab_to(pilot, "threshold")
         await pilot.press("9")
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await save(pilot, editor)
         assert "a rule titled 'Failing carriers' exists" in error_text(editor, "title")
         assert app.focused is editor.query_one("#title", Input)
 
@@ -179,8 +184,7 @@ async def test_an_edited_rule_keeps_its_id(noc_app, noc_db, noc_settle):
 
         await tab_to(pilot, "threshold")
         await pilot.press("2", "5")  # the focus selects the text: typing replaces it
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await save(pilot, editor)
 
         rule = AlertData(noc_db).rule("Acme ASR")
         assert rule is not None and rule.id == saved.id
@@ -198,8 +202,7 @@ async def test_a_copy_is_a_new_rule(noc_app, noc_db, noc_settle):
         editor = await opened(pilot, noc_settle, noc_db, rule=saved, copy=True)
         assert editor.query_one("#title", Input).value == "Quarantine burst (copy)"
         assert editor.query_one("#kind", Select).value == "feed"
-        await pilot.press("ctrl+s")
-        await pilot.pause()
+        await save(pilot, editor)
         copy = AlertData(noc_db).rule("Quarantine burst (copy)")
         assert copy is not None and copy.id != saved.id
         assert (copy.kind, copy.area, copy.threshold) == ("feed", "quarantined", 10.0)
@@ -244,8 +247,8 @@ async def test_tagged_and_custom_reveal_their_input(noc_app, noc_db, noc_settle)
         await tab_to(pilot, "penalty")
         await pick(pilot, "custom")
         assert custom.display
-        await pilot.press("tab", *"2h", "ctrl+s")
-        await pilot.pause()
+        await pilot.press("tab", *"2h")
+        await save(pilot, editor)
         rule = AlertData(noc_db).rule("Gold carriers")
         assert rule is not None
         assert (rule.scope, rule.company, rule.penalty_s) == ("tag", "gold", 7_200)
@@ -322,3 +325,36 @@ async def test_problems_of_fields_not_shown_go_in_the_summary(noc_app, noc_db, n
 ])
 def test_hysteresis_hint_in_words(operator, threshold, reset, hint):
     assert hysteresis_hint(AREAS["asr"], operator, threshold, reset)[0] == hint
+
+
+async def test_a_save_runs_on_a_thread_and_the_form_says_so_meanwhile(noc_app, noc_db, noc_settle,
+                                                                      monkeypatch):
+    """Saving (validation and the write, which a busy store may hold) is not run by the event
+    loop: the form says it is saving while it runs, then closes with the rule."""
+    import screens.rule_editor as rule_editor
+
+    let_go, on_main_thread = threading.Event(), []
+    save_rule = rule_editor.save_rule
+
+    def held(*args, **kwargs):
+        on_main_thread.append(threading.current_thread() is threading.main_thread())
+        let_go.wait(30)
+        return save_rule(*args, **kwargs)
+
+    saved = rules.save_rule(noc_db, {"title": "Quarantine burst", "area": "quarantined",
+                                     "operator": ">", "threshold": 10},
+                            now_ms=testing.FIXED_NOW_MS)
+    monkeypatch.setattr(rule_editor, "save_rule", held)
+    app = noc_app()
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            editor = await opened(pilot, noc_settle, noc_db, rule=saved, copy=True)
+            await pilot.press("ctrl+s")
+            await testing.until(pilot, lambda: on_main_thread)
+            assert on_main_thread == [False]
+            assert str(editor.query_one("#summary", Static).render()) == "Saving…"
+            let_go.set()
+            await testing.until(pilot, lambda: app.screen is not editor)
+    finally:
+        let_go.set()
+    assert editor.dismissed_with == AlertData(noc_db).rule("Quarantine burst (copy)")
