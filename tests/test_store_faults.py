@@ -209,8 +209,9 @@ async def test_noc_ingest_on_a_disk_that_fills_then_has_room_stores_every_event(
     fill(ballast)
     await wait_until(lambda: "store: disk full, retrying in" in ingest.stderr,
                      what="the full disk logged")
-    trouble = store_trouble(db)
-    assert trouble is not None and trouble.cause == "disk full"
+    # Published to consoles just after it is logged.
+    trouble = await wait_until(lambda: store_trouble(db), what="the full disk told to consoles")
+    assert trouble.cause == "disk full"
     assert ingest.running()
     held = stored_seq(db)
     assert held < total
