@@ -14,7 +14,7 @@ from textual.widgets import Static
 from screens.alert_panes import (
     AlertWrites,
     alert_status,
-    area_value,
+    alert_value,
     history_lines,
     level_cell,
     penalty_status,
@@ -122,7 +122,7 @@ class AccountAlertsPane(AlertWrites, DataPane):
         self._alerts = {str(a.rule_id): a for a in snapshot.alerts}
         table = self.query_one("#account-rules", LiveTable)
         table.set_rows((key, (
-            alert_status(a), Text(a.title, style="bold"), area_value(a.area, a.value),
+            alert_status(a), Text(a.title, style="bold"), alert_value(a),
             recent_time(a.fired_ms if a.state == "firing" else a.since_ms, snapshot.now_ms, tz),
             level_cell(a.level),
         )) for key, a in self._alerts.items())

@@ -30,7 +30,7 @@ from screens.formats import DASH, SEVERITY_MARK, iso_utc, recent_time
 from screens.panes import DataPane
 from screens.safe_text import plain
 from screens.tables import LiveTable
-from store import alerting
+from store import alerting, conditions
 from store.alerting import (
     AlertData,
     HistoryRow,
@@ -55,7 +55,6 @@ STATUS_LOOK = {  # a mark that reads without colour, and a colour for those who 
     "disabled": ("–", "dim"),
 }
 STATUS_WORDS = {"insufficient": "too few calls"}
-SIGNS = {"<=": "≤", ">=": "≥"}
 SHORT_LABELS = {"consecutive_failures": "Consec. failures", "channel_breaches": "Channel breaches",
                 "quarantined": "Quarantined"}
 HISTORY_PAGE = 500
@@ -83,11 +82,13 @@ def operator_name() -> str:
         return "console"
 
 
-def area_value(area: str, value: float | None) -> str:
-    known = alert_areas.AREAS.get(area)
-    if value is None:
-        return DASH
-    return known.format(value) if known else f"{value:g}"
+def area_value(area: str, value: float | None, unit: str | None = None) -> str:
+    """A value with its unit (`29.8 %`), as store.conditions writes it; a dash without one."""
+    return DASH if value is None else conditions.amount(area, value, unit)
+
+
+def alert_value(alert: StateRow) -> str:
+    return area_value(alert.area, alert.value, alert.currency if alert.area == "balance" else None)
 
 
 def status_cell(status: str, extra: str = "") -> Text:
@@ -167,8 +168,7 @@ class AlertWrites:
         if alert.state != "firing":
             self.notify("Only a firing alert can be acknowledged", severity="warning")
             return
-        what = (f"{alert.title} · {alert.account_name}: "
-                f"{area_value(alert.area, alert.value)}")
+        what = f"{alert.title} · {alert.account_name}: {alert.condition}"
 
         def acknowledged(comment: str | None) -> None:
             if comment is not None:
@@ -219,10 +219,19 @@ FIRING_COLUMNS = (
     Col("alert", "Alert"),
     Col("account", "Account"),
     Col("value", "Value", "right"),
-    Col("since", "Since"),
+    Col("since", "Since", drop=2),  # the line under the list has it
     Col("status", "Status"),
     Col("repeat", "Next repeat", drop=1),
 )
+
+
+def alert_line(alert: StateRow | None, now_ms: int, tz: tzinfo) -> str:
+    """The highlighted alert in full, under its list: `Low ASR · Swift Dialer: ASR 22.1 % ≤
+    30 %, clears at ≥ 35 % · since 11:28:30`."""
+    if alert is None:
+        return ""
+    since = recent_time(alert.fired_ms or alert.since_ms, now_ms, tz)
+    return f"{alert.title} · {alert.account_name}: {alert.condition} · since {since}"
 
 
 def firing_order(alert: StateRow) -> tuple:
@@ -235,7 +244,7 @@ def firing_rows(alerts: Iterable[StateRow], now_ms: int,
                 tz: tzinfo) -> Iterable[tuple[str, tuple]]:
     for a in alerts:
         yield f"{a.rule_id}:{a.kind}:{a.account}", (
-            level_cell(a.level), a.title, a.account_name, area_value(a.area, a.value),
+            level_cell(a.level), a.title, a.account_name, alert_value(a),
             recent_time(a.fired_ms or a.since_ms, now_ms, tz), alert_status(a),
             recent_time(a.next_repeat_ms, now_ms, tz)
             if a.next_repeat_ms and a.status == "firing" and not a.acked_by else DASH,
@@ -260,9 +269,11 @@ class FiringPane(AlertWrites, DataPane):
     def __init__(self) -> None:
         super().__init__(id="firing-pane")
         self._alerts: dict[str, StateRow] = {}
+        self._now_ms = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="firing-title", classes="pane-title")
+        yield Static(id="firing-line", classes="alert-line", markup=False)
         yield LiveTable(FIRING_COLUMNS, id="firing")
 
     def gather(self, data: ConsoleData, now_ms: int) -> FiringSnapshot:
@@ -271,9 +282,11 @@ class FiringPane(AlertWrites, DataPane):
 
     def show(self, snapshot: FiringSnapshot) -> None:
         self._alerts = {f"{a.rule_id}:{a.kind}:{a.account}": a for a in snapshot.alerts}
+        self._now_ms = snapshot.now_ms
         table = self.query_one("#firing", LiveTable)
         table.set_rows(firing_rows(snapshot.alerts, snapshot.now_ms, self.app.display_tz))
         table.display = bool(snapshot.alerts)
+        self._show_line()
         firing = sum(a.state == "firing" for a in snapshot.alerts)
         pending = len(snapshot.alerts) - firing
         self.query_one("#firing-title", Static).update(
@@ -283,6 +296,14 @@ class FiringPane(AlertWrites, DataPane):
 
     def selected_alert(self) -> StateRow | None:
         return self._alerts.get(self.query_one("#firing", LiveTable).highlighted_key or "")
+
+    def _show_line(self) -> None:
+        line = self.query_one("#firing-line", Static)
+        line.update(alert_line(self.selected_alert(), self._now_ms, self.app.display_tz))
+        line.display = bool(self._alerts)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_line()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         alert = self._alerts.get(event.row_key.value or "")
@@ -309,10 +330,8 @@ def condition_text(overview: RuleOverview) -> str:
     if rule.area == "no_traffic":
         window = alert_areas.window_minutes(rule.sample_period_s or 0)
         return f"no attempt in {window} min"
-    known = alert_areas.AREAS.get(rule.area)
-    label = SHORT_LABELS.get(rule.area, known.label if known else rule.area)
-    reset = f", reset {rule.reset_threshold:g}" if rule.reset_threshold is not None else ""
-    return f"{label} {SIGNS.get(rule.operator, rule.operator)} {rule.threshold:g}{reset}"
+    return conditions.rule_condition(rule.area, rule.operator, rule.threshold,
+                                     rule.reset_threshold, name=SHORT_LABELS.get(rule.area))
 
 
 @dataclass(frozen=True)
@@ -555,8 +574,9 @@ HISTORY_COLUMNS = (
     Col("event", "Event"),
     Col("rule", "Rule"),
     Col("account", "Account"),
+    Col("value", "Value", "right"),  # whole at any width: the detail may be shortened
     Col("by", "To or by", drop=1),
-    Col("detail", "Detail"),
+    Col("detail", "Detail", fill=True),
 )
 
 
@@ -608,6 +628,7 @@ class HistoryPane(DataPane):
             Text(h.event, style=EVENT_STYLE.get(h.event, "")),
             h.rule_title or DASH,
             subject_name(h.kind, h.account, names) if h.kind else DASH,
+            area_value(h.area, h.value),
             h.recipient or h.actor or DASH,
             h.detail or DASH,
         )) for h in snapshot.rows)

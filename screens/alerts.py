@@ -205,6 +205,7 @@ class AlertsScreen(PaneTabs, DataScreen):
         & TabbedContent { height: 1fr; }
         & TabPane { padding: 0; }
         & .pane-title { height: 1; padding: 0 1; background: $boost; }
+        & .alert-line { height: auto; padding: 0 1; }
         & .pane-bar { height: 1; background: $boost; }
         & .pane-bar > FilterInput { width: 1fr; max-width: 48; }
         & .pane-bar > Static { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }

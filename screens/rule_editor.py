@@ -80,8 +80,7 @@ def duration_text(seconds: int) -> str:
 
 def area_label(area: Area) -> str:
     """`ASR (%)`, `PDD (ms)`, `Consecutive failures`: the unit a threshold is typed in."""
-    unit = area.unit.strip()
-    return f"{area.label} ({unit})" if unit and area.name != "no_traffic" else area.label
+    return f"{area.label} ({area.unit})" if area.unit else area.label
 
 
 def field_text(fields: Mapping[str, object], name: str) -> str:
@@ -128,13 +127,13 @@ def hysteresis_hint(area: Area, operator: str, threshold: str, reset: str) -> tu
     limit = _number(threshold)
     if limit is None:
         return "the threshold must be a number", True
-    fires = "fires " + FIRES[operator].format(area.format(limit))
+    fires = "fires " + FIRES[operator].format(area.format_limit(limit))
     if not reset.strip():
         return f"{fires}, clears as soon as the condition no longer holds", False
     back = _number(reset)
     if back is None:
         return f"{fires}; the reset threshold must be a number", True
-    shown = area.format(back)
+    shown = area.format_limit(back)
     if operator == "=":
         return f"{fires}; = clears as soon as the value differs: leave reset empty", True
     if operator in ("<", "<="):
@@ -145,7 +144,7 @@ def hysteresis_hint(area: Area, operator: str, threshold: str, reset: str) -> tu
         if back < limit or (operator == ">" and back == limit):
             return f"{fires}, clears at {shown} or below", False
         side = "below" if operator == ">=" else "at or below"
-    return f"{fires}; reset must be {side} {area.format(limit)}", True
+    return f"{fires}; reset must be {side} {area.format_limit(limit)}", True
 
 
 def problems_summary(errors: Sequence[FieldError], unshown: Sequence[FieldError]) -> str:

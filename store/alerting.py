@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from store import models
+from store import conditions, models
 from store.database import StoreError, connect
 from store.health import fault_of
 from store.transactions import transaction
@@ -242,10 +242,15 @@ class Rule:
         return f"{self.kind} {self.company}"
 
     @property
-    def condition_label(self) -> str:
-        """`<= 30, reset 31`: the condition, its area aside."""
-        reset = f", reset {self.reset_threshold:g}" if self.reset_threshold is not None else ""
-        return f"{self.operator} {self.threshold:g}{reset}"
+    def condition(self) -> str:
+        """`ASR ≤ 30 %, clears at ≥ 35 %`."""
+        return conditions.rule_condition(self.area, self.operator, self.threshold,
+                                         self.reset_threshold)
+
+    def describe(self, value: float | None, *, firing: bool, unit: str | None = None) -> str:
+        """A value read against this rule (store.conditions.describe)."""
+        return conditions.describe(self.area, value, self.operator, self.threshold,
+                                   self.reset_threshold, firing=firing, unit=unit)
 
 
 RULE_COLUMNS = tuple(f.name for f in fields(Rule))
@@ -276,11 +281,22 @@ class StateRow:
     acked_ms: int | None
     ack_comment: str
     updated_ms: int
+    operator: str = ">="
+    threshold: float = 0.0
+    reset_threshold: float | None = None
+    currency: str | None = None  # the account's: a balance's unit
 
     @property
     def status(self) -> str:
         """What to show: `silenced` over any state but ok, else the state."""
         return "silenced" if self.silenced and self.state != "ok" else self.state
+
+    @property
+    def condition(self) -> str:
+        """Its value read against its rule: `ASR 29.8 % ≤ 30 %, clears at ≥ 31 %`."""
+        return conditions.describe(
+            self.area, self.value, self.operator, self.threshold, self.reset_threshold,
+            firing=self.state == "firing", unit=self.currency if self.area == "balance" else None)
 
 
 STATE_COLUMNS = ("rule_id", "kind", "account", "state", "value", "sample", "detail", "since_ms",
@@ -525,7 +541,8 @@ class AlertData:
         columns = ", ".join(f"s.{name}" for name in STATE_COLUMNS)
         with reading(self.path) as db:
             rows = db.execute(
-                f"SELECT {columns}, r.title, r.area, r.level, coalesce(a.name, s.account) "
+                f"SELECT {columns}, r.title, r.area, r.level, coalesce(a.name, s.account), "
+                "r.operator, r.threshold, r.reset_threshold, a.currency "
                 "FROM alert_state s JOIN alert_rule r ON r.id = s.rule_id "
                 "LEFT JOIN account a ON a.kind = s.kind AND a.id = s.account "
                 f"{where} ORDER BY s.state != 'firing', r.title, s.kind, s.account", params,
@@ -640,9 +657,12 @@ def _history_filter(*, search: str = "", event: str | None = None,
 
 def _state_row(row: Sequence) -> StateRow:
     state = dict(zip(STATE_COLUMNS, row, strict=False))
-    title, area, level, account_name = row[len(STATE_COLUMNS):]
+    title, area, level, account_name, operator, threshold, reset, currency = row[
+        len(STATE_COLUMNS):]
     state["notified"], state["silenced"] = bool(state["notified"]), bool(state["silenced"])
-    return StateRow(title=title, area=area, level=level, account_name=account_name, **state)
+    return StateRow(title=title, area=area, level=level, account_name=account_name,
+                    operator=operator, threshold=threshold, reset_threshold=reset,
+                    currency=currency, **state)
 
 
 STATUS_ORDER = ("firing", "pending", "insufficient", "silenced", "ok")  # worst first

@@ -22,7 +22,7 @@ from itertools import islice
 from operator import attrgetter
 from pathlib import Path
 
-from store import metrics, models
+from store import conditions, metrics, models
 from store.database import WriterLock, connect
 from store.live import LiveAttempt, LiveCall, unpack
 from store.metrics import TOTALS_FIELDS, Totals
@@ -556,13 +556,20 @@ def _open_calls(db: sqlite3.Connection, customer: str | None = None) -> list[Liv
 def _penalties(db: sqlite3.Connection, now_ms: int) -> dict[tuple[str, str], tuple[int, str]]:
     """(kind, account) -> (until_ms, request id) of the latest standing disable that ends in the
     future, unless a later enable stands."""
-    found: dict[tuple[str, str], tuple[int, str]] = {}
-    for request_id, action, kind, account, until_ms in db.execute(
-        "SELECT id, action, kind, account, until_ms FROM control_request "
+    return {key: (until_ms, request_id)
+            for key, (until_ms, request_id, _) in _standing_penalties(db, now_ms).items()}
+
+
+def _standing_penalties(db: sqlite3.Connection,
+                        now_ms: int) -> dict[tuple[str, str], tuple[int, str, str]]:
+    """_penalties, with each one's reason."""
+    found: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for request_id, action, kind, account, until_ms, reason in db.execute(
+        "SELECT id, action, kind, account, until_ms, reason FROM control_request "
         f"WHERE action IN ('disable', 'enable') AND status IN {IN_FORCE} ORDER BY created_ms"
     ):
         if action == "disable" and until_ms is not None and until_ms > now_ms:
-            found[(kind, account)] = (until_ms, request_id)
+            found[(kind, account)] = (until_ms, request_id, reason)
         else:
             found.pop((kind, account), None)
     return found
@@ -657,6 +664,7 @@ class ConsoleData:
             lost_in_gaps = db.execute(
                 "SELECT coalesce(sum(to_seq - from_seq + 1), 0) FROM gap").fetchone()[0]
             alerts = db.execute(ALERT_CHECKS_SQL).fetchall()
+            penalties = _standing_penalties(db, now_ms)
         customers = [a for a in accounts if a.kind == CUSTOMER]
         carriers = [a for a in accounts if a.kind == CARRIER]
         balances = sorted(
@@ -677,9 +685,10 @@ class ConsoleData:
             *_feed_checks(feed, lost_in_gaps, now_ms),
             *_carrier_checks(health, carrier_day),
             *_balance_checks(balances),
-            *_disabled_checks(accounts),
+            *_disabled_checks(accounts, penalties, now_ms),
         ]
-        checks = [*_alert_checks(alerts, names),
+        currencies = {(a.kind, a.id): a.currency for a in accounts}
+        checks = [*_alert_checks(alerts, names, currencies),
                   *(c for c in own if not _watched_by_rules(c, watched))]
         return DashboardView(
             feed=feed,
@@ -1182,27 +1191,21 @@ ALERT_CHECKS_SQL = (
     "s.account, s.state, s.value, s.silenced, s.acked_by "
     "FROM alert_state s JOIN alert_rule r ON r.id = s.rule_id "
     "WHERE r.enabled ORDER BY r.title, s.kind, s.account")
-OPERATOR_SIGNS = {"<=": "≤", ">=": "≥"}
-RESET_SIGNS = {"<=": "≥", ">=": "≤"}  # a rule firing at <= 30 with reset 35 clears at >= 35
 
 
 def _alert_checks(alerts: Iterable[Sequence], names: Mapping[tuple[str, str], str],
-                  ) -> Iterator[Check]:
-    """The alert engine's firing alerts: `carrier Atlas Voice: Carrier down, 1,459 ≥ 100`, or
-    `customer Nova Mobile: Low ASR, 33.31, clears at ≥ 35` while its reset holds it."""
+                  currencies: Mapping[tuple[str, str], str | None]) -> Iterator[Check]:
+    """The alert engine's firing alerts: `carrier Atlas Voice: Carrier down, Consecutive
+    failures 1,459 ≥ 100, clears at ≤ 0` (store.conditions says how)."""
     for (title, area, level, operator, threshold, reset, kind, account, state, value, silenced,
          acked_by) in alerts:
         if state != "firing":
             continue
         who = "feed" if kind == "feed" else f"{kind} {names.get((kind, account), account)}"
-        shown = "no data" if value is None else (
-            f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}")
-        if value is not None and reset is not None and operator in RESET_SIGNS and not (
-                value <= threshold if operator == "<=" else value >= threshold):
-            text = f"{who}: {title}, {shown}, clears at {RESET_SIGNS[operator]} {reset:g}"
-        else:
-            text = (f"{who}: {title}, {shown} {OPERATOR_SIGNS.get(operator, operator)} "
-                    f"{threshold:g}")
+        unit = currencies.get((kind, account)) if area == "balance" else None
+        condition = conditions.describe(area, value, operator, threshold, reset, firing=True,
+                                        unit=unit)
+        text = f"{who}: {title}, {condition}"
         if silenced:
             text += " · silenced"
         elif acked_by:
@@ -1290,7 +1293,22 @@ def _balance_checks(balances: Iterable[Balance]) -> Iterator[Check]:
                         area="balance")
 
 
-def _disabled_checks(accounts: Iterable[_Account]) -> Iterator[Check]:
+def _disabled_checks(accounts: Iterable[_Account],
+                     penalties: Mapping[tuple[str, str], tuple[int, str, str]],
+                     now_ms: int) -> Iterator[Check]:
+    """Accounts disabled, or in penalty (disabled until a time: the switch may not have done
+    it yet, and an account in penalty needs attention whether an alert still fires or not)."""
     for a in accounts:
-        if not a.enabled:
+        penalty = penalties.get((a.kind, a.id))
+        if penalty is not None:
+            until_ms, _, reason = penalty
+            left = _minutes_left(until_ms - now_ms)
+            text = f"{a.kind} {a.name}: in penalty, {left} left"
+            yield Check("warning", (a.kind, a.id), f"{text}: {reason}" if reason else text)
+        elif not a.enabled:
             yield Check("warning", (a.kind, a.id), f"{a.kind} {a.name} is disabled")
+
+
+def _minutes_left(ms: int) -> str:
+    seconds = max(0, ms) // 1000
+    return f"{-(-seconds // 60)} min" if seconds >= 60 else f"{seconds} s"

@@ -161,12 +161,15 @@ def test_dashboard(data):
         ("warning", ("feed", "gaps")),
         ("warning", ("feed", "quarantine")),
         ("warning", ("customer", "delta")),
+        ("warning", ("customer", "beta")),
         ("warning", ("customer", "delta")),
     ]
     assert view.checks[1].text == "carrier Carrier Three: 200 consecutive failures"
     assert view.checks[3].text == "1 gap(s) in the feed: 3 events lost for good"
     # c3 fails every attempt (503): down, not suspect of answering dead numbers.
     assert not any("not one 404" in check.text for check in view.checks)
+    # Beta's penalty stands (the switch has not disabled it yet); Delta's ended early.
+    assert view.checks[-2].text == "customer Beta: in penalty, 1 min left: ASR penalty"
     assert view.checks[-1].text == "customer Delta is disabled"
 
 
@@ -426,12 +429,28 @@ def test_request_control_refuses_bad_requests(tmp_path, db_path):
 
 
 def test_an_alert_held_by_its_reset_says_when_it_clears():
-    """Firing at ASR <= 30 with reset 35, at 33.31 it still fires: `33.31 ≤ 30` would be false."""
+    """Firing at ASR <= 30 with reset 35, at 33.31 it still fires: `33.31 ≤ 30` would be false;
+    CPS breaches > 5 with reset 0 at 5 and at 4: `5 > 5` and `4 > 5` would be too."""
     from store.views import _alert_checks
 
     low_asr = ("Low ASR", "asr", "warning", "<=", 30.0, 35.0, "customer")
+    breaches = ("CPS limit breached", "cps_breaches", "warning", ">", 5.0, 0.0, "customer")
+    low_balance = ("Low balance", "balance", "error", "<", 100.0, 200.0, "customer")
     rows = [(*low_asr, "nova", "firing", 33.3135, 0, None),
-            (*low_asr, "acme", "firing", 12.5, 0, None)]
-    texts = [check.text for check in _alert_checks(rows, {("customer", "nova"): "Nova Mobile"})]
-    assert texts == ["customer Nova Mobile: Low ASR, 33.31, clears at ≥ 35",
-                     "customer acme: Low ASR, 12.50 ≤ 30"]
+            (*low_asr, "acme", "firing", 12.5, 0, None),
+            (*breaches, "acme", "firing", 5.0, 0, None),
+            (*breaches, "nova", "firing", 7.0, 0, "ana"),
+            (*low_balance, "acme", "firing", 45.2, 1, None),
+            (*low_asr, "beta", "ok", 80.0, 0, None)]
+    names = {("customer", "nova"): "Nova Mobile"}
+    currencies = {("customer", "acme"): "USD"}
+    texts = [check.text for check in _alert_checks(rows, names, currencies)]
+    assert texts == [
+        "customer Nova Mobile: Low ASR, ASR 33.3 %, fired at ≤ 30 %, clears at ≥ 35 %",
+        "customer acme: Low ASR, ASR 12.5 % ≤ 30 %, clears at ≥ 35 %",
+        "customer acme: CPS limit breached, CPS breaches 5, fired at > 5, clears at ≤ 0",
+        "customer Nova Mobile: CPS limit breached, CPS breaches 7 > 5, clears at ≤ 0"
+        " · acknowledged by ana",
+        "customer acme: Low balance, Balance 45.20 USD < 100 USD, clears at ≥ 200 USD"
+        " · silenced",
+    ]

@@ -20,12 +20,26 @@ Cell = str | Text
 
 @dataclass(frozen=True)
 class Col:
-    """A column: `drop` 0 is always shown; when the width runs short, higher numbers go first."""
+    """A column: `drop` 0 is always shown; when the width runs short, higher numbers go first.
+    A `fill` column (the last) takes the room the others leave, its texts shortened at a word
+    with "…": a number is shown whole or not at all, never cut into another one."""
 
     key: str
     label: str
     justify: str = "left"
     drop: int = 0
+    fill: bool = False
+
+
+def shortened(text: Text, width: int) -> Text:
+    """`text` in `width` cells: whole, or cut after a word and ended with "…"."""
+    if text.cell_len <= width:
+        return text
+    cut = text.plain.rfind(" ", 0, max(width, 1))
+    short = text[:cut if cut > 0 else max(width - 1, 0)]
+    short.rstrip()
+    short.append("…")
+    return short
 
 
 def fit_columns(columns: Sequence[Col], needs: Mapping[Col, int], room: int) -> tuple[Col, ...]:
@@ -52,6 +66,7 @@ class LiveTable(DataTable):
         self.specs = tuple(columns)
         self._rows: dict[str, tuple[Text, ...]] = {}  # key -> every column's cell, in row order
         self._shown: tuple[Col, ...] = ()
+        self._fill_width = 0  # the cells of a `fill` column, as last fitted
 
     @property
     def highlighted_key(self) -> str | None:
@@ -104,12 +119,13 @@ class LiveTable(DataTable):
             self.remove_row(key)
         for key, cells in self._rows.items():
             if key not in old:
-                self.add_row(*(cells[index] for index, _ in shown), key=key)
+                self.add_row(*(self._shown_cell(cells, index) for index, _ in shown), key=key)
                 continue
             for index, column in shown:
                 if cells[index] != old[key][index]:
                     # A wider value widens its column (DataTable keeps the width by default).
-                    self.update_cell(key, column, cells[index], update_width=True)
+                    self.update_cell(key, column, self._shown_cell(cells, index),
+                                     update_width=True)
         self._order_rows()
         self._keep_cursor_on(cursor_key)
 
@@ -134,17 +150,31 @@ class LiveTable(DataTable):
         if not self.size.width:
             return False
         room = self.size.width - SCROLLBAR
-        needs = {col: self._width(index) + 2 * self.cell_padding
+        needs = {col: self._width(index, whole=not col.fill) + 2 * self.cell_padding
                  for index, col in enumerate(self.specs)}
         shown = fit_columns(self.specs, needs, room)
-        if shown == self._shown:
+        fills = [index for index, col in enumerate(self.specs) if col.fill and col in shown]
+        fill_width = 0
+        if fills:
+            others = sum(needs[c] for c in shown if not c.fill) + 2 * self.cell_padding
+            fill_width = max(room - others, self._width(fills[0], whole=False))
+        if shown == self._shown and fill_width == self._fill_width:
             return False
+        self._fill_width = fill_width
         self._show_columns(shown)
         return True
 
-    def _width(self, index: int) -> int:
+    def _width(self, index: int, *, whole: bool = True) -> int:
+        """The widest cell of a column (only its label, for a `fill` column, which fits)."""
         label = len(self.specs[index].label)
+        if not whole:
+            return label
         return max([label, *(row[index].cell_len for row in self._rows.values())])
+
+    def _shown_cell(self, cells: Sequence[Text], index: int) -> Text:
+        if self.specs[index].fill:
+            return shortened(cells[index], self._fill_width)
+        return cells[index]
 
     def _show_columns(self, columns: Sequence[Col]) -> None:
         """Rebuild with these columns: only when the set that fits the width changes."""
@@ -156,5 +186,5 @@ class LiveTable(DataTable):
             for col in self._shown:
                 self.add_column(Text(col.label, justify=col.justify), key=col.key)
             for key, cells in self._rows.items():
-                self.add_row(*(cells[index] for index in indexes), key=key)
+                self.add_row(*(self._shown_cell(cells, index) for index in indexes), key=key)
             self._keep_cursor_on(cursor_key)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
-from store import metrics
+from store import conditions, metrics
 from store.alerting import FEED
 from store.metrics import Totals
 
@@ -26,9 +26,10 @@ WINDOW, QUARANTINE, INSTANT, SCRIPT = "window", "quarantine", "instant", "script
 
 @dataclass(frozen=True)
 class Area:
+    """An area a rule may watch; its value is named and written as store.conditions says."""
+
     name: str
-    label: str
-    unit: str
+    label: str  # as a rule's area is chosen
     kinds: tuple[str, ...]
     source: str
     metric: Callable[[Totals], float | None] | None = None  # for `window` areas
@@ -38,11 +39,17 @@ class Area:
     def windowed(self) -> bool:
         return self.source in (WINDOW, QUARANTINE)
 
+    @property
+    def unit(self) -> str:
+        return conditions.measure(self.name).unit
+
     def format(self, value: float | None) -> str:
-        if value is None:
-            return "no data"
-        text = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
-        return f"{text}{self.unit}"
+        """A value with its unit: `29.8 %`; `no data` without one."""
+        return conditions.amount(self.name, value)
+
+    def format_limit(self, value: float) -> str:
+        """A threshold with its unit, as the rule has it: `30 %`."""
+        return conditions.limit(self.name, value)
 
 
 def _count(name: str) -> Callable[[Totals], float]:
@@ -50,22 +57,21 @@ def _count(name: str) -> Callable[[Totals], float]:
 
 
 AREAS: dict[str, Area] = {area.name: area for area in (
-    Area("balance", "Balance", "", ACCOUNTS, INSTANT),
-    Area("asr", "ASR", "%", ACCOUNTS, WINDOW, metrics.asr, has_sample=True),
-    Area("ner", "NER", "%", ACCOUNTS, WINDOW, metrics.ner, has_sample=True),
-    Area("acd", "ACD", " s", ACCOUNTS, WINDOW, metrics.acd, has_sample=True),
-    Area("pdd", "PDD", " ms", ACCOUNTS, WINDOW, metrics.pdd_ms, has_sample=True),
-    Area("consecutive_failures", "Consecutive failures", "", (CARRIER,), INSTANT),
-    Area("failovers", "Failovers", "", (CARRIER,), WINDOW, _count("failover")),
-    Area("channels", "Channels", "", ACCOUNTS, INSTANT),
-    Area("cps", "CPS", "", ACCOUNTS, INSTANT),
-    Area("channel_breaches", "Channel breaches", "", (CUSTOMER,), WINDOW,
-         _count("breach_channel")),
-    Area("cps_breaches", "CPS breaches", "", (CUSTOMER,), WINDOW, _count("breach_cps")),
-    Area("quarantined", "Quarantined events", "", (FEED,), QUARANTINE),
+    Area("balance", "Balance", ACCOUNTS, INSTANT),
+    Area("asr", "ASR", ACCOUNTS, WINDOW, metrics.asr, has_sample=True),
+    Area("ner", "NER", ACCOUNTS, WINDOW, metrics.ner, has_sample=True),
+    Area("acd", "ACD", ACCOUNTS, WINDOW, metrics.acd, has_sample=True),
+    Area("pdd", "PDD", ACCOUNTS, WINDOW, metrics.pdd_ms, has_sample=True),
+    Area("consecutive_failures", "Consecutive failures", (CARRIER,), INSTANT),
+    Area("failovers", "Failovers", (CARRIER,), WINDOW, _count("failover")),
+    Area("channels", "Channels", ACCOUNTS, INSTANT),
+    Area("cps", "CPS", ACCOUNTS, INSTANT),
+    Area("channel_breaches", "Channel breaches", (CUSTOMER,), WINDOW, _count("breach_channel")),
+    Area("cps_breaches", "CPS breaches", (CUSTOMER,), WINDOW, _count("breach_cps")),
+    Area("quarantined", "Quarantined events", (FEED,), QUARANTINE),
     # Fires when the window holds no attempt at all; clears at the first one.
-    Area("no_traffic", "No traffic", " attempts", ACCOUNTS, WINDOW, _count("attempts")),
-    Area("script", "Script", "", ACCOUNTS, SCRIPT),
+    Area("no_traffic", "No traffic", ACCOUNTS, WINDOW, _count("attempts")),
+    Area("script", "Script", ACCOUNTS, SCRIPT),
 )}
 
 DEFAULT_SAMPLE_PERIOD_S = 300

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 VALUE_FLUSH_MS = 5_000
 HISTORY_EVENTS = {FIRED: "fired", NOTIFIED: "notified", REPEAT: "repeat", RESOLVED: "resolved",
                   RESOLVED_UNANNOUNCED: "resolved"}
+CLEARED = frozenset({RESOLVED, RESOLVED_UNANNOUNCED})
 NOTES = {NOTIFIED: "; announced as its silence ended",
          RESOLVED_UNANNOUNCED: "; never announced (silenced throughout)"}
 Key = tuple[int, str, str]  # rule id, kind, account
@@ -274,12 +275,12 @@ class AlertEngine:
     def _act(self, compiled: CompiledRule, account: str, s: SubjectState, events: list[str],
              values: RoundValues, now_ms: int, work: _Work) -> None:
         """Record what happened to a subject, compose its messages, decide its penalty."""
-        rule, area = compiled.rule, compiled.area
+        rule = compiled.rule
         name = "the feed" if rule.kind == FEED else values.name(rule.kind, account)
-        condition = f"{area.label} {area.format(s.value)} ({rule.condition_label})"
         for event in events:
             announced = event in (NOTIFIED, REPEAT, RESOLVED) or (event == FIRED and s.notified)
             note = "" if announced or event != FIRED else "; silenced, not announced"
+            condition = rule.describe(s.value, firing=event not in CLEARED)
             work.history.append(dict(
                 ts_ms=now_ms, event=HISTORY_EVENTS[event], rule_id=rule.id,
                 rule_title=rule.title, kind=rule.kind, account=account, area=rule.area,

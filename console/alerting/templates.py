@@ -59,17 +59,16 @@ ENVIRONMENT = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 DEFAULT_SUBJECT = (
     "{% if test %}[TEST] {% endif %}[{{ 'RESOLVED' if state == 'resolved' else level|upper }}] "
-    "{{ rule.title }}: {{ account.name }} {{ rule.area_label }} {{ value_text }}"
+    "{{ rule.title }}: {{ account.name }}, {{ condition }}"
 )
 DEFAULT_BODY = """\
 {{ rule.title }} is {{ state }}{% if event == 'repeat' %} (reminder){% endif %}\
 {% if test %} (a test message){% endif %}.
 
 {{ account.kind|capitalize }}: {{ account.name }} ({{ account.id }})
-{{ rule.area_label }}: {{ value_text }}{% if sample is not none %} over {{ sample }} attempts\
+{{ condition }}{% if sample is not none %}, over {{ sample }} attempts\
 {% endif %}{% if rule.window %} in the last {{ rule.window }}{% endif %}
-Condition: {{ rule.area_label }} {{ rule.operator }} {{ threshold }}\
-{% if reset_threshold is not none %}, reset at {{ reset_threshold }}{% endif %}
+Rule: {{ rule.condition }}
 Level: {{ level }}
 Time: {{ time }} ({{ time_utc }})
 """
@@ -204,9 +203,11 @@ def alert_context(rule: Rule, *, kind: str, account: str, account_name: str,
             "reset_threshold": rule.reset_threshold, "sample_period_s": rule.sample_period_s,
             "window": window, "minimum_sample": rule.minimum_sample, "level": rule.level,
             "scope": rule.scope_label, "penalty_s": rule.penalty_s,
+            "condition": rule.condition,
         },
         "account": {"kind": kind, "id": account, "name": account_name or account},
         "value": value, "value_text": area.format(value), "sample": sample,
+        "condition": rule.describe(value, firing=state == "firing"),
         "threshold": f"{rule.threshold:g}",
         "reset_threshold": None if rule.reset_threshold is None else f"{rule.reset_threshold:g}",
         "state": state, "event": event, "level": rule.level, "test": test,

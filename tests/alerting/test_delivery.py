@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,14 @@ async def test_a_real_smtp_server_receives_the_alert(db, network, clock):
         await delivered(alerts, lambda: len(server.mailbox.messages) == 2)
         await alerts.close()
     mail = server.mailbox.messages[0]
-    assert mail["Subject"] == "[WARNING] Low ASR Warning: Acme Telecom ASR 10%"
+    assert str(make_header(decode_header(mail["Subject"]))) == (
+        "[WARNING] Low ASR Warning: Acme Telecom, ASR 10.0 % ≤ 30 %, clears at ≥ 31 %")
     assert mail["From"] == "noc@localhost"
     assert {m["To"] for m in server.mailbox.messages} == {"noc@example.com",
                                                           "oncall@example.com"}
-    assert "ASR: 10% over 10 attempts" in mail.get_payload()
+    body = mail.get_payload(decode=True).decode()
+    assert "ASR 10.0 % ≤ 30 %, clears at ≥ 31 %, over 10 attempts" in body
+    assert "Rule: ASR ≤ 30 %, clears at ≥ 31 %" in body
     assert mail["Message-ID"].endswith("@noc>")
     assert AlertData(db).outbox_counts() == {"sent": 2}
     assert sorted(h.event for h in AlertData(db).history()) == ["fired", "sent", "sent"]
@@ -105,7 +109,8 @@ async def test_a_webhook_on_loopback_receives_the_alert_through_apprise(db, netw
         await alerts.close()
     [request] = hook.received
     assert request["path"] == "/hooks/noc"
-    assert request["json"]["title"] == "[CRITICAL] Low ASR Warning: Acme Telecom ASR 10%"
+    assert request["json"]["title"] == (
+        "[CRITICAL] Low ASR Warning: Acme Telecom, ASR 10.0 % ≤ 30 %, clears at ≥ 31 %")
     assert request["json"]["type"] == "failure"
     assert "Customer: Acme Telecom (acme)" in request["json"]["message"]
 
@@ -168,8 +173,9 @@ async def test_a_name_with_line_breaks_stays_on_the_subject_line(db, network, cl
         await delivered(alerts, lambda: server.mailbox.messages)
         await alerts.close()
     [mail] = server.mailbox.messages
-    assert mail["Subject"] == ("[WARNING] Low ASR Warning: Acme Bcc: victim@example.com Hi ASR "
-                               "10%")
+    assert str(make_header(decode_header(mail["Subject"]))) == (
+        "[WARNING] Low ASR Warning: Acme Bcc: victim@example.com Hi, ASR 10.0 % ≤ 30 %, clears "
+        "at ≥ 31 %")
     assert mail["Bcc"] is None
 
 

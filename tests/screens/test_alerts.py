@@ -84,8 +84,41 @@ async def test_firing_lists_unacknowledged_alerts_first(noc_app, noc_settle):
         table = screen.query_one("#firing", LiveTable)
         assert column(table, "alert") == ["Ember Link watch", "Carrier down", "Low ASR"]
         assert column(table, "status") == ["● firing", "● firing", "✓ acked by ana"]
-        assert column(table, "value")[:2] == ["2,963", "2,963"]
+        assert column(table, "value") == ["2,963", "2,963", "22.1 %"]
         assert column(table, "repeat")[2] == "–"  # acknowledged: it no longer repeats
+
+
+async def test_the_highlighted_alert_reads_in_full_with_its_metric_and_reset(noc_app,
+                                                                             noc_settle):
+    async with noc_app().run_test(size=(80, 24)) as pilot:
+        screen = await open_alerts(pilot, noc_settle)
+        table = screen.query_one("#firing", LiveTable)
+        line = screen.query_one("#firing-line", Static)
+        assert str(line.render()) == ("Ember Link watch · Ember Link: Consecutive failures 2,963 "
+                                      "≥ 1,000, clears at ≤ 0 · since 11:57:45")
+        table.move_cursor(row=2)
+        await testing.until(pilot, lambda: "Low ASR" in str(line.render()))
+        assert str(line.render()) == ("Low ASR · Swift Dialer: ASR 22.1 % ≤ 30 %, clears at ≥ "
+                                      "35 % · since 11:28:30")
+        await pilot.press("a")
+        await testing.until(pilot, lambda: isinstance(pilot.app.screen, AcknowledgeDialog))
+        assert pilot.app.screen.what == (
+            "Low ASR · Swift Dialer: ASR 22.1 % ≤ 30 %, clears at ≥ 35 %")
+
+
+async def test_history_at_80_columns_shows_values_whole_and_cuts_details_at_a_word(
+        noc_app, noc_settle, noc_db):
+    details = {str(h.id): h.detail for h in AlertData(noc_db).history()}
+    async with noc_app().run_test(size=(80, 24)) as pilot:
+        screen = await open_alerts(pilot, noc_settle, "history")
+        table = screen.query_one("#history", LiveTable)
+        values = dict(zip(column(table, "event"), column(table, "value"), strict=False))
+        assert values["fired"] == values["repeat"] == "2,963"
+        keys = [row.key.value for row in table.ordered_rows]
+        for key, shown in zip(keys, column(table, "detail"), strict=True):
+            whole = details[key] or "–"
+            assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1])
+                                      and whole[len(shown) - 1] == " "), (shown, whole)
 
 
 async def test_a_acknowledges_the_highlighted_alert(noc_app, noc_settle, noc_db):
@@ -213,7 +246,7 @@ async def test_rules_show_each_rules_worst_state(noc_app, noc_settle, noc_db):
         assert status["Feed quarantine"] == "✓ ok"
         assert status["PDD high"] == "? too few calls"
         condition = dict(zip(titles, column(table, "condition"), strict=True))
-        assert condition["Low ASR"] == "ASR ≤ 30, reset 35"
+        assert condition["Low ASR"] == "ASR ≤ 30 %, clears at ≥ 35 %"
 
 
 async def test_space_disables_and_enables_a_rule(noc_app, noc_settle, noc_db):
@@ -340,8 +373,14 @@ def test_the_dashboard_checklist_shows_the_engines_alerts(noc_db):
     checks = ConsoleData(noc_db).dashboard(NOW).checks
     rules = [c.rule for c in checks if c.rule]
     assert rules == ["Carrier down", "Ember Link watch", "Low ASR"]  # acknowledged last
-    assert checks[0].text == "carrier Ember Link: Carrier down, 2,963 ≥ 100"
-    assert checks[2].muted and checks[2].text.endswith("· acknowledged by ana")
+    assert checks[0].text == ("carrier Ember Link: Carrier down, Consecutive failures 2,963 ≥ "
+                              "100, clears at ≤ 0")
+    low_asr = next(c for c in checks if c.rule == "Low ASR")
+    assert low_asr.muted and low_asr.text.endswith("· acknowledged by ana")
+    assert checks[-1] is low_asr  # muted: after every other check
+    # Ember Link's penalty stands: an account in penalty needs attention too.
+    assert any(c.subject == ("carrier", "ember-link") and "in penalty, 15 min left" in c.text
+               for c in checks)
     # A rule watches ember-link's failures: the console's own check of them gives way.
     assert not any("consecutive failures" in c.text for c in checks)
 

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.widgets import Input, TabbedContent
+from textual.widgets import Input, Static, TabbedContent
 
 from console import testing
 from screens.call_detail import CallDetail, why
@@ -123,6 +123,18 @@ def test_alerts_tab_with_a_penalty_and_a_hangup(penalised, noc_app, noc_settle, 
         await open_customer(pilot, noc_settle, "alerts")
 
     assert snap_compare(noc_app(), terminal_size=size, run_before=run_before)
+
+
+async def test_an_account_in_penalty_never_reads_as_needing_nothing(penalised, noc_app,
+                                                                   noc_settle):
+    """Acme's penalty was asked for by hand (no alert fires on it): its Alerts tab still says
+    that it needs attention, and why."""
+    async with noc_app().run_test(size=(80, 24)) as pilot:
+        screen = await open_customer(pilot, noc_settle, "alerts")
+        checks = str(screen.query_one("#account-checks", Static).render())
+        assert "nothing needs attention" not in checks
+        assert "customer Acme Telecom: in penalty, 25 min left: ASR under 25 % for 15 min" in (
+            checks)
 
 
 # What the keys do -----------------------------------------------------------------------------
