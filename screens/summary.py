@@ -16,6 +16,7 @@ from widgets.summary_table import Column, SummaryTable
 COLUMNS = (
     Column("date", "Date (UTC)"),
     Column("attempts", "Attempts", "int"),
+    Column("in_progress", "In progress", "int"),  # a row with calls going on is open
     Column("connected", "Connected", "int"),
     Column("asr", "ASR", "percent", ratio=True),
     Column("acd", "ACD", "seconds", ratio=True),

@@ -8,13 +8,16 @@ now, which is the latest version: the steps are for databases an older noc wrote
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import SQLModel
 
-from store import models, routes
+from store import metrics, models, routes
+from store.live import unpack
+from store.metrics import AttemptRecord, CallRecord
 from store.transactions import transaction
 
 MIGRATION_CHUNK = 100_000  # rows of a big table handled at once, so that memory stays bounded
@@ -126,10 +129,92 @@ def _v5_event_log_by_frame(connection: sqlite3.Connection) -> None:
     _create_indexes(connection, {index.name for index in table.indexes})
 
 
+BACKFILL_CALLS = 20_000  # calls read at a time
+
+
+def _v6_ended_hours_and_days(connection: sqlite3.Connection) -> None:
+    """Totals by the hour and day things ended, for live graphs of ratios. Filled from the
+    stored calls and rejects (and the failed attempts of calls still open), exactly as the
+    ingest now counts them, a batch of calls at a time."""
+    from store import rollups
+
+    dialect = sqlite_dialect.dialect()
+    for model in (models.RollupEndedHour, models.RollupEndedDay):
+        connection.execute(str(CreateTable(model.__table__).compile(dialect=dialect)))
+    inserts = {period: rollups.upsert(models.ENDED_TABLES[period].__tablename__)
+               for period in ("hour", "day")}
+
+    def add(parts: Iterable[tuple[tuple[str, str, int], Sequence[int]]]) -> None:
+        widened: dict[str, dict[rollups.RollupKey, list[int]]] = {period: {} for period in inserts}
+        for (kind, account, minute), values in parts:
+            for period, rows in widened.items():
+                key = (kind, account, rollups.ALL_ROUTES, rollups.bucket_of(minute, period))
+                rollups.add_into(rows.setdefault(key, rollups.zero()), values)
+        for period, rows in widened.items():
+            inserts[period].run(connection, rollups.upsert_rows(rows))
+
+    def collect(calls: Iterable[CallRecord]) -> list[tuple[tuple[str, str, int], Sequence[int]]]:
+        return [part for call in calls for part in rollups.ended_rows(call)]
+
+    last = 0
+    while True:
+        upto, count = connection.execute(
+            "SELECT max(seq), count(*) FROM (SELECT seq FROM call WHERE seq > ? ORDER BY seq "
+            "LIMIT ?)", (last, BACKFILL_CALLS)).fetchone()
+        if not count:
+            break
+        add(collect(_read_calls(connection, "seq > ? AND seq <= ?", (last, upto))))
+        last = upto
+    add(collect(_read_open_calls(connection)))
+    add((("customer", customer, minute),
+         [value * count for value in metrics.breach_totals(reason).as_tuple()])
+        for customer, minute, reason, count in connection.execute(
+            "SELECT customer, ts_ms - ts_ms % 60000, reason, count(*) FROM reject "
+            "GROUP BY 1, 2, 3"))
+
+
+def _read_calls(connection: sqlite3.Connection, where: str, params: tuple) -> list[CallRecord]:
+    """Ended calls (with their attempts) whose row matches `where`."""
+    calls = connection.execute(
+        "SELECT seq, call_id, customer, start_ms, end_ms, code, cli, dst, route, duration_ms, "
+        "billed_ms, charge_micro, cost_micro, progress_ms, dtmf_count, hangup FROM call "
+        f"WHERE {where}",
+        params,
+    ).fetchall()
+    if not calls:
+        return []
+    attempts: dict[int, list[AttemptRecord]] = defaultdict(list)
+    seqs = [row[0] for row in calls]
+    for chunk in range(0, len(seqs), 500):
+        part = seqs[chunk : chunk + 500]
+        for row in connection.execute(
+            "SELECT call_seq, carrier, route, attempt, start_ms, end_ms, code, progress_ms, "
+            "duration_ms, cost_micro, reason, billed_ms, charge_micro FROM attempt "
+            f"WHERE call_seq IN ({','.join('?' * len(part))})",
+            part,
+        ):
+            attempts[row[0]].append(AttemptRecord(*row[1:]))
+    return [CallRecord(*row[1:], attempts=tuple(attempts[row[0]])) for row in calls]
+
+
+def _read_open_calls(connection: sqlite3.Connection) -> list[CallRecord]:
+    """Calls in progress, with the attempts that have ended (failed ones count at once)."""
+    found = []
+    for (state,) in connection.execute("SELECT state FROM open_call"):
+        call = unpack(state)
+        failed = tuple(
+            a.record() for a in call.attempts if a.ended and not metrics.is_answered(a.code)
+        )
+        found.append(
+            CallRecord(call.call_id, call.customer, call.start_ms, None, -1, attempts=failed)
+        )
+    return found
+
+
 # Step N takes a database from version N-1 to N; step 1 (creating one) is never run as a step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route, _v4_capped_calls,
-    _v5_event_log_by_frame]
+    _v5_event_log_by_frame, _v6_ended_hours_and_days]
 LATEST_VERSION = len(MIGRATIONS)
 
 

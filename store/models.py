@@ -258,6 +258,19 @@ class RollupEndedMinute(RollupTotals, table=True):
     __table_args__ = (Index("ix_rollup_ended_minute_bucket", "bucket"), CLUSTERED)
 
 
+class RollupEndedHour(RollupTotals, table=True):
+    """RollupEndedMinute by UTC hour, kept like the hours: what live graphs of ratios plot, so
+    that their newest points are not biased by the calls still talking."""
+
+    __tablename__ = "rollup_ended_hour"
+    __table_args__ = CLUSTERED
+
+
+class RollupEndedDay(RollupTotals, table=True):
+    __tablename__ = "rollup_ended_day"
+    __table_args__ = CLUSTERED
+
+
 class RollupHour(RollupTotals, table=True):
     __tablename__ = "rollup_hour"
     __table_args__ = CLUSTERED
@@ -281,4 +294,5 @@ class CodeHour(SQLModel, table=True):
 
 
 ROLLUP_TABLES = {"minute": RollupMinute, "hour": RollupHour, "day": RollupDay}
+ENDED_TABLES = {"minute": RollupEndedMinute, "hour": RollupEndedHour, "day": RollupEndedDay}
 BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}

@@ -8,10 +8,11 @@ one upsert per key, so the cost is per key touched, not per event.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
-from store.metrics import PEAK_FIELDS, TOTALS_FIELDS, Totals
-from store.models import BUCKET_MS, ROLLUP_TABLES
+from store import metrics
+from store.metrics import PEAK_FIELDS, TOTALS_FIELDS, CallRecord, Totals
+from store.models import BUCKET_MS, ENDED_TABLES, ROLLUP_TABLES
 from store.statements import RowsInsert
 
 TOTALS_WIDTH = len(TOTALS_FIELDS)
@@ -47,6 +48,31 @@ def bucket_of(ms: int, period: str) -> int:
     return ms - ms % size
 
 
+def ended_rows(call: CallRecord) -> Iterator[tuple[tuple[str, str, int], tuple[int, ...]]]:
+    """What a stored call adds to the rollups by the minute things ended, as the ingest adds it:
+    a failed attempt when it ended, the call and its answered attempt and failovers when the
+    call ended. A call still open (`end_ms` None) holds its failed attempts only."""
+    for attempt in call.attempts:
+        if not metrics.is_answered(attempt.code):
+            yield _minute_key("carrier", attempt.carrier, attempt.end_ms), \
+                metrics.attempt_totals_row(attempt)
+    if call.end_ms is None:
+        return
+    ended = call.end_ms
+    yield _minute_key("customer", call.customer, ended), metrics.call_totals_row(call)
+    for attempt in call.attempts:
+        if metrics.is_answered(attempt.code):
+            yield _minute_key("carrier", attempt.carrier, ended), \
+                metrics.attempt_totals_row(attempt)
+    for failed, next_answered in metrics.call_failovers(call):
+        yield _minute_key("carrier", failed.carrier, ended), \
+            metrics.failover_totals(failed, next_answered).as_tuple()
+
+
+def _minute_key(kind: str, account: str, ms: int) -> tuple[str, str, int]:
+    return kind, account, ms - ms % 60_000
+
+
 def upsert(table: str) -> RowsInsert:
     columns = ("kind", "account", "route", "bucket", *TOTALS_FIELDS)
     updates = ", ".join(
@@ -68,15 +94,24 @@ def upsert_rows(rows: dict[RollupKey, list[int]]) -> list[tuple]:
 # A batch's per-route per-minute rows, widened into the rollups by SQLite (write_batch).
 _BATCH = "rollup_batch"
 _BATCH_INSERT = RowsInsert(f"INSERT INTO temp.{_BATCH}", 4 + TOTALS_WIDTH)
-_WIDENED = [
-    f"{upsert(ROLLUP_TABLES[period].__tablename__).head} "
-    f"SELECT kind, account, {route}, bucket - bucket % {size}, {ROLLUP_SUMS} "
-    f"FROM temp.{_BATCH} WHERE {where} GROUP BY kind, account, {route}, bucket - bucket % {size}"
-    f"{upsert(ROLLUP_TABLES[period].__tablename__).tail}"
-    for period, size in BUCKET_MS.items()
-    # Each route's own rows, and every row again in its account's total (route '').
-    for route, where in (("route", "route != ''"), ("''", "true"))
-]
+
+
+def _widening(tables: Mapping[str, type]) -> list[str]:
+    """The statements that widen the batch table into `tables` (period -> model)."""
+    return [
+        f"{upsert(tables[period].__tablename__).head} "
+        f"SELECT kind, account, {route}, bucket - bucket % {size}, {ROLLUP_SUMS} "
+        f"FROM temp.{_BATCH} WHERE {where} "
+        f"GROUP BY kind, account, {route}, bucket - bucket % {size}"
+        f"{upsert(tables[period].__tablename__).tail}"
+        for period, size in BUCKET_MS.items()
+        # Each route's own rows, and every row again in its account's total (route '').
+        for route, where in (("route", "route != ''"), ("''", "true"))
+    ]
+
+
+_WIDENED = _widening(ROLLUP_TABLES)
+_WIDENED_ENDED = _widening(ENDED_TABLES)
 
 
 def create_batch_table(db: sqlite3.Connection) -> None:
@@ -89,7 +124,20 @@ def write_batch(db: sqlite3.Connection, minute_rows: dict[RollupKey, list[int]])
     """Add a batch's per-route per-minute totals to the minute, hour and day rollups, per route
     and for all routes (''). SQLite sums them into each bucket, one statement per table and
     route (the GIL released meanwhile), rather than a pass of Python over every row."""
+    _widen(db, minute_rows, _WIDENED)
+
+
+def write_ended(db: sqlite3.Connection, minute_rows: dict[tuple[str, str, int], list[int]],
+                ) -> None:
+    """Add a batch's per-account totals by the minute things ended to the minute, hour and day
+    rollups by end time (all routes only)."""
+    _widen(db, {(kind, account, ALL_ROUTES, minute): values
+                for (kind, account, minute), values in minute_rows.items()}, _WIDENED_ENDED)
+
+
+def _widen(db: sqlite3.Connection, minute_rows: dict[RollupKey, list[int]],
+           statements: Sequence[str]) -> None:
     db.execute(f"DELETE FROM temp.{_BATCH}")
     _BATCH_INSERT.run(db, upsert_rows(minute_rows))
-    for statement in _WIDENED:
+    for statement in statements:
         db.execute(statement)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from heapq import merge
 from itertools import islice
@@ -47,6 +47,9 @@ SEGMENTS = {"hour": ("minute", 60), "day": ("hour", 24), "week": ("hour", 168),
             "month": ("day", 30)}
 SUMMARY_MODES = ("live", "daily", "monthly")
 
+# Graphs plot what ended in each bucket (as alert windows count): a bucket by start would hold
+# its failures and short calls but not the calls still talking, and its ASR and ACD would dip at
+# the right edge of every graph. Peaks are of what started, when it started.
 SERIES: dict[str, Callable[[Totals], float | int | None]] = {
     "attempts": attrgetter("attempts"),
     "answered": attrgetter("answered"),
@@ -61,9 +64,10 @@ SERIES: dict[str, Callable[[Totals], float | int | None]] = {
     "channel_breaches": attrgetter("breach_channel"),
     "cps_breaches": attrgetter("breach_cps"),
 }
+BY_START = frozenset({"channels", "cps"})
 
-SUMMARY_COLUMNS = ("Date", "Attempts", "Connected", "ASR", "ACD", "Duration", "Billed", "Revenue",
-                   "Cost", "Profit", "Profit %", "PDD", "NER")
+SUMMARY_COLUMNS = ("Date", "Attempts", "In progress", "Connected", "ASR", "ACD", "Duration",
+                   "Billed", "Revenue", "Cost", "Profit", "Profit %", "PDD", "NER")
 
 TOTALS_SUMS = ", ".join(f"coalesce(sum({name}), 0)" for name in TOTALS_FIELDS)
 BREACH_FIELDS = ("breach_channel", "breach_cps", "breach_other")
@@ -235,7 +239,12 @@ class AccountPage:
 class SummaryRow:
     bucket_ms: int
     label: str  # UTC: "2025-11-21 04:00", "2025-11-21" or "2025-11"
-    totals: Totals
+    totals: Totals  # of the calls (attempts) that have ended
+    in_progress: int = 0  # calls (attempts) of the bucket not ended yet: the bucket is open
+
+    @property
+    def open(self) -> bool:
+        return self.in_progress > 0
 
 
 @dataclass(frozen=True)
@@ -401,19 +410,30 @@ CONTROL_COLUMNS = tuple(f.name for f in fields(ControlRow) if f.name != "penalty
 
 # Helpers for the screens ----------------------------------------------------------------------
 
+OPEN = "open"
+
+
 def summary_cells(row: SummaryRow) -> tuple:
-    """A summary row as the values of SUMMARY_COLUMNS (durations in minutes, money in units)."""
+    """A summary row as the values of SUMMARY_COLUMNS (durations in minutes, money in units).
+    Of an open row, the sums so far, its calls in progress, and OPEN for its ratios: its
+    answered calls are the ones still talking, so they would read low (feed protocol)."""
     t = row.totals
-    return (row.label, t.attempts, t.answered, metrics.asr(t), metrics.acd(t), metrics.minutes(t),
-            metrics.billed_minutes(t), metrics.revenue(t), metrics.cost(t), metrics.profit(t),
-            metrics.profit_pct(t), metrics.pdd_ms(t), metrics.ner(t))
+
+    def ratio(value: float | None) -> float | str | None:
+        return OPEN if row.open else value
+
+    return (row.label, t.attempts, row.in_progress or None, t.answered, ratio(metrics.asr(t)),
+            ratio(metrics.acd(t)), metrics.minutes(t), metrics.billed_minutes(t),
+            metrics.revenue(t), metrics.cost(t), metrics.profit(t), ratio(metrics.profit_pct(t)),
+            ratio(metrics.pdd_ms(t)), ratio(metrics.ner(t)))
 
 
 def summary_total(rows: Iterable[SummaryRow]) -> SummaryRow:
     """The figures of several rows together (true ratios, not an average of averages)."""
     rows = list(rows)
     start = min((row.bucket_ms for row in rows), default=0)
-    return SummaryRow(start, "Total", metrics.sum_totals(row.totals for row in rows))
+    return SummaryRow(start, "Total", metrics.sum_totals(row.totals for row in rows),
+                      sum(row.in_progress for row in rows))
 
 
 def failures_severity(consecutive_failures: int) -> str | None:
@@ -427,11 +447,13 @@ def failures_severity(consecutive_failures: int) -> str | None:
 
 @dataclass(frozen=True)
 class Window:
-    """Whole buckets of one rollup period, [start_ms, end_ms), the last one holding `now`."""
+    """Whole buckets of one rollup period, [start_ms, end_ms), the last one holding `now`;
+    `ended`: of the rollups by the time calls and attempts ended, not started."""
 
     period: str
     start_ms: int
     end_ms: int
+    ended: bool = False
 
     @classmethod
     def ending_at(cls, now_ms: int, period: str, count: int) -> Window:
@@ -440,7 +462,11 @@ class Window:
 
     @property
     def table(self) -> str:
-        return models.ROLLUP_TABLES[self.period].__tablename__
+        tables = models.ENDED_TABLES if self.ended else models.ROLLUP_TABLES
+        return tables[self.period].__tablename__
+
+    def by_end(self) -> Window:
+        return replace(self, ended=True)
 
     def buckets(self) -> range:
         return range(self.start_ms, self.end_ms, models.BUCKET_MS[self.period])
@@ -724,19 +750,27 @@ class ConsoleData:
             raise ValueError(f"per={per!r} series exist for {per}s, not for {kind}s")
         window = _segment_window(segment, now_ms)
         buckets = window.buckets()
+        windows = {False: window, True: window.by_end()}  # by end time?
+        total: dict[bool, dict[int, Totals]] = {}
+        by_account: dict[bool, dict[str, dict[int, Totals]]] = {}
         with self._read() as db:
-            total = _totals_by_bucket(db, window, kind, account)
-            by_account: dict[str, dict[int, Totals]] = defaultdict(dict)
-            if per != "total":
-                for (each,), bucket, totals in _bucket_totals(db, window, kind, account,
-                                                              ("account",)):
-                    by_account[each][bucket] = totals
-        busiest = sorted(by_account, key=lambda a: -sum(t.attempts for t in by_account[a].values()))
+            for ended, each_window in windows.items():
+                total[ended] = _totals_by_bucket(db, each_window, kind, account)
+                by_account[ended] = defaultdict(dict)
+                if per != "total":
+                    for (each,), bucket, totals in _bucket_totals(db, each_window, kind,
+                                                                  account, ("account",)):
+                        by_account[ended][each][bucket] = totals
+        ended_by_account = by_account[True]
+        busiest = sorted({*by_account[False], *ended_by_account},
+                         key=lambda a: -sum(t.attempts for t in ended_by_account[a].values()))
         return SeriesView(
             segment=segment,
             times=tuple(bucket // 1000 for bucket in buckets),
-            series={name: _values(total, buckets, f) for name, f in SERIES.items()},
-            per_account={name: {a: _values(by_account[a], buckets, f) for a in busiest}
+            series={name: _values(total[name not in BY_START], buckets, f)
+                    for name, f in SERIES.items()},
+            per_account={name: {a: _values(by_account[name not in BY_START][a], buckets, f)
+                                for a in busiest}
                          for name, f in SERIES.items()} if per != "total" else {},
         )
 
@@ -1071,7 +1105,10 @@ def _values(by_bucket: Mapping[int, Totals], buckets: Sequence[int],
 def _bucket_rows(db: sqlite3.Connection, window: Window, kind: str, account: str | None,
                  label: str) -> list[SummaryRow]:
     found = _totals_by_bucket(db, window, kind, account)
-    return [SummaryRow(bucket, _utc(bucket).strftime(label), found.get(bucket, Totals()))
+    going = Counter(bucket_of(start, window.period)
+                    for start in _in_progress(db, kind, account))
+    return [SummaryRow(bucket, _utc(bucket).strftime(label), found.get(bucket, Totals()),
+                       going[bucket])
             for bucket in reversed(window.buckets())]
 
 
@@ -1080,12 +1117,30 @@ def _monthly_rows(db: sqlite3.Connection, now_ms: int, kind: str,
     now = _utc(now_ms)
     months = [divmod(now.year * 12 + now.month - 1 - back, 12) for back in range(12)]
     starts = [_month_start(year, month + 1) for year, month in months]  # newest first
+
+    def month_of(ms: int) -> int | None:
+        return next((start for start in starts if start <= ms), None)
+
     window = Window("day", starts[-1], bucket_of(now_ms, "day") + DAY_MS)
     by_month: dict[int, Totals] = defaultdict(Totals)
     for day, totals in _totals_by_bucket(db, window, kind, account).items():
-        by_month[next(start for start in starts if start <= day)].add(totals)
-    return [SummaryRow(start, _utc(start).strftime("%Y-%m"), by_month.get(start, Totals()))
+        by_month[month_of(day)].add(totals)
+    going = Counter(month_of(start) for start in _in_progress(db, kind, account))
+    return [SummaryRow(start, _utc(start).strftime("%Y-%m"), by_month.get(start, Totals()),
+                       going[start])
             for start in starts]
+
+
+def _in_progress(db: sqlite3.Connection, kind: str, account: str | None) -> list[int]:
+    """Starts of what a summary will count once it ends: calls in progress (customers), or
+    attempts not counted yet (carriers: those going on, and answered ones, which count when
+    their call ends)."""
+    calls = _open_calls(db, account if kind == CUSTOMER else None)
+    if kind == CUSTOMER:
+        return [call.start_ms for call in calls]
+    return [a.start_ms for call in calls for a in call.attempts
+            if (account is None or a.carrier == account)
+            and (a.code is None or metrics.is_answered(a.code))]
 
 
 def _open_call_starts(calls: Iterable[LiveCall]) -> dict[tuple[str, str], int]:

@@ -48,7 +48,6 @@ _INSERT = {
         5,
         " ON CONFLICT(kind, account, bucket, code) DO UPDATE SET count = count + excluded.count",
     ),
-    "rollup_ended": rollups.upsert(models.RollupEndedMinute.__tablename__),
 }
 
 
@@ -149,13 +148,7 @@ class StoreWriter:
         if batch.rollups:
             rollups.write_batch(db, batch.rollups)
         if batch.ended:
-            _INSERT["rollup_ended"].run(
-                db,
-                [
-                    (kind, account, "", minute, *values)
-                    for (kind, account, minute), values in batch.ended.items()
-                ],
-            )
+            rollups.write_ended(db, batch.ended)
         for customer, route in batch.new_routes:  # once the batch's rejects and rollups are in
             routes.take_new_route(db, customer, route)
         if batch.codes:

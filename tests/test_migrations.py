@@ -20,6 +20,7 @@ from tests.test_ingest import Harness
 START_TS = 1_763_700_000.0
 RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 ROLLUPS = ("rollup_minute", "rollup_hour", "rollup_day", "rollup_ended_minute")
+ENDED = ("rollup_ended_hour", "rollup_ended_day")
 
 
 def traffic_events(hours: float = 1.5) -> list[dict]:
@@ -40,6 +41,14 @@ def current(tmp_path_factory):
     return path
 
 
+def as_version_5(path) -> None:
+    """What noc wrote at schema 5: no rollups by the hour and day things ended."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for table in ENDED:
+            db.execute(f"DROP TABLE {table}")
+        db.execute("UPDATE noc_meta SET value = '5' WHERE key = 'schema_version'")
+
+
 def logged_events(path) -> list[tuple[int, int, str, bytes]]:
     """(seq, ts_ms, type, text) of every event in the event log, split from its rows."""
     found = []
@@ -55,6 +64,7 @@ def logged_events(path) -> list[tuple[int, int, str, bytes]]:
 
 def as_version_4(path) -> None:
     """What noc wrote at schema 4: the event log a row per event."""
+    as_version_5(path)
     events = logged_events(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE event_log")
@@ -137,7 +147,21 @@ def test_a_new_database_is_made_at_the_latest_version(tmp_path):
     assert version == (str(LATEST_VERSION),)
 
 
-def test_carrier_money_is_filled_in_from_the_stored_calls(current, tmp_path):
+def test_the_ended_hours_and_days_hold_what_the_minutes_hold(current):
+    """Calls still open at the end included: their failed attempts count as they end."""
+    with closing(sqlite3.connect(current)) as db:
+        assert db.execute("SELECT count(*) FROM open_call").fetchone()[0] > 0
+        sums = ", ".join(f"sum({name})" for name in ("attempts", "answered", "duration_ms",
+                                                     "revenue_micro", "failover", "breach_cps"))
+        by_table = {table: db.execute(f"SELECT kind, account, {sums} FROM {table} "
+                                      "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+                    for table in ("rollup_ended_minute", *ENDED)}
+    assert by_table["rollup_ended_minute"]
+    assert by_table["rollup_ended_hour"] == by_table["rollup_ended_minute"]
+    assert by_table["rollup_ended_day"] == by_table["rollup_ended_minute"]
+
+
+def test_an_old_database_is_brought_up_to_date_from_its_stored_calls(current, tmp_path):
     old = tmp_path / "old.db"
     shutil.copy(current, old)
     as_version_1(old)
@@ -145,7 +169,7 @@ def test_carrier_money_is_filled_in_from_the_stored_calls(current, tmp_path):
 
     assert prepare(old) == LATEST_VERSION
 
-    for table in ("attempt", "reject", *ROLLUPS):
+    for table in ("attempt", "reject", *ROLLUPS, *ENDED):
         assert table_rows(old, table) == table_rows(current, table), table
     report = Reader(old).report()
     assert report == Reader(current).report()

@@ -184,18 +184,21 @@ def test_consecutive_failures_severity_grows_with_the_count():
 
 
 def test_series_of_the_last_hour_by_minute(data):
+    """Calls count in the minute they ended: a (04:00:00 to 04:00:33) at 04:00; b (04:00:10 to
+    04:01:14, answered) and c (a 404 at 04:01:11) at 04:01. Peaks, in the minute they were."""
     view = data.series("customer", "acme", "hour", NOW_MS)
     assert len(view.times) == 60
     assert (view.times[0], view.times[-1]) == (HOUR0 - 49 * 60, HOUR0 + 600)
     asr, attempts = view.series["asr"], view.series["attempts"]
     at_0330, at_0400, at_0401, at_0402, at_0409 = 19, 49, 50, 51, 58
     assert asr[at_0330] == asr[at_0400] == 100.0
-    assert asr[at_0401] == 0.0  # a 404: an ASR of 0, not a missing one
+    assert asr[at_0401] == 50.0  # b answered, c a 404
     assert asr.count(None) == 57
-    assert (attempts[at_0400], attempts[at_0401], attempts[at_0402]) == (2, 1, 0)
-    assert view.series["acd"][at_0400] == 45.0
-    assert view.series["pdd_ms"][at_0400] == 2750.0
-    assert view.series["minutes"][at_0400] == 1.5
+    assert (attempts[at_0400], attempts[at_0401], attempts[at_0402]) == (1, 2, 0)
+    assert view.series["acd"][at_0400] == 30.0
+    assert view.series["acd"][at_0401] == 60.0
+    assert view.series["pdd_ms"][at_0400] == 2000.0
+    assert view.series["minutes"][at_0400] == 0.5
     breaches = view.series["channel_breaches"][at_0402], view.series["cps_breaches"][at_0402]
     assert breaches == (1, 2)
     assert (view.series["channels"][at_0409], view.series["cps"][at_0409]) == (2, 1)
@@ -263,16 +266,26 @@ def test_summary_live(data):
     assert rows[-1].label == "2025-11-20 05:00"
     assert [row.totals.attempts for row in rows[:3]] == [3, 1, 0]
     assert len(SUMMARY_COLUMNS) == len(summary_cells(rows[0]))
-    assert summary_cells(rows[0]) == pytest.approx(
-        ("2025-11-21 04:00", 3, 2, 200 / 3, 45.0, 1.5, 1.5, 0.15, 0.1, 0.05, 100 / 3, 2750.0,
-         200 / 3))
-    assert summary_cells(rows[2])[1:] == (0, 0, None, None, 0, 0, 0, 0, 0, None, None, None)
+    # 04:00 is open (o1 and o2 go on): its sums so far, not its ratios, which would read low.
+    assert rows[0].in_progress == 2
+    assert summary_cells(rows[0]) == ("2025-11-21 04:00", 3, 2, 2, "open", "open", 1.5, 1.5,
+                                      0.15, 0.1, pytest.approx(0.05), "open", "open", "open")
+    assert summary_cells(rows[1]) == pytest.approx(
+        ("2025-11-21 03:00", 1, None, 1, 100.0, 30.0, 0.5, 0.5, 0.05, 0.03, 0.02, 40.0, 2000.0,
+         100.0))
+    assert summary_cells(rows[2])[1:] == (0, None, 0, None, None, 0, 0, 0, 0, 0, None, None,
+                                          None)
     total = summary_total(rows)
     assert (total.label, total.totals.attempts, total.totals.answered) == ("Total", 4, 3)
+    assert total.in_progress == 2
     everyone = data.summary("customer", None, "live", NOW_MS)
     assert everyone[0].totals.attempts == 4
-    c1 = data.summary("carrier", "c1", "live", NOW_MS)[0].totals
-    assert (c1.attempts, c1.answered, c1.failover, c1.failover_answered) == (2, 1, 1, 1)
+    c1 = data.summary("carrier", "c1", "live", NOW_MS)[0]
+    assert (c1.totals.attempts, c1.totals.answered, c1.totals.failover,
+            c1.totals.failover_answered, c1.in_progress) == (2, 1, 1, 1, 1)  # o2 rings on c1
+    daily = data.summary("customer", "acme", "daily", NOW_MS)
+    monthly = data.summary("customer", None, "monthly", NOW_MS)
+    assert (daily[0].in_progress, daily[1].in_progress, monthly[0].in_progress) == (2, 0, 2)
 
 
 def test_a_carriers_money_is_that_of_the_calls_it_answered(data):
@@ -280,6 +293,7 @@ def test_a_carriers_money_is_that_of_the_calls_it_answered(data):
     time and revenue are b's, its profit b's charge less b's cost."""
     c2 = data.summary("carrier", "c2", "live", NOW_MS)[0]
     cells = dict(zip(SUMMARY_COLUMNS, summary_cells(c2), strict=True))
+    assert (cells["In progress"], cells["ASR"]) == (1, "open")  # o1 rings on c2
     assert (cells["Attempts"], cells["Connected"]) == (2, 1)
     assert (cells["Billed"], cells["Revenue"], cells["Cost"]) == (1.0, 0.1, 0.07)
     assert cells["Profit"] == pytest.approx(0.03)

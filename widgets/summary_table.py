@@ -97,8 +97,9 @@ class Column:
         return "%" if self.kind == "percent" else ""
 
     def shown_number(self, value: object) -> int | float | None:
-        """The value as shown (rounded to the column's decimals); None for text and blanks."""
-        if value is None or not self.numeric:
+        """The value as shown (rounded to the column's decimals); None for text and blanks (a
+        text in a numeric column, such as "open" for a figure not final yet, included)."""
+        if value is None or not self.numeric or isinstance(value, str):
             return None
         number = round(float(value), self.decimals) + 0.0
         return int(number) if self.decimals == 0 else number
@@ -615,10 +616,8 @@ class SummaryTable(Widget, can_focus=True):
         return len(rows)
 
     def _export_value(self, row: int, column: int) -> Value:
-        value = self.sheet.values[row][column]
-        if value is None or self.sheet.columns[column].numeric:
-            return self.sheet.numbers[row][column]
-        return str(value)
+        value, number = self.sheet.values[row][column], self.sheet.numbers[row][column]
+        return number if number is not None or value is None else str(value)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_selection":
