@@ -24,7 +24,8 @@ _PIXELS = {
     "8": ("###", "#.#", "###", "#.#", "###"),
     "9": ("###", "#.#", "###", "..#", "###"),
     "-": ("...", "...", "###", "...", "..."),
-    ",": (".", ".", ".", "#", "#"),
+    # Thousands are set apart by a gap, not drawn: a comma this small reads as a decimal point.
+    ",": (".", ".", ".", ".", "."),
 }
 _HALF_BLOCKS = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
 
@@ -48,7 +49,8 @@ def format_number(value: int | None) -> str:
 
 
 def big_rows(number: str) -> list[str]:
-    """The three rows of `number` (digits, commas, minus) in the block font."""
+    """The three rows of `number` (digits, commas, minus) in the block font; a comma is a
+    blank column, so "2,963" reads as 2 963, never as 2.963."""
     glyphs = [GLYPHS[char] for char in number]
     return [" ".join(glyph[row] for glyph in glyphs) for row in range(3)]
 

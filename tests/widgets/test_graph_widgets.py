@@ -121,6 +121,12 @@ def test_big_font_is_three_rows_of_equal_width() -> None:
     assert len(big_rows("999,999")[0]) <= 38  # six digits fit a 40-column panel
 
 
+def test_big_thousands_are_set_apart_by_a_gap_that_cannot_read_as_a_decimal_point() -> None:
+    rows = big_rows("2,963")
+    assert [row[3:6] for row in rows] == ["   "] * 3  # between "2" and "963": no ink at all
+    assert [row[9] for row in rows] == [" "] * 3  # between digits: one blank column
+
+
 @pytest.mark.parametrize("severity", ["ok", "warning", "error", "critical"])
 async def test_big_number_severity_sets_one_class(severity: str) -> None:
     big = BigNumber(7, "failures", "ok")
