@@ -53,6 +53,17 @@ DECIMALS: dict[str, int] = {
     "minutes": 1,
     "ms": 0,
 }
+# What a selection's status line calls each kind's unit: figures add up within one unit only.
+UNITS: dict[str, str] = {
+    "int": "counts",
+    "float": "numbers",
+    "money": "money",
+    "percent": "%",
+    "seconds": "seconds",
+    "minutes": "minutes",
+    "ms": "ms",
+}
+KIND_OF_UNIT = {unit: kind for kind, unit in UNITS.items()}
 PAD = 1  # blank cells either side of every value
 
 
@@ -142,9 +153,10 @@ class CellRange:
 class SelectionStats:
     count: int  # cells selected
     numeric_count: int  # of which numbers; text and blank cells are never counted
-    sum: float
-    average: float | None  # mean of the shown values; None without numbers
+    sum: float | None  # of the shown values; None without numbers or across units
+    average: float | None  # mean of the shown values; None without numbers or across units
     includes_ratio: bool  # a ratio column is selected: its mean is an average of averages
+    units: tuple[str, ...] = ()  # of the numbers selected (UNITS), in column order
 
 
 @dataclass(frozen=True)
@@ -569,49 +581,56 @@ class SummaryTable(Widget, can_focus=True):
     def selection_stats(self) -> SelectionStats:
         """Count, sum and mean of the shown numbers in the selection (or the cursor cell)."""
         if not self.sheet.row_keys:
-            return SelectionStats(0, 0, 0.0, None, includes_ratio=False)
+            return SelectionStats(0, 0, None, None, includes_ratio=False)
         cells = self.target
-        numbers = [
-            number
-            for row in self.sheet.numbers[cells.top : cells.bottom + 1]
-            for number in row[cells.left : cells.right + 1]
-            if number is not None
-        ]
-        total = math.fsum(numbers)
+        rows = self.sheet.numbers[cells.top : cells.bottom + 1]
+        numbers = [n for row in rows for n in row[cells.left : cells.right + 1] if n is not None]
+        units = tuple(dict.fromkeys(
+            UNITS[self.sheet.columns[index].kind]
+            for index in cells.columns
+            if any(row[index] is not None for row in rows)
+        ))
+        total = math.fsum(numbers) if numbers and len(units) == 1 else None
         return SelectionStats(
             count=cells.cell_count,
             numeric_count=len(numbers),
             sum=total,
-            average=total / len(numbers) if numbers else None,
+            average=None if total is None else total / len(numbers),
             includes_ratio=any(self.sheet.columns[index].ratio for index in cells.columns),
+            units=units,
         )
+
+    def _labelled(self, cells: CellRange) -> list[int]:
+        """The columns of `cells`, after the row labels (the first column) if it is not one of
+        them: figures with headers are read by their row."""
+        return [*([0] if cells.left > 0 else []), *cells.columns]
 
     def selection_as_tsv(self, *, with_headers: bool = False) -> str:
         """The selection (or the cursor cell) as shown, tab-separated, a line per row. Blank
         cells are empty, so that they paste as blanks into a spreadsheet."""
         cells = self.target
         sheet = self.sheet
-        lines = [[sheet.columns[index].label for index in cells.columns]] if with_headers else []
+        columns = self._labelled(cells) if with_headers else list(cells.columns)
+        lines = [[sheet.columns[index].label for index in columns]] if with_headers else []
         lines += [
-            [
-                "" if sheet.values[row][index] is None else sheet.texts[row][index]
-                for index in cells.columns
-            ]
+            ["" if sheet.values[row][index] is None else sheet.texts[row][index]
+             for index in columns]
             for row in cells.rows
         ]
         return "\n".join("\t".join(line) for line in lines)
 
     def export(self, path: str | Path, scope: Scope = "all") -> int:
         """Write the whole table, or the selection (or the cursor cell), to `path` in the format
-        of its extension (.csv, .json, .xlsx); return the rows written. Raises ExportError."""
+        of its extension (.csv, .json, .xlsx), with headers and row labels; return the rows
+        written. Raises ExportError."""
         sheet = self.sheet
         cells = self.target if scope == "selection" else sheet.all_cells
-        columns = [sheet.columns[index] for index in cells.columns]
+        indexes = self._labelled(cells)
         header = [
             ExportColumn(column.label, column.decimals if column.numeric else None, column.suffix)
-            for column in columns
+            for column in (sheet.columns[index] for index in indexes)
         ]
-        rows = [[self._export_value(row, index) for index in cells.columns] for row in cells.rows]
+        rows = [[self._export_value(row, index) for index in indexes] for row in cells.rows]
         write_table(Path(path).expanduser(), header, rows)
         return len(rows)
 
@@ -708,20 +727,17 @@ class SummaryTable(Widget, can_focus=True):
         if not self.sheet.row_keys:
             return "No data"
         counted = _count(stats.count, "cell")
-        if stats.numeric_count != stats.count:
+        if 0 < stats.numeric_count < stats.count:
             counted += f", {stats.numeric_count:,} numeric"
-        if stats.average is None:
+        separator = " | " if self.ascii_only else " · "
+        if len(stats.units) > 1:
+            return f"{counted}{separator}no sum or average across units ({', '.join(stats.units)})"
+        if stats.sum is None or stats.average is None:
             return counted
-        kinds = {
-            self.sheet.columns[index].kind
-            for index in self.target.columns
-            if self.sheet.columns[index].numeric
-        }
-        # One kind: show sum and mean as the column does; mixed kinds: plain, two decimals.
-        kind = kinds.pop() if len(kinds) == 1 else "float"
+        kind = KIND_OF_UNIT[stats.units[0]]  # shown as its columns show their figures
         decimals, suffix = DECIMALS[kind], "%" if kind == "percent" else ""
         average = f"avg {format_number(stats.average, max(decimals, 1), suffix)}"
         if stats.includes_ratio and stats.numeric_count > 1:  # the mean of one is no average
             average += " (avg of averages)"
         parts = [counted, f"sum {format_number(stats.sum, decimals, suffix)}", average]
-        return (" | " if self.ascii_only else " · ").join(parts)
+        return separator.join(parts)

@@ -64,13 +64,16 @@ async def test_a_week_of_summary_cells_selected_copied_and_exported(noc_app, noc
         attempts = [row[1] for row in days]
         assert stats.count == 7 and stats.sum == sum(attempts)
         assert stats.average == pytest.approx(sum(attempts) / 7)
-        await pilot.press("C")
-        lines = app.clipboard.splitlines()
-        assert lines[0] == "Attempts" and [int(x.replace(",", "")) for x in lines[1:]] == attempts
+        await pilot.press("C")  # with headers: each figure with its day
+        lines = [line.split("\t") for line in app.clipboard.splitlines()]
+        assert lines[0] == ["Date (UTC)", "Attempts"]
+        assert [(day, int(n.replace(",", ""))) for day, n in lines[1:]] == [
+            (row[0], row[1]) for row in days]
         target = tmp_path / "week.csv"
         assert table.export(target, "selection") == 7
         rows = list(csv.reader(target.open()))
-        assert rows[0] == ["Attempts"] and len(rows) == 8
+        assert rows[0] == ["Date (UTC)", "Attempts"] and len(rows) == 8
+        assert [row[0] for row in rows[1:]] == [row[0] for row in days]
 
 
 async def test_a_dropped_feed_shows_reconnecting(noc_feed, tmp_path):
@@ -112,3 +115,4 @@ async def test_enter_on_the_first_check_opens_the_failing_carrier(noc_app, noc_s
         await noc_settle(pilot)
         assert isinstance(app.screen, CarrierScreen)
         assert app.screen.carrier == "ember-link"
+

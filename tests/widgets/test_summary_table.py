@@ -141,13 +141,32 @@ async def test_text_and_blank_cells_are_counted_as_cells_but_not_as_numbers():
         assert status_line(app).startswith("4 cells, 2 numeric · sum 98,853 · ")
 
 
-async def test_mixed_columns_sum_and_average_every_numeric_cell():
+async def test_columns_of_one_unit_sum_and_average_every_numeric_cell():
     app = TableApp()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("right", "shift+right", "shift+down")
         stats = app.query_one(SummaryTable).selection_stats()
         assert stats.sum == 47305 + 22011 + 51548 + 19857
         assert status_line(app) == "4 cells · sum 140,721 · avg 35,180.2"
+
+
+async def test_figures_of_different_units_are_not_added_up():
+    """Profit (money), Profit % and PDD (ms) summed together would be a number of no unit."""
+    app = TableApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(SummaryTable)
+        table.move_cursor(0, 9)
+        await pilot.press("shift+right", "shift+right", "shift+down")
+        stats = table.selection_stats()
+        assert (stats.count, stats.numeric_count, stats.sum, stats.average) == (6, 6, None, None)
+        assert stats.units == ("money", "%", "ms")
+        assert status_line(app) == "6 cells · no sum or average across units (money, %, ms)"
+        table.move_cursor(0, 1)
+        await pilot.press("shift+right", "shift+right", "shift+down")  # counts and ASR
+        assert status_line(app) == "6 cells · no sum or average across units (counts, %)"
+        table.move_cursor(0, 7)
+        await pilot.press("shift+right", "shift+right", "shift+down")  # revenue, cost, profit
+        assert status_line(app) == "6 cells · sum 19,770.00 · avg 3,295.00"
 
 
 async def test_ctrl_a_selects_all_and_escape_clears_the_selection():
@@ -160,7 +179,7 @@ async def test_ctrl_a_selects_all_and_escape_clears_the_selection():
         assert table.cursor == Cell(1, 0)
         await pilot.press("escape")
         assert table.selection is None
-        assert status_line(app) == "1 cell, 0 numeric"
+        assert status_line(app) == "1 cell"  # a date: nothing to add up, nothing to say
         assert app.escapes == 0
         await pilot.press("escape")  # nothing left to clear: the key goes on to the app
         assert app.escapes == 1
@@ -179,7 +198,8 @@ async def test_shift_c_copies_with_headers_and_blanks_as_empty_cells():
     async with app.run_test(size=(120, 40)) as pilot:
         app.query_one(SummaryTable).move_cursor(7, 10)
         await pilot.press("shift+right", "shift+down", "C")
-        assert app.clipboard == "Profit %\tPDD\n13.3%\t2,999\n7.5%\t"
+        # With headers, each row keeps its label: the figures read by their date.
+        assert app.clipboard == "Date\tProfit %\tPDD\n2026-11-08\t13.3%\t2,999\n2026-11-09\t7.5%\t"
 
 
 async def test_mouse_click_sets_the_cursor_and_drag_selects_a_range():
@@ -285,8 +305,8 @@ async def test_export_writes_xlsx_with_a_header_and_numbers_as_numbers(tmp_path:
     app = TableApp()
     async with app.run_test(size=(120, 40)):
         table = app.query_one(SummaryTable)
-        table.move_cursor(0, 0)
-        table.move_cursor(1, 3, extend=True)
+        table.move_cursor(0, 1)
+        table.move_cursor(1, 3, extend=True)  # the row labels go with it
         assert table.export(tmp_path / "days.xlsx", scope="selection") == 2
     with zipfile.ZipFile(tmp_path / "days.xlsx") as book:
         sheet = book.read("xl/worksheets/sheet1.xml").decode()
