@@ -9,17 +9,15 @@ engine picks them up at its next round. A read-only console refuses them all.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from console.alerting import areas as alert_areas
@@ -40,7 +38,6 @@ from store.alerting import (
     Silence,
     StateRow,
 )
-from store.database import StoreError
 from store.views import ConsoleData
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
 from widgets.filter_input import FilterInput
@@ -120,7 +117,8 @@ def subject_name(kind: str, account: str, names: Mapping[tuple[str, str], str]) 
 # Writes any alerts pane may make ----------------------------------------------------------------
 
 class AlertWrites:
-    """Acknowledge and silence the highlighted alert; mixed into panes that list StateRows."""
+    """Acknowledge and silence the highlighted alert; mixed into DataPanes that list StateRows
+    (their `write` runs each change on a thread)."""
 
     def selected_alert(self) -> StateRow | None:
         raise NotImplementedError
@@ -130,36 +128,6 @@ class AlertWrites:
             self.notify("Read-only console: alerts cannot be changed here", severity="warning")
             return False
         return True
-
-    class Written(Message):
-        """A write done on a thread: what to tell the user, and whether it failed."""
-
-        def __init__(self, said: str, failed: bool) -> None:
-            super().__init__()
-            self.said, self.failed = said, failed
-
-    def write(self, change: Callable[[], object], done: str) -> None:
-        """Run a write on a thread (the event loop only draws: a store kept busy by another
-        program must not freeze the console); say what happened, or why it failed; then read
-        again. Not exclusive: every write asked for is carried out and answered."""
-        self._write(change, done)
-
-    @work(thread=True, group="alert-writes")
-    def _write(self, change: Callable[[], object], done: str) -> None:
-        try:
-            change()
-        except (StoreError, ValueError, LookupError) as error:
-            self.post_message(self.Written(str(error), failed=True))
-        else:
-            self.post_message(self.Written(done, failed=False))
-
-    def on_alert_writes_written(self, written: Written) -> None:
-        written.stop()
-        if written.failed:
-            self.notify(written.said, severity="error", timeout=10)
-            return
-        self.notify(written.said)
-        self.refresh_now()
 
     def action_acknowledge(self) -> None:
         alert = self.selected_alert()

@@ -39,7 +39,6 @@ from screens.safe_text import plain, printable_text
 from screens.stats import StatsPane
 from screens.summary import SummaryPane
 from screens.tables import LiveTable
-from store.database import StoreError
 from store.views import (
     AccountRow,
     CallRow,
@@ -295,15 +294,9 @@ class DialogsPane(DataPane):
         self.app.push_screen(Confirm(question, yes="End call", title="End a call"), answered)
 
     def _end(self, dialog: DialogRow) -> None:
-        try:
-            request = self.app.request_control(action="hangup", call_id=dialog.call_id,
-                                               kind=CUSTOMER, account=self.customer,
-                                               reason="ended from the console")
-        except StoreError as error:
-            self.notify(str(error), severity="error")
-            return
-        if request is not None:
-            self.notify(f"Asked the writer to end call {dialog.call_id}")
+        self.write(lambda: self.app.request_control(
+            action="hangup", call_id=dialog.call_id, kind=CUSTOMER, account=self.customer,
+            reason="ended from the console"), f"Asked the writer to end call {dialog.call_id}")
 
 
 # Summary --------------------------------------------------------------------------------------

@@ -7,11 +7,14 @@ so a hidden tab costs nothing. PaneTabs gives such a screen its tab keys.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
+from textual import work
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import TabbedContent, Tabs
 
+from store.database import StoreError
 from store.views import ConsoleData
 
 
@@ -32,6 +35,36 @@ class DataPane(Vertical):
         screen = self.screen
         if hasattr(screen, "refresh_now"):
             screen.refresh_now()
+
+    class Written(Message):
+        """A write done on a thread: what to tell the user, and whether it failed."""
+
+        def __init__(self, said: str, failed: bool) -> None:
+            super().__init__()
+            self.said, self.failed = said, failed
+
+    def write(self, change: Callable[[], object], done: str) -> None:
+        """Run a write on a thread (the event loop only draws: a store kept busy by another
+        program must not freeze the console); say what happened, or why it failed; then read
+        again. Not exclusive: every write asked for is carried out and answered."""
+        self._write(change, done)
+
+    @work(thread=True, group="pane-writes")
+    def _write(self, change: Callable[[], object], done: str) -> None:
+        try:
+            change()
+        except (StoreError, ValueError, LookupError) as error:
+            self.post_message(self.Written(str(error), failed=True))
+        else:
+            self.post_message(self.Written(done, failed=False))
+
+    def on_data_pane_written(self, written: Written) -> None:
+        written.stop()
+        if written.failed:
+            self.notify(written.said, severity="error", timeout=10)
+            return
+        self.notify(written.said)
+        self.refresh_now()
 
 
 
