@@ -29,8 +29,9 @@ class Key:
 
 
 class KeyBar(Widget):
-    """` 1 Dashboard  2 Customers  …  ▏^p palette`: the screen's shown bindings, one per action,
-    and the command palette's key on the right."""
+    """` 1 Dashboard  2 Customers  …  ▏? Help ^p palette`: the screen's shown bindings, one per
+    action, and on the right the pinned ones (help) and the command palette's key. Keys that do
+    not fit are left out whole, from the end: never a word cut inside."""
 
     ALLOW_SELECT = False
     COMPONENT_CLASSES = {"key-bar--key", "key-bar--description", "key-bar--edge"}
@@ -53,9 +54,11 @@ class KeyBar(Widget):
     }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, pinned: tuple[str, ...] = ("help",), id: str | None = None) -> None:
         super().__init__(id=id)
+        self.pinned_actions = pinned  # actions always shown, on the right
         self.keys: tuple[Key, ...] = ()
+        self.pinned: tuple[Key, ...] = ()
         self.palette: Key | None = None
         self._strip: Strip | None = None
 
@@ -75,15 +78,18 @@ class KeyBar(Widget):
         if not self.is_attached:
             return
         keys: dict[str, Key] = {}  # action -> its first key
+        pinned: dict[str, Key] = {}
         palette = None
         for key, (_, binding, enabled, _) in self.screen.active_bindings.items():
             shown = Key(key, self.app.get_key_display(binding), binding.description, enabled)
             if key == self.app.COMMAND_PALETTE_BINDING and self.app.ENABLE_COMMAND_PALETTE:
                 palette = shown
             elif binding.show:
-                keys.setdefault(binding.action, shown)
-        if (tuple(keys.values()), palette) != (self.keys, self.palette):
-            self.keys, self.palette = tuple(keys.values()), palette
+                place = pinned if binding.action in self.pinned_actions else keys
+                place.setdefault(binding.action, shown)
+        drawn = (tuple(keys.values()), tuple(pinned.values()), palette)
+        if drawn != (self.keys, self.pinned, self.palette):
+            self.keys, self.pinned, self.palette = drawn
             self._strip = None
             self.refresh()
 
@@ -102,17 +108,23 @@ class KeyBar(Widget):
         base = self.rich_style
         key_style = base + self.get_component_rich_style("key-bar--key")
         text_style = base + self.get_component_rich_style("key-bar--description")
-        left = [segment for key in self.keys
-                for segment in _key_segments(key, f" {key.display} ", f"{key.description} ",
-                                             key_style, text_style)]
-        if self.palette is None:
-            return Strip(left).adjust_cell_length(width, base)
-        # The palette's key on the right, drawn tighter, as the Footer draws it.
-        right = [Segment("▏", base + self.get_component_rich_style("key-bar--edge")),
-                 *_key_segments(self.palette, self.palette.display,
-                                f" {self.palette.description}", key_style, text_style),
-                 Segment(" ", Style(bgcolor=base.bgcolor))]  # its padding: no text colour
+        # On the right, drawn tighter, as the Footer draws the palette's key.
+        right_keys = (*self.pinned, *([self.palette] if self.palette else []))
+        right = [segment for key in right_keys
+                 for segment in _key_segments(key, key.display, f" {key.description} ",
+                                              key_style, text_style)]
+        if right:
+            right = [Segment("▏", base + self.get_component_rich_style("key-bar--edge")),
+                     *right[:-1], Segment(right[-1].text.rstrip(), right[-1].style),
+                     Segment(" ", Style(bgcolor=base.bgcolor))]  # its padding: no text colour
         room = max(0, width - Segment.get_line_length(right))
+        left: list[Segment] = []
+        for key in self.keys:  # whole keys only, as many as fit
+            segments = _key_segments(key, f" {key.display} ", f"{key.description} ",
+                                     key_style, text_style)
+            if Segment.get_line_length(left + segments) > room:
+                break
+            left += segments
         return Strip.join([Strip(left).adjust_cell_length(room, base), Strip(right)])
 
     def on_click(self, event: events.Click) -> None:

@@ -14,6 +14,7 @@ class KeysApp(App):
         Binding("1", "pressed('one')", "One"),
         Binding("e", "pressed('export')", "Export"),
         Binding("h", "pressed('hidden')", "Hidden", show=False),
+        Binding("question_mark", "help", "Help"),
     ]
 
     def __init__(self) -> None:
@@ -27,6 +28,9 @@ class KeysApp(App):
 
     def action_pressed(self, what: str) -> None:
         self.pressed.append(what)
+
+    def action_help(self) -> None:
+        self.pressed.append("help")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if parameters == ("export",) and not self.can_export:
@@ -44,8 +48,18 @@ async def test_the_bar_shows_the_keys_shown_and_the_palette_on_the_right():
         line = app.bar()
         assert line.startswith(" 1 One  e Export ")
         assert "Hidden" not in line
-        assert line.endswith("▏^p palette ")
+        assert line.endswith("▏? Help ^p palette ")
         assert len(line) == 60
+
+
+async def test_keys_that_do_not_fit_are_left_out_whole_and_help_stays():
+    app = KeysApp()
+    async with app.run_test(size=(30, 6)) as pilot:
+        await pilot.pause()
+        line = app.bar()
+        assert line == " 1 One " + " " * 4 + "▏? Help ^p palette "  # no "e Exp" cut inside
+        await pilot.click(KeyBar, offset=(len(" 1 One     ▏"), 0))
+        assert app.pressed == ["help"]
 
 
 async def test_a_click_on_a_key_presses_it():
