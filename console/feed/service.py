@@ -151,6 +151,7 @@ class IngestService:
         self.flushes = 0
         self._connected = False
         self._feed_head: int | None = None  # the feed's last seq, as this connection last said
+        self._current = False  # see caught_up
         self._write_task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._controls_in_flight: set[str] = set()
@@ -273,9 +274,19 @@ class IngestService:
 
     def caught_up(self) -> bool:
         """The store holds all the feed has: connected, and committed up to the last seq the
-        feed's latest heartbeat named (unknown until the first heartbeat of a connection)."""
-        return (self._connected and self._feed_head is not None
-                and self.committed_seq >= self._feed_head)
+        feed's latest heartbeat named (unknown until the first heartbeat of a connection).
+
+        Once it has, it stays so while every seq the heartbeats name has been received: what is
+        received is committed within a flush. (Compared with each heartbeat alone, a live feed
+        read as behind between a heartbeat and the next commit: alert rounds stopped and
+        resumed every second.) A backlog, a drop or a new connection asks for all again."""
+        if not self._connected or self._feed_head is None:
+            self._current = False
+        elif self.committed_seq >= self._feed_head:
+            self._current = True
+        elif self.ingestor.last_seq < self._feed_head:
+            self._current = False
+        return self._current
 
     def _apply(self, frame: bytes | p.Subscribe) -> None:
         if isinstance(frame, p.Subscribe):

@@ -3,6 +3,8 @@ minutes would fire and clear rules on numbers that never were."""
 
 from __future__ import annotations
 
+import asyncio
+
 from console.alerting.engine import AlertEngine
 from console.alerting.settings import AlertSettings
 from store.database import prepare
@@ -42,3 +44,26 @@ async def test_rounds_wait_while_the_feed_is_down(tmp_path):
         await wait_until(service.caught_up, what="caught up")
         await sim.stop()
         await wait_until(lambda: not service.caught_up(), what="the feed seen down")
+
+
+async def test_a_live_feed_stays_current_between_heartbeats_and_commits(tmp_path):
+    """Steady traffic, all of it stored as it comes: the rounds never stop for the moment
+    between a heartbeat naming a new seq and the commit that stores it."""
+    db = tmp_path / "noc.db"
+    prepare(db)
+    engine = AlertEngine(db, AlertSettings(interval=0.02))
+    seen: list[bool] = []
+
+    async def sample(service) -> None:
+        while True:
+            seen.append(service.caught_up())
+            await asyncio.sleep(0.005)
+
+    async with running_simulator(speed=1, cps=40) as (_sim, url), \
+            running_writer(db, url, engine) as service:
+        await wait_until(service.caught_up, what="caught up")
+        start = service.committed_seq
+        sampling = asyncio.create_task(sample(service))
+        await wait_until(lambda: service.committed_seq > start + 600, what="600 events stored")
+        sampling.cancel()
+    assert seen and all(seen), f"{seen.count(False)} of {len(seen)} looks read as behind"
