@@ -43,14 +43,11 @@ class DataPane(Vertical):
             super().__init__()
             self.said, self.failed = said, failed
 
+    @work(thread=True, group="pane-writes")
     def write(self, change: Callable[[], object], done: str) -> None:
         """Run a write on a thread (the event loop only draws: a store kept busy by another
         program must not freeze the console); say what happened, or why it failed; then read
         again. Not exclusive: every write asked for is carried out and answered."""
-        self._write(change, done)
-
-    @work(thread=True, group="pane-writes")
-    def _write(self, change: Callable[[], object], done: str) -> None:
         try:
             change()
         except (StoreError, ValueError, LookupError) as error:
@@ -65,7 +62,6 @@ class DataPane(Vertical):
             return
         self.notify(written.said)
         self.refresh_now()
-
 
 
 class PaneTabs:

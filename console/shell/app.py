@@ -53,7 +53,6 @@ STOP_TIMEOUT_S = 10.0  # what is not stored by then is fetched again from the fe
 log = logging.getLogger(__name__)
 
 
-
 class ReadDone(Message):
     """A screen's read, done on a thread: its snapshot, or the error that stopped it."""
 
