@@ -10,12 +10,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from textual import events
 from textual.screen import Screen
 
 from store.views import ConsoleData
 
 
-class DataScreen(Screen):
+class KeptStyles:
+    """A screen shown again keeps its styles: Textual restyles every widget of a screen each
+    time it comes back (most of a screen switch's cost), though nothing in its styles changed
+    while it was hidden (a new theme restyles every screen by itself). Mix in before Screen."""
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        event.refresh_styles = False  # read by Screen's own handler, which runs after this one
+
+
+class DataScreen(KeptStyles, Screen):
     """A screen fed by the app's refresh loop."""
 
     _last_snapshot: Any = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -38,6 +39,7 @@ NEVER_404_ATTEMPTS = 200
 LOW_BALANCE = 50.0
 WRITER_STALE_MS = 60_000  # the writer flushes at least every heartbeat (5 s) while connected
 SEARCH_WINDOW_MS = 7 * DAY_MS
+DECODED_SCOPES = 3  # every customer's, and those of the customers looked at last
 PREVIEW_CHARS = 500  # a quarantined frame may be megabytes long
 FEED_STATUS_SEVERITY = {"connecting": "warning", "reconnecting": "warning"}  # others: error
 IN_FORCE = "('pending', 'sent', 'acked')"  # control request statuses that still stand
@@ -571,14 +573,6 @@ def _gaps(db: sqlite3.Connection) -> list[GapRow]:
             for gap_id, first, last, detected, announced in rows]
 
 
-def _open_calls(db: sqlite3.Connection, customer: str | None = None) -> list[LiveCall]:
-    if customer is None:
-        rows = db.execute("SELECT state FROM open_call")
-    else:
-        rows = db.execute("SELECT state FROM open_call WHERE customer = ?", (customer,))
-    return [unpack(state) for state, in rows]
-
-
 def _penalties(db: sqlite3.Connection, now_ms: int) -> dict[tuple[str, str], tuple[int, str]]:
     """(kind, account) -> (until_ms, request id) of the latest standing disable that ends in the
     future, unless a later enable stands."""
@@ -650,6 +644,28 @@ class ConsoleData:
     def __init__(self, path: str | Path, *, low_balance: float = LOW_BALANCE) -> None:
         self.path = Path(path)
         self.low_balance = low_balance
+        # Calls in progress as last read, by their state, for each of the last scopes read.
+        self._decoded: dict[str | None, dict[bytes, LiveCall]] = {}
+        self._decoded_lock = threading.Lock()
+
+    def _open_calls(self, db: sqlite3.Connection, customer: str | None = None) -> list[LiveCall]:
+        """The calls in progress, of every customer or of one. A call whose state is as at the
+        last read is not decoded again: most calls in progress have no new event from one
+        refresh to the next, and decoding them all took most of a read."""
+        if customer is None:
+            rows = db.execute("SELECT state FROM open_call")
+        else:
+            rows = db.execute("SELECT state FROM open_call WHERE customer = ?", (customer,))
+        with self._decoded_lock:  # reads may run on several workers at once
+            known, decoded = self._decoded.pop(customer, {}), {}
+        for state, in rows:
+            call = known.get(state)
+            decoded[state] = call if call is not None else unpack(state)
+        with self._decoded_lock:
+            self._decoded[customer] = decoded  # the scopes read last, the oldest forgotten
+            while len(self._decoded) > DECODED_SCOPES:
+                del self._decoded[next(iter(self._decoded))]
+        return list(decoded.values())
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -856,7 +872,9 @@ class ConsoleData:
         live = _live(db, kind, scope)
         penalties = _penalties(db, now_ms)
         failures = _failures(db, scope) if kind == CARRIER else {}
-        open_starts = _open_call_starts(_open_calls(db))
+        # A customer's calls in progress are its rows; a carrier's attempts may be in any call.
+        open_starts = (_open_customer_starts(db, scope) if kind == CUSTOMER
+                       else _open_call_starts(self._open_calls(db)))
         return [
             self._account_row(account, last_hour.get(account.id, Totals()),
                               live.get((kind, account.id), (0, 0)),
@@ -895,15 +913,27 @@ class ConsoleData:
         daily (31 days) or monthly (12 UTC calendar months). account None: the whole kind."""
         _check_kind(kind)
         with self._read() as db:
+            going = self._in_progress(db, kind, account)
             if mode == "live":
                 return _bucket_rows(db, Window.ending_at(now_ms, "hour", 24), kind, account,
-                                    "%Y-%m-%d %H:%M")
+                                    "%Y-%m-%d %H:%M", going)
             if mode == "daily":
                 return _bucket_rows(db, Window.ending_at(now_ms, "day", 31), kind, account,
-                                    "%Y-%m-%d")
+                                    "%Y-%m-%d", going)
             if mode == "monthly":
-                return _monthly_rows(db, now_ms, kind, account)
+                return _monthly_rows(db, now_ms, kind, account, going)
         raise ValueError(f"unknown summary mode {mode!r}: one of {', '.join(SUMMARY_MODES)}")
+
+    def _in_progress(self, db: sqlite3.Connection, kind: str, account: str | None) -> list[int]:
+        """Starts of what a summary will count once it ends: calls in progress (customers), or
+        attempts not counted yet (carriers: those going on, and answered ones, which count
+        when their call ends)."""
+        calls = self._open_calls(db, account if kind == CUSTOMER else None)
+        if kind == CUSTOMER:
+            return [call.start_ms for call in calls]
+        return [a.start_ms for call in calls for a in call.attempts
+                if (account is None or a.carrier == account)
+                and (a.code is None or metrics.is_answered(a.code))]
 
     # Routes -------------------------------------------------------------------------------
 
@@ -923,7 +953,7 @@ class ConsoleData:
                 {"customer": customer, "start": window.start_ms, "end": window.end_ms},
             )}
             channels: dict[str, int] = defaultdict(int)
-            for call in _open_calls(db, customer):
+            for call in self._open_calls(db, customer):
                 channels[call.route] += 1
         total = traffic.pop(ALL_ROUTES, Totals())
         traffic[ALL_ROUTES] = Totals(**{  # the customer's breaches that no route's rows hold
@@ -991,7 +1021,7 @@ class ConsoleData:
     def dialogs(self, customer: str | None, now_ms: int, limit: int = 1000) -> list[DialogRow]:
         """Calls in progress, newest first."""
         with self._read() as db:
-            calls = _open_calls(db, customer)
+            calls = self._open_calls(db, customer)
         newest = sorted(calls, key=lambda c: (c.start_ms, c.seq), reverse=True)[:limit]
         return [_dialog_row(call, now_ms) for call in newest]
 
@@ -1103,17 +1133,17 @@ def _values(by_bucket: Mapping[int, Totals], buckets: Sequence[int],
 
 
 def _bucket_rows(db: sqlite3.Connection, window: Window, kind: str, account: str | None,
-                 label: str) -> list[SummaryRow]:
+                 label: str, in_progress: Iterable[int]) -> list[SummaryRow]:
+    """`in_progress`: the starts of what the rows will count once it ends."""
     found = _totals_by_bucket(db, window, kind, account)
-    going = Counter(bucket_of(start, window.period)
-                    for start in _in_progress(db, kind, account))
+    going = Counter(bucket_of(start, window.period) for start in in_progress)
     return [SummaryRow(bucket, _utc(bucket).strftime(label), found.get(bucket, Totals()),
                        going[bucket])
             for bucket in reversed(window.buckets())]
 
 
-def _monthly_rows(db: sqlite3.Connection, now_ms: int, kind: str,
-                  account: str | None) -> list[SummaryRow]:
+def _monthly_rows(db: sqlite3.Connection, now_ms: int, kind: str, account: str | None,
+                  in_progress: Iterable[int]) -> list[SummaryRow]:
     now = _utc(now_ms)
     months = [divmod(now.year * 12 + now.month - 1 - back, 12) for back in range(12)]
     starts = [_month_start(year, month + 1) for year, month in months]  # newest first
@@ -1125,22 +1155,23 @@ def _monthly_rows(db: sqlite3.Connection, now_ms: int, kind: str,
     by_month: dict[int, Totals] = defaultdict(Totals)
     for day, totals in _totals_by_bucket(db, window, kind, account).items():
         by_month[month_of(day)].add(totals)
-    going = Counter(month_of(start) for start in _in_progress(db, kind, account))
+    going = Counter(month_of(start) for start in in_progress)
     return [SummaryRow(start, _utc(start).strftime("%Y-%m"), by_month.get(start, Totals()),
                        going[start])
             for start in starts]
 
 
-def _in_progress(db: sqlite3.Connection, kind: str, account: str | None) -> list[int]:
-    """Starts of what a summary will count once it ends: calls in progress (customers), or
-    attempts not counted yet (carriers: those going on, and answered ones, which count when
-    their call ends)."""
-    calls = _open_calls(db, account if kind == CUSTOMER else None)
-    if kind == CUSTOMER:
-        return [call.start_ms for call in calls]
-    return [a.start_ms for call in calls for a in call.attempts
-            if (account is None or a.carrier == account)
-            and (a.code is None or metrics.is_answered(a.code))]
+def _open_customer_starts(db: sqlite3.Connection,
+                          ids: Sequence[str] | None) -> dict[tuple[str, str], int]:
+    """(customer, id) -> the newest start of its calls in progress, of every customer or of
+    these: from the table's own column, no call decoded."""
+    newest = "SELECT customer, max(start_ms) FROM open_call"
+    if ids is None:
+        rows = db.execute(f"{newest} GROUP BY customer")
+    else:
+        rows = db.execute(f"{newest} WHERE customer IN (SELECT value FROM json_each(?)) "
+                          "GROUP BY customer", (json.dumps(ids),))
+    return {(CUSTOMER, customer): start for customer, start in rows}
 
 
 def _open_call_starts(calls: Iterable[LiveCall]) -> dict[tuple[str, str], int]:

@@ -468,3 +468,26 @@ def test_an_alert_held_by_its_reset_says_when_it_clears():
         "customer acme: Low balance, Balance 45.20 USD < 100 USD, clears at ≥ 200 USD"
         " · silenced",
     ]
+
+
+def test_a_viewer_reading_again_sees_each_change_of_a_call_in_progress(tmp_path):
+    """A viewer keeps the calls in progress it decoded, and decodes again those that moved."""
+    harness = Harness(tmp_path / "noc.db")
+    calls = numbered([ACCOUNTS[0], *open_call("o1", 580, carrier="c2", route="44", dst="4455",
+                                              ringing=False),
+                      *open_call("o2", 590, carrier="c1", route="49", dst="4966",
+                                 ringing=False)], 1)
+    harness.feed(calls)
+    harness.flush()
+    data = ConsoleData(tmp_path / "noc.db")
+    assert [(r.call_id, r.state) for r in data.dialogs("acme", NOW_MS)] == [
+        ("o2", "trying"), ("o1", "trying")]
+    harness.feed(numbered([ev(0, "call.progress", at(595), call_id="o1", attempt=1, code=180)],
+                          len(calls) + 1))
+    harness.flush()
+    harness.writer._connection.close()
+    assert [(r.call_id, r.state) for r in data.dialogs("acme", NOW_MS)] == [
+        ("o2", "trying"), ("o1", "ringing")]
+    assert [(r.call_id, r.state) for r in data.dialogs(None, NOW_MS)] == [
+        ("o2", "trying"), ("o1", "ringing")]
+    assert data.account("customer", "acme", NOW_MS).last_call_ms == ms(590)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import tzinfo
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from textual import events, work
@@ -115,10 +116,28 @@ class NocApp(App):
             )
         self.theme = options.theme
         self._poll_timer: Timer | None = None
+        self._css_refreshed: tuple = ()  # the theme and style sheets when last refreshed
+        self._styled_as: WeakKeyDictionary[Screen, tuple] = WeakKeyDictionary()  # and each screen
         self._polling = False
         self._poll_again = False
         self._probe: sqlite3.Connection | None = None
         self._parent_pid = os.getppid()
+
+    def refresh_css(self, animate: bool = True) -> None:
+        """Textual re-parses every style sheet and restyles the whole screen stack whenever a
+        screen comes up that was mounted since the last refresh (each mode's first visit, each
+        account opened): over half of such a key's cost, for nothing, since a screen is styled
+        as it mounts. Re-parse only when the theme or a style sheet changed, and restyle a
+        screen kept from before then only."""
+        stamp = (self._css_update_count, len(self.stylesheet.source))
+        if stamp != self._css_refreshed:
+            self._css_refreshed = stamp
+            super().refresh_css(animate)
+        elif self.screen_stack and self._styled_as.get(self.screen) != stamp:
+            self.stylesheet.update(self.screen, animate=animate)
+        if self.screen_stack:
+            self._styled_as[self.screen] = stamp
+            self.screen._css_update_count = self._css_update_count  # as Textual's refresh notes
 
     @property
     def read_only(self) -> bool:

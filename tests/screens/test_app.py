@@ -6,6 +6,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
+from textual.color import Color
 
 from console import testing
 from screens.chrome import NocHeader
@@ -133,3 +134,26 @@ async def test_a_read_begun_before_the_screen_asked_again_is_not_shown(noc_app, 
         assert screen._last_snapshot is None and screen.current_as_of != 0.0
         await noc_settle(pilot)
         assert screen._last_snapshot == shown
+
+
+async def test_a_theme_chosen_on_one_screen_reaches_the_screens_kept_for_other_keys(
+        noc_app, noc_settle):
+    """Screens shown again keep their styles (restyling them all made switching slow): a new
+    theme must still reach those not on show when it was chosen."""
+    app = noc_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await noc_settle(pilot)
+        await pilot.press("2")
+        await noc_settle(pilot)
+        customers = app.screen
+        header = customers.query_one(NocHeader)
+        dark = header.styles.background
+        await pilot.press("1")
+        await noc_settle(pilot)
+        app.theme = "textual-light"
+        await pilot.pause()
+        await pilot.press("2")
+        await noc_settle(pilot)
+        assert app.screen is customers
+        assert header.styles.background != dark
+        assert header.styles.background == Color.parse(app.theme_variables["panel"])
