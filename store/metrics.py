@@ -140,7 +140,7 @@ def call_totals(call: CallRecord) -> Totals:
 def call_totals_row(call: CallRecord) -> tuple[int, ...]:
     """call_totals as a tuple in TOTALS_FIELDS order: the ingest's form, once per call, with no
     Totals made and read back."""
-    return _ended_row(call.code, call.start_ms, call.progress_ms, call.duration_ms,
+    return ended_row(call.code, call.start_ms, call.progress_ms, call.duration_ms,
                       call.billed_ms, call.dtmf_count, call.charge_micro, call.cost_micro, True)
 
 
@@ -152,16 +152,17 @@ def attempt_totals(attempt: AttemptRecord) -> Totals:
 def attempt_totals_row(attempt: AttemptRecord) -> tuple[int, ...]:
     """attempt_totals as a tuple in TOTALS_FIELDS order (see call_totals_row). DTMF is a
     customer's figure; billed time, revenue and cost are those of the call a carrier answered."""
-    return _ended_row(attempt.code, attempt.start_ms, attempt.progress_ms, attempt.duration_ms,
+    return ended_row(attempt.code, attempt.start_ms, attempt.progress_ms, attempt.duration_ms,
                       attempt.billed_ms, 0, attempt.charge_micro, attempt.cost_micro, False)
 
 
-def _ended_row(code: int, start_ms: int, progress_ms: int | None, duration_ms: int,
+def ended_row(code: int, start_ms: int, progress_ms: int | None, duration_ms: int,
                billed_ms: int, dtmf_count: int, revenue_micro: int, cost_micro: int,
                money_if_failed: bool) -> tuple[int, ...]:
-    """The totals of one ended call or attempt, in TOTALS_FIELDS order (positional: this runs
-    for every call and attempt ingested). A customer's money counts whatever the call's end
-    (`money_if_failed`); a carrier's only for the calls it answered."""
+    """The totals of one ended call or attempt, in TOTALS_FIELDS order (positional: the ingest
+    calls it for every call and attempt, from live state, with no record made). A customer's
+    money counts whatever the call's end (`money_if_failed`); a carrier's only for the calls it
+    answered."""
     answered = 200 <= code < 300  # is_answered
     return (
         1,  # attempts
@@ -187,7 +188,7 @@ def ended_totals_sql(*, money_if_failed: bool, dtmf_count: str = "0",
                      next_code: str | None = None) -> str:
     """The totals of many ended calls (`money_if_failed`, their `dtmf_count`) or attempts
     (`next_code`: the code of the attempt after each on its call, NULL if none: failovers) as
-    SQL aggregates over their records' columns, in TOTALS_FIELDS order: _ended_row and
+    SQL aggregates over their records' columns, in TOTALS_FIELDS order: ended_row and
     failover_totals summed by SQLite, for a span of records (property-tested against them)."""
     answered = "(code BETWEEN 200 AND 299)"
 
@@ -221,6 +222,11 @@ def ended_totals_sql(*, money_if_failed: bool, dtmf_count: str = "0",
 def failover_totals(failed: AttemptRecord, next_answered: bool) -> Totals:
     """A failed attempt that was followed by another on the same call, for the failed carrier."""
     return Totals(failover=1, failover_answered=int(next_answered))
+
+
+# failover_totals as rows in TOTALS_FIELDS order, made once (for the ingest).
+FAILOVER_ROWS = {answered: Totals(failover=1, failover_answered=int(answered)).as_tuple()
+                 for answered in (False, True)}
 
 
 def breach_totals(reason: str) -> Totals:

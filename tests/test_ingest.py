@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import defaultdict
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from console.feed.ingestor import Ingestor
 from store.database import prepare
 from store.integrity import seq_holes
+from store.live import LiveAttempt, LiveCall
+from store.metrics import Totals, attempt_totals, call_failovers, call_totals, failover_totals
 from store.queries import Reader
-from store.writer import StoreWriter
+from store.writer import ATTEMPT_COLUMNS, CALL_COLUMNS, StoreWriter
 from tests.reference import reference_report
+from tests.test_metrics import (
+    CARRIERS,
+    CUSTOMERS,
+    PROPERTIES,
+    codes,
+    durations_ms,
+    is_2xx,
+    money_micro,
+    timestamps_ms,
+)
 
 T0 = 1_763_700_000.0  # a whole hour, UTC
 
@@ -335,3 +351,79 @@ def event_log(harness) -> list[tuple]:
         return [(first, last, count, ts, raw.decode()) for first, last, count, ts, raw in
                 db.execute("SELECT first_seq, last_seq, events, ts_ms, raw FROM event_log "
                            "ORDER BY first_seq")]
+
+
+@st.composite
+def live_calls(draw) -> LiveCall:
+    """A call in progress, its attempts in any order of number, some ended (counted before),
+    some still open (ended with it)."""
+    start_ms = draw(timestamps_ms)
+    numbers = draw(st.lists(st.integers(1, 8), unique=True, max_size=4))
+    attempts = []
+    for number in numbers:
+        a_start = start_ms + draw(st.integers(0, 60_000))
+        ended = draw(st.booleans())
+        attempts.append(LiveAttempt(
+            number, draw(st.sampled_from(CARRIERS)), draw(st.sampled_from(("44", "4420", "1"))),
+            a_start, progress_ms=draw(st.none() | st.integers(a_start, a_start + 60_000)),
+            end_ms=a_start + draw(durations_ms) if ended else None,
+            code=draw(codes) if ended else None, reason=draw(st.none() | st.just("busy"))))
+    return LiveCall(draw(st.integers(1, 10**9)), draw(st.uuids()).hex,
+                    draw(st.sampled_from(CUSTOMERS)), "1", "441", start_ms, start_ms,
+                    progress_ms=draw(st.none() | st.integers(start_ms, start_ms + 60_000)),
+                    dtmf_count=draw(st.integers(0, 3)), attempts=attempts)
+
+
+def expected_close(call: LiveCall, end_ms: int, code: int, money: dict) -> tuple:
+    """What closing `call` must count, from the metric definitions over its records: the
+    call's row, its attempts' rows, and its totals by (kind, account, route, start minute) and
+    by (kind, account, end minute)."""
+    call = msgspec.structs.replace(
+        call, attempts=[msgspec.structs.replace(a) for a in call.attempts])
+    open_ones = {a.attempt for a in call.attempts if a.code is None}
+    for attempt in call.attempts:
+        if attempt.code is None:
+            attempt.end_ms, attempt.code, attempt.reason = end_ms, 0, "closed with its call"
+    record = call.record(end_ms, code, **money)
+    by_start: dict[tuple, Totals] = defaultdict(Totals)
+    by_end: dict[tuple, Totals] = defaultdict(Totals)
+
+    def count(kind, account, route, start_ms, totals):
+        by_start[(kind, account, route, start_ms - start_ms % 60_000)].add(totals)
+        by_end[(kind, account, end_ms - end_ms % 60_000)].add(totals)
+
+    count("customer", call.customer, record.route, call.start_ms, call_totals(record))
+    for attempt in record.attempts:
+        if is_2xx(attempt.code) or attempt.attempt in open_ones:
+            count("carrier", attempt.carrier, attempt.route, attempt.start_ms,
+                  attempt_totals(attempt))
+    for failed, next_answered in call_failovers(record):
+        count("carrier", failed.carrier, failed.route, failed.start_ms,
+              failover_totals(failed, next_answered))
+    call_row = {column: getattr(record, column, None) for column in CALL_COLUMNS}
+    call_row.update(seq=call.seq, carrier=call.carrier, attempts=len(record.attempts))
+    attempt_rows = [
+        {column: getattr(attempt, column, None) for column in ATTEMPT_COLUMNS} | {
+            "call_seq": call.seq} for attempt in record.attempts]
+    return call_row, attempt_rows, by_start, by_end
+
+
+@PROPERTIES
+@given(call=live_calls(), after_ms=durations_ms, code=codes, duration_ms=durations_ms,
+       billed_ms=durations_ms, charge_micro=money_micro, cost_micro=money_micro)
+def test_a_call_closed_counts_what_the_metric_definitions_say(
+        call, after_ms, code, duration_ms, billed_ms, charge_micro, cost_micro):
+    """The ingest makes a closed call's rows and totals from live state, with no records in
+    between; they equal the records' and the metric functions' figures."""
+    ingestor = Ingestor(clock=lambda: 0)
+    end_ms = call.start_ms + after_ms
+    money = {"duration_ms": duration_ms, "billed_ms": billed_ms, "charge_micro": charge_micro,
+             "cost_micro": cost_micro, "hangup": "caller"}
+    call_row, attempt_rows, by_start, by_end = expected_close(call, end_ms, code, money)
+    ingestor.calls[call.call_id] = call
+    ingestor._close(call, end_ms, code, **money)
+    batch = ingestor.take_batch()
+    assert [dict(zip(CALL_COLUMNS, row, strict=True)) for row in batch.calls] == [call_row]
+    assert [dict(zip(ATTEMPT_COLUMNS, row, strict=True)) for row in batch.attempts] == attempt_rows
+    assert {key: Totals(*row) for key, row in batch.rollups.items()} == by_start
+    assert {key: Totals(*row) for key, row in batch.ended.items()} == by_end

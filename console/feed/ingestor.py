@@ -11,6 +11,7 @@ as lost.
 from __future__ import annotations
 
 import time
+import typing
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -21,7 +22,14 @@ import msgspec
 from console.feed import protocol as p
 from store import metrics, rollups
 from store.live import LiveAttempt, LiveCall, pack, unpack
-from store.metrics import DEFAULT_FAILURE_CODES, CallRecord, ConsecutiveFailures, to_micro, to_ms
+from store.metrics import (
+    DEFAULT_FAILURE_CODES,
+    FAILOVER_ROWS,
+    LOST_CODE,
+    ConsecutiveFailures,
+    ended_row,
+    to_micro,
+)
 from store.routes import KnownRoutes
 from store.writer import Batch
 
@@ -36,6 +44,8 @@ CUSTOMER, CARRIER = "customer", "carrier"
 
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 PEAK_CPS, PEAK_CHANNELS = rollups.FIELD_INDEX["peak_cps"], rollups.FIELD_INDEX["peak_channels"]
+BREACH_ROWS = {reason: metrics.breach_totals(reason).as_tuple()
+               for reason in typing.get_args(p.RejectReason)}
 
 
 def now_ms() -> int:
@@ -49,6 +59,10 @@ def _raw_items(frame: bytes) -> list[msgspec.Raw] | list[bytes]:
     if frame.lstrip().startswith(b"["):
         return _raw_list_decoder.decode(frame)
     return [frame]
+
+
+def _attempt_number(attempt: LiveAttempt) -> int:
+    return attempt.attempt
 
 
 @dataclass
@@ -98,6 +112,10 @@ class Ingestor:
         # Seqs of the open calls that have a row in open_call (or will, once the batch taken is
         # committed): most calls end within the batch that started them and never get one.
         self._stored_calls: set[int] = set()
+        # Totals counted since the last batch was taken, by rollup key and by ended minute key
+        # (see `_add`).
+        self._pending: dict[rollups.RollupKey, list[tuple[int, ...]]] = {}
+        self._pending_ended: dict[tuple[str, str, int], list[tuple[int, ...]]] = {}
         self._dirty_carriers: set[str] = set()
         self.batch = Batch()
         self._handlers = {
@@ -157,37 +175,71 @@ class Ingestor:
         """Apply one frame; return what is not an event (heartbeats, acks) for the feed client.
 
         The events it stores are logged as one row: the frame as received when every item of it
-        is stored (the usual case), else the text of those events, sliced from the frame."""
+        is stored (the usual case), else the text of those events, sliced from the frame.
+
+        Each event's order rules are checked here, in the frame's loop, not in a function per
+        event: this runs for every event, and a Python call costs as much as the checks."""
         if isinstance(data, str):
             data = data.encode()
         others: list[p.ServerFrame] = []
         items = p.decode_frame(data)
+        handlers = self._handlers
+        counters = self.counters
         raw_items = None  # the items' texts, split from the frame only when needed
         stored: list[int] = []  # indexes of the items stored
         first_seq = last_seq = newest_ms = 0
         for index, item in enumerate(items):
-            handler = self._handlers.get(type(item))
-            if handler is not None:
-                outcome = self._event(item, handler)
-                if outcome.__class__ is int:  # stored, at that time
-                    if not stored:
-                        first_seq = item.seq
-                    stored.append(index)
-                    last_seq = item.seq
-                    if outcome > newest_ms:
-                        newest_ms = outcome
-                elif outcome is not None:
-                    if raw_items is None:
-                        raw_items = _raw_items(data)
-                    self._quarantine(bytes(raw_items[index]).decode("utf-8", "replace"),
-                                     outcome, item.seq)
-            elif isinstance(item, p.Rejected):
-                self._rejected(item)
-            elif isinstance(item, p.Gap):
-                self._advance_stream(item.to)
-                self._gap(item.from_, item.to, announced=True)
+            handler = handlers.get(item.__class__)
+            if handler is None:
+                if isinstance(item, p.Rejected):
+                    self._rejected(item)
+                elif isinstance(item, p.Gap):
+                    self._advance_stream(item.to)
+                    self._gap(item.from_, item.to, announced=True)
+                else:
+                    others.append(item)
+                continue
+            seq = item.seq
+            stream_seq = self._stream_seq
+            if stream_seq is not None:
+                if seq <= stream_seq:
+                    how = "repeated" if seq == stream_seq else "going backwards"
+                    reason = (f"seq {seq} {how}: this connection's stream is already at "
+                              f"seq {stream_seq}")
+                else:
+                    self._stream_seq = seq
+                    reason = None
             else:
-                others.append(item)
+                reason = None
+            if reason is None:
+                if seq <= self.last_seq:
+                    counters.duplicates += 1
+                    continue
+                if seq > self.last_seq + 1:
+                    self._gap(self.last_seq + 1, seq - 1, announced=False)
+                self.last_seq = seq
+                ts_ms = round(item.ts * 1000)  # metrics.to_ms, inlined: once per event
+                # Not applied if refused, so its ts does not move the feed's clock either: a bad
+                # event with a wild clock would otherwise close every open call as lost.
+                reason = handler(item, ts_ms)
+            if reason is not None:
+                if raw_items is None:
+                    raw_items = _raw_items(data)
+                self._quarantine(bytes(raw_items[index]).decode("utf-8", "replace"), reason, seq)
+                continue
+            counters.events += 1
+            if not stored:
+                first_seq = seq
+            stored.append(index)
+            last_seq = seq
+            if ts_ms > newest_ms:
+                newest_ms = ts_ms
+                if ts_ms > self.newest_ms:
+                    self.newest_ms = ts_ms
+                    # Least recently active first: one look tells if any call is silent.
+                    calls = self.calls
+                    if calls and next(iter(calls.values())).last_ms < ts_ms - self.lost_after_ms:
+                        self._close_silent_calls()
         if stored:
             if len(stored) < len(items):
                 raw_items = raw_items or _raw_items(data)
@@ -196,36 +248,6 @@ class Ingestor:
             self.batch.events.append((first_seq, last_seq, len(stored), newest_ms, data))
             self.batch.stored_events += len(stored)
         return others
-
-    def _event(self, event, handler) -> int | str | None:
-        """Apply one event: its time (ms) if stored, None if dropped as a duplicate, or why it
-        is to be quarantined instead."""
-        seq = event.seq
-        stream_seq = self._stream_seq
-        if stream_seq is not None:
-            if seq <= stream_seq:
-                how = "repeated" if seq == stream_seq else "going backwards"
-                return f"seq {seq} {how}: this connection's stream is already at seq {stream_seq}"
-            self._stream_seq = seq
-        if seq <= self.last_seq:
-            self.counters.duplicates += 1
-            return None
-        if seq > self.last_seq + 1:
-            self._gap(self.last_seq + 1, seq - 1, announced=False)
-        self.last_seq = seq
-        ts_ms = round(event.ts * 1000)  # metrics.to_ms, inlined: once per event
-        reason = handler(event, ts_ms)
-        if reason is not None:
-            # Not applied, so its ts does not move the feed's clock either: a bad event with a
-            # wild clock would otherwise close every open call as lost.
-            return reason
-        self.counters.events += 1
-        if ts_ms > self.newest_ms:
-            self.newest_ms = ts_ms
-            calls = self.calls  # least recently active first: one look tells if any is silent
-            if calls and next(iter(calls.values())).last_ms < ts_ms - self.lost_after_ms:
-                self._close_silent_calls()
-        return ts_ms
 
     def _rejected(self, item: p.Rejected) -> None:
         if item.seq is not None:
@@ -291,18 +313,24 @@ class Ingestor:
         return (f"a new account past the limit of {self.max_accounts:,} accounts "
                 "(store.max_accounts)")
 
+    # Each handler below runs once per event of its type: rows are built straight from live
+    # state, with no record objects in between.
+
     def _start(self, e: p.CallStart, ts_ms: int) -> str | None:
-        if e.call_id in self.calls:
-            return "call_id already in progress"
-        refused = self._known(CUSTOMER, e.customer, ts_ms)
-        if refused is not None:
-            return refused
-        call = LiveCall(e.seq, e.call_id, e.customer, e.cli, e.dst, ts_ms, ts_ms)
+        call_id = e.call_id
         calls = self.calls
-        calls[e.call_id] = call
-        self._recently_ended.pop(e.call_id, None)
-        self._channel_opened(CUSTOMER, e.customer, ts_ms)
-        self._touch(call, ts_ms)
+        if call_id in calls:
+            return "call_id already in progress"
+        customer = e.customer
+        if (CUSTOMER, customer) not in self.accounts:
+            refused = self._known(CUSTOMER, customer, ts_ms)
+            if refused is not None:
+                return refused
+        call = LiveCall(e.seq, call_id, customer, e.cli, e.dst, ts_ms, ts_ms)
+        calls[call_id] = call  # the most recently active: at the end already
+        self._recently_ended.pop(call_id, None)
+        self._channel_opened(CUSTOMER, customer, ts_ms)
+        self._dirty_calls.add(call_id)
         if len(calls) > self.max_open_calls:
             self._close_oldest_call()
         return None
@@ -317,11 +345,13 @@ class Ingestor:
             return self._not_open(e.call_id)
         if call.attempt(e.attempt) is not None:
             return f"attempt {e.attempt} already started"
-        refused = self._known(CARRIER, e.carrier, ts_ms)
-        if refused is not None:
-            return refused
-        call.attempts.append(LiveAttempt(e.attempt, e.carrier, e.route, ts_ms))
-        self._channel_opened(CARRIER, e.carrier, ts_ms)
+        carrier = e.carrier
+        if (CARRIER, carrier) not in self.accounts:
+            refused = self._known(CARRIER, carrier, ts_ms)
+            if refused is not None:
+                return refused
+        call.attempts.append(LiveAttempt(e.attempt, carrier, e.route, ts_ms))
+        self._channel_opened(CARRIER, carrier, ts_ms)
         self._touch(call, ts_ms)
         return None
 
@@ -346,7 +376,7 @@ class Ingestor:
         attempt = call.attempt(e.attempt)
         if attempt is None:
             return f"attempt {e.attempt} was never started"
-        if attempt.ended:
+        if attempt.code is not None:
             return f"attempt {e.attempt} already ended"
         attempt.answer_ms = ts_ms
         if call.answer_ms is None:
@@ -371,7 +401,7 @@ class Ingestor:
         attempt = call.attempt(e.attempt)
         if attempt is None:
             return f"attempt {e.attempt} was never started"
-        if attempt.ended:
+        if attempt.code is not None:
             return f"attempt {e.attempt} already ended"
         self._finish_attempt(attempt, ts_ms, e.code, e.reason)
         self._touch(call, ts_ms)
@@ -381,38 +411,34 @@ class Ingestor:
         self, attempt: LiveAttempt, ts_ms: int, code: int, reason: str | None
     ) -> None:
         attempt.end_ms, attempt.code, attempt.reason = ts_ms, code, reason
-        self.channels[(CARRIER, attempt.carrier)] -= 1
-        self.failures.attempt_ended(attempt.carrier, code)
-        self._dirty_carriers.add(attempt.carrier)
-        if not metrics.is_answered(code):
+        carrier = attempt.carrier
+        self.channels[(CARRIER, carrier)] -= 1
+        self.failures.attempt_ended(carrier, code)
+        self._dirty_carriers.add(carrier)
+        if not 200 <= code < 300:  # is_answered
             # A failed attempt counts now; an answered one waits for its call's duration.
-            self._add(
-                CARRIER,
-                attempt.carrier,
-                attempt.route,
-                attempt.start_ms,
-                metrics.attempt_totals_row(attempt.record()),
-                ended_ms=ts_ms,
-            )
-            self._count_code(CARRIER, attempt.carrier, attempt.start_ms, code)
+            start_ms = attempt.start_ms
+            self._add(CARRIER, carrier, attempt.route, start_ms,
+                      ended_row(code, start_ms, attempt.progress_ms, 0, 0, 0, 0, 0, False), ts_ms)
+            self._count_code(CARRIER, carrier, start_ms, code)
 
     def _end(self, e: p.CallEnd, ts_ms: int) -> str | None:
         call = self.calls.get(e.call_id)
         if call is None:
             reason = self._not_open(e.call_id)
             return "second call.end for the call" if reason == "call already ended" else reason
-        duration_ms = to_ms(e.duration)
-        self._finish_open_attempts(call, ts_ms)  # before the record, which holds their ends
-        record = call.record(
+        duration_ms = round(e.duration * 1000)  # to_ms
+        billed, charge, cost, hangup = e.billed, e.charge, e.cost, e.hangup
+        self._close(
+            call,
             ts_ms,
             e.code,
-            duration_ms=duration_ms,
-            billed_ms=to_ms(e.billed) if e.billed is not p.UNSET else duration_ms,
-            charge_micro=to_micro(e.charge) if e.charge is not p.UNSET else 0,
-            cost_micro=to_micro(e.cost) if e.cost is not p.UNSET else 0,
-            hangup=e.hangup if e.hangup is not p.UNSET else "",
+            duration_ms,
+            round(billed * 1000) if billed is not p.UNSET else duration_ms,
+            to_micro(charge) if charge is not p.UNSET else 0,
+            to_micro(cost) if cost is not p.UNSET else 0,
+            hangup if hangup is not p.UNSET else "",
         )
-        self._close(call, ts_ms, record)
         return None
 
     def _reject(self, e: p.CallReject, ts_ms: int) -> str | None:
@@ -422,103 +448,68 @@ class Ingestor:
         route = self.routes.match(e.customer, e.dst)
         self.batch.rejects.append(
             (e.seq, ts_ms, e.customer, e.cli, e.dst, e.code, e.reason, route))
-        breach = metrics.breach_totals(e.reason).as_tuple()
-        self._add(CUSTOMER, e.customer, route, ts_ms, breach, ended_ms=ts_ms)
+        self._add(CUSTOMER, e.customer, route, ts_ms, BREACH_ROWS[e.reason], ts_ms)
         return None
 
     # Ending calls ------------------------------------------------------------------------
 
-    def _close(self, call: LiveCall, ts_ms: int, record: CallRecord | None = None) -> None:
-        """End a call: unended attempts close as code 0, then the call's record is final."""
-        self._finish_open_attempts(call, ts_ms)
-        if record is None:
-            record = call.record(ts_ms, metrics.LOST_CODE, hangup="lost")
-        del self.calls[call.call_id]
-        self._recently_ended[call.call_id] = None
-        if len(self._recently_ended) > RECENTLY_ENDED:
-            self._recently_ended.popitem(last=False)
-        self._dirty_calls.discard(call.call_id)
-        if call.seq in self._stored_calls:
-            self._stored_calls.remove(call.seq)
-            self.batch.closed_calls.add(call.seq)
-        self.channels[(CUSTOMER, call.customer)] -= 1
-        if self.routes.add(call.customer, record.route):
-            self.batch.new_routes.append((call.customer, record.route))
-
-        self._add(
-            CUSTOMER,
-            call.customer,
-            record.route,
-            call.start_ms,
-            metrics.call_totals_row(record),
-            ended_ms=ts_ms,
-        )
-        self._count_code(CUSTOMER, call.customer, call.start_ms, record.code)
-        for attempt in record.attempts:
-            if 200 <= attempt.code < 300:  # is_answered: failed ones counted as they ended
-                self._add(
-                    CARRIER,
-                    attempt.carrier,
-                    attempt.route,
-                    attempt.start_ms,
-                    metrics.attempt_totals_row(attempt),
-                    ended_ms=ts_ms,
-                )
-                self._count_code(CARRIER, attempt.carrier, attempt.start_ms, attempt.code)
-        for failed, next_answered in metrics.call_failovers(record):
-            self._add(
-                CARRIER,
-                failed.carrier,
-                failed.route,
-                failed.start_ms,
-                metrics.failover_totals(failed, next_answered).as_tuple(),
-                ended_ms=ts_ms,
-            )
-        self.batch.calls.append(
-            (
-                call.seq,
-                record.call_id,
-                record.customer,
-                record.cli,
-                record.dst,
-                record.route,
-                call.carrier,
-                len(record.attempts),
-                record.start_ms,
-                record.end_ms,
-                record.code,
-                record.duration_ms,
-                record.billed_ms,
-                record.charge_micro,
-                record.cost_micro,
-                record.progress_ms,
-                record.dtmf_count,
-                record.hangup,
-            )
-        )
-        self.batch.attempts.extend(
-            (
-                call.seq,
-                a.attempt,
-                a.carrier,
-                a.route,
-                a.start_ms,
-                a.end_ms,
-                a.code,
-                a.progress_ms,
-                a.duration_ms,
-                a.cost_micro,
-                a.reason,
-                a.billed_ms,
-                a.charge_micro,
-            )
-            for a in record.attempts
-        )
-
-    def _finish_open_attempts(self, call: LiveCall, ts_ms: int) -> None:
-        for attempt in call.attempts:
+    def _close(self, call: LiveCall, ts_ms: int, code: int = LOST_CODE, duration_ms: int = 0,
+               billed_ms: int = 0, charge_micro: int = 0, cost_micro: int = 0,
+               hangup: str = "lost") -> None:
+        """End a call: unended attempts close as code 0, then its CDR, its attempts' rows and
+        its totals are made from live state (the fields of metrics.CallRecord and its
+        AttemptRecords, as LiveCall.record would make them: property-tested against it)."""
+        attempts = call.attempts
+        for attempt in attempts:
             if attempt.code is None:
-                self._finish_attempt(attempt, ts_ms, metrics.LOST_CODE, "closed with its call")
+                self._finish_attempt(attempt, ts_ms, LOST_CODE, "closed with its call")
+        call_id, seq, customer, start_ms = call.call_id, call.seq, call.customer, call.start_ms
+        route = attempts[0].route if attempts else ""
+        del self.calls[call_id]
+        recently_ended = self._recently_ended
+        recently_ended[call_id] = None
+        if len(recently_ended) > RECENTLY_ENDED:
+            recently_ended.popitem(last=False)
+        self._dirty_calls.discard(call_id)
+        if seq in self._stored_calls:
+            self._stored_calls.remove(seq)
+            self.batch.closed_calls.add(seq)
+        self.channels[(CUSTOMER, customer)] -= 1
+        if route and self.routes.add(customer, route):
+            self.batch.new_routes.append((customer, route))
+
+        self._add(CUSTOMER, customer, route, start_ms,
+                  ended_row(code, start_ms, call.progress_ms, duration_ms, billed_ms,
+                            call.dtmf_count, charge_micro, cost_micro, True), ts_ms)
+        self._count_code(CUSTOMER, customer, start_ms, code)
+        batch = self.batch
+        rows = batch.attempts
+        for a in attempts:
+            a_code = a.code
+            if 200 <= a_code < 300:  # is_answered: failed ones counted as they ended
+                a_start = a.start_ms
+                self._add(CARRIER, a.carrier, a.route, a_start,
+                          ended_row(a_code, a_start, a.progress_ms, duration_ms, billed_ms, 0,
+                                    charge_micro, cost_micro, False), ts_ms)
+                self._count_code(CARRIER, a.carrier, a_start, a_code)
+                rows.append((seq, a.attempt, a.carrier, a.route, a_start, a.end_ms, a_code,
+                             a.progress_ms, duration_ms, cost_micro, a.reason, billed_ms,
+                             charge_micro))
+            else:
+                rows.append((seq, a.attempt, a.carrier, a.route, a.start_ms, a.end_ms, a_code,
+                             a.progress_ms, 0, 0, a.reason, 0, 0))
+        if len(attempts) > 1:  # metrics.call_failovers
+            ordered = sorted(attempts, key=_attempt_number)
+            for failed, following in zip(ordered, ordered[1:], strict=False):
+                if not 200 <= failed.code < 300:
+                    self._add(CARRIER, failed.carrier, failed.route, failed.start_ms,
+                              FAILOVER_ROWS[200 <= following.code < 300], ts_ms)
+        batch.calls.append((
+            seq, call_id, customer, call.cli, call.dst, route,
+            attempts[-1].carrier if attempts else "", len(attempts), start_ms, ts_ms, code,
+            duration_ms, billed_ms, charge_micro, cost_micro, call.progress_ms,
+            call.dtmf_count, hangup,
+        ))
 
     def _close_oldest_call(self) -> None:
         """More calls open than max_open_calls: the least recently active is closed as lost
@@ -539,6 +530,7 @@ class Ingestor:
     # Live state --------------------------------------------------------------------------
 
     def _touch(self, call: LiveCall, ts_ms: int) -> None:
+        """The call had an event now: the most recently active, and stored at the next flush."""
         if ts_ms > call.last_ms:
             call.last_ms = ts_ms
             self.calls.move_to_end(call.call_id)
@@ -569,24 +561,37 @@ class Ingestor:
         route: str,
         ts_ms: int,
         values: tuple[int, ...],
-        *,
         ended_ms: int,
     ) -> None:
         """Count `values` (totals, in TOTALS_FIELDS order) in the bucket of `ts_ms` (the start:
         summaries) and in the minute it ended (`ended_ms`: the sample windows of alerts, which
         cover what ended in them).
 
-        Folded into the batch's rows as they arrive, field by field in C (`map`): no pass over
-        the batch later. Sums suffice: totals of calls, attempts and rejects carry no peaks
-        (0: only `_channel_opened` sets those, by max), so adding them keeps a row's peaks."""
-        rows = self.batch.rollups
+        Kept as they come, summed per bucket once per batch (`_fold`): a bucket gets about ten
+        of them in a batch, and adding rows field by field at each was a tenth of the ingest."""
         key = (kind, account, route, ts_ms - ts_ms % 60_000)
-        row = rows.get(key)
-        rows[key] = list(values) if row is None else list(map(add, row, values))
-        ended = self.batch.ended
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = [values]
+        else:
+            pending.append(values)
         key = (kind, account, ended_ms - ended_ms % 60_000)
-        row = ended.get(key)
-        ended[key] = list(values) if row is None else list(map(add, row, values))
+        pending = self._pending_ended.get(key)
+        if pending is None:
+            self._pending_ended[key] = [values]
+        else:
+            pending.append(values)
+
+    def _fold(self, batch: Batch) -> None:
+        """Sum the totals `_add` kept into the batch's rows. Sums suffice: totals of calls,
+        attempts and rejects carry no peaks (0: only `_channel_opened` sets those, by max), so
+        adding them keeps a row's peaks."""
+        for pending, rows in ((self._pending, batch.rollups), (self._pending_ended, batch.ended)):
+            for key, values in pending.items():
+                summed = values[0] if len(values) == 1 else map(sum, zip(*values, strict=True))
+                row = rows.get(key)
+                rows[key] = list(summed) if row is None else list(map(add, row, summed))
+            pending.clear()
 
     def _count_code(self, kind: str, account: str, ts_ms: int, code: int) -> None:
         key = (kind, account, ts_ms - ts_ms % 3_600_000, code)
@@ -604,11 +609,13 @@ class Ingestor:
 
     def has_changes(self) -> bool:
         b = self.batch
-        return bool(len(b) or b.feed or b.closed_calls or b.accounts or self._dirty_calls)
+        return bool(len(b) or b.feed or b.closed_calls or b.accounts or self._dirty_calls
+                    or self._pending)
 
     def take_batch(self) -> Batch:
         """Hand over everything since the last call, live state included; start a new batch."""
         batch, self.batch = self.batch, Batch()
+        self._fold(batch)
         for call_id in self._dirty_calls:
             call = self.calls[call_id]
             self._stored_calls.add(call.seq)
