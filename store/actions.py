@@ -6,13 +6,12 @@ a pending row, which the writer sends on the feed and then marks sent, acked or 
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from contextlib import closing
 from pathlib import Path
 
 from store import models
-from store.database import StoreError, connect
+from store.database import STORE_ERRORS, StoreError, connect
 from store.health import fault_of
 
 ACCOUNT_ACTIONS = ("disable", "enable")
@@ -35,7 +34,7 @@ def request_control(path: str | Path, *, action: str, kind: str = "", account: s
         with closing(connect(path, mode="rw")) as db:
             # One statement in autocommit mode: the shortest write transaction there is.
             db.execute(f"INSERT INTO control_request ({columns}) VALUES ({values})", request)
-    except sqlite3.Error as error:
+    except STORE_ERRORS as error:
         raise StoreError(f"cannot store the request in {path}: {fault_of(error)}") from error
     return request["id"]
 

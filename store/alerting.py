@@ -25,7 +25,7 @@ from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from store import conditions, models
-from store.database import StoreError, connect
+from store.database import NO_LIMIT, STORE_ERRORS, StoreError, connect, locate
 from store.health import fault_of
 from store.transactions import transaction
 
@@ -437,7 +437,7 @@ def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
         try:
             with transaction(db):
                 yield db
-        except sqlite3.Error as error:
+        except STORE_ERRORS as error:
             raise StoreError(f"cannot write to {path}: {fault_of(error)}") from error
 
 
@@ -455,7 +455,7 @@ def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
 def bump_config(db: sqlite3.Connection) -> None:
     """Tell the engine that rules, templates, tags, silences or acknowledgements changed."""
     db.execute("INSERT INTO alert_meta (key, value) VALUES ('config_version', 1) "
-               "ON CONFLICT(key) DO UPDATE SET value = value + 1")
+               "ON CONFLICT(key) DO UPDATE SET value = alert_meta.value + 1")
 
 
 def config_version(db: sqlite3.Connection) -> int:
@@ -509,7 +509,7 @@ class AlertData:
     """The alert engine's state as the console shows it; each call is one consistent read."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = locate(path)
 
     def rules(self) -> list[Rule]:
         with reading(self.path) as db:
@@ -577,7 +577,7 @@ class AlertData:
         sql, params = _history_filter(search=search, event=event, events=events,
                                       rule_id=rule_id, kind=kind, account=account,
                                       since_ms=since_ms, until_ms=until_ms)
-        params["limit"] = -1 if limit is None else limit
+        params["limit"] = NO_LIMIT if limit is None else limit
         with reading(self.path) as db:
             rows = db.execute(
                 f"SELECT {', '.join(HISTORY_COLUMNS)} FROM alert_history {sql} "
@@ -589,10 +589,10 @@ class AlertData:
         """How many rows `history` would return with no limit; counting stops past `at_most`
         (a search through years of history need not be counted to the last row each second)."""
         sql, params = _history_filter(search=search, events=events)
-        params["at_most"] = -1 if at_most is None else at_most + 1
+        params["at_most"] = NO_LIMIT if at_most is None else at_most + 1
         with reading(self.path) as db:
             return db.execute(f"SELECT count(*) FROM (SELECT 1 FROM alert_history {sql} "
-                              "LIMIT :at_most)", params).fetchone()[0]
+                              "LIMIT :at_most) AS found", params).fetchone()[0]
 
     def penalties(self, now_ms: int) -> list[PenaltyRow]:
         """Who is in penalty at `now_ms` and until when, soonest end first: penalties begun and
@@ -690,11 +690,11 @@ def write_rule(db: sqlite3.Connection, rule: Rule) -> int:
         del row["id"]
     columns = ", ".join(row)
     updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "id")
-    cursor = db.execute(
+    (rule_id,) = db.execute(
         f"INSERT INTO alert_rule ({columns}) VALUES ({', '.join(':' + n for n in row)}) "
-        f"ON CONFLICT(id) DO UPDATE SET {updates}", row)
+        f"ON CONFLICT(id) DO UPDATE SET {updates} RETURNING id", row).fetchone()
     bump_config(db)
-    return rule.id if rule.id is not None else cursor.lastrowid
+    return rule_id
 
 
 def delete_rule(path: str | Path, rule_id: int) -> None:
@@ -744,8 +744,8 @@ def add_silence(path: str | Path, *, until_ms: int, now_ms: int, rule_id: int | 
     with writing(path) as db:
         silence_id = db.execute(
             "INSERT INTO alert_silence (rule_id, kind, account, area, until_ms, comment, "
-            "created_by, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (rule_id, kind, account, area, until_ms, comment, created_by, now_ms)).lastrowid
+            "created_by, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (rule_id, kind, account, area, until_ms, comment, created_by, now_ms)).fetchone()[0]
         title = _title(db, rule_id)
         record_history(db, [dict(ts_ms=now_ms, event="silenced", rule_id=rule_id,
                                  rule_title=title, kind=kind, account=account, area=area,
@@ -760,8 +760,8 @@ def end_silence(path: str | Path, silence_id: int, *, now_ms: int, by: str = "")
                          (silence_id,)).fetchone()
         if row is None:
             return
-        db.execute("UPDATE alert_silence SET until_ms = min(until_ms, ?) WHERE id = ?",
-                   (now_ms, silence_id))
+        db.execute("UPDATE alert_silence SET until_ms = ? WHERE id = ? AND until_ms > ?",
+                   (now_ms, silence_id, now_ms))
         rule_id, kind, account, area = row
         record_history(db, [dict(ts_ms=now_ms, event="unsilenced", rule_id=rule_id,
                                  rule_title=_title(db, rule_id), kind=kind, account=account,

@@ -1,4 +1,10 @@
-"""Opening a noc database: checks that the file is noc's, migrates it, sets SQLite up for WAL.
+"""Opening a noc database: checks that it is noc's, migrates it, sets SQLite up for WAL.
+
+A database is a SQLite file (a path: the embedded default) or a PostgreSQL server's database (a
+`postgresql://` URL: store/postgres.py, imported only then). Both are opened here and behave
+alike to the rest of noc: the same SQL (with `?` and `:name` parameters), the same transactions,
+the same one-line StoreError for every failure a user can cause, and errors of either engine
+caught as STORE_ERRORS.
 
 Every connection to a database comes from `connect`, so that all of them agree on how a path is
 named (a file: URI, escaped: a `#` or `?` in a folder name is part of the path), on the busy
@@ -29,8 +35,50 @@ PRIVATE_FOLDER = 0o700
 STATUS_PAGE = 4096  # the writer lock file: its holder's pid, then its store's status
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+Target = Path | str  # a SQLite file, or a postgresql:// URL
+
+
 class StoreError(Exception):
-    """A problem with the database file that the user must act on; str() is the message."""
+    """A problem with the database that the user must act on; str() is the message."""
+
+
+class BackendError(Exception):
+    """An error of a database engine other than SQLite (a PostgreSQL server's), carrying the
+    engine's code (SQLSTATE) so that store.health can tell a passing cause from a lasting one."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# A LIMIT that never binds, in both engines (PostgreSQL refuses SQLite's -1).
+NO_LIMIT = 1 << 62
+
+# What a failed read or write of either engine raises.
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, BackendError)
+
+
+def is_postgres(target: Target) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+
+
+def locate(target: str | Path) -> Target:
+    """`--db`, `[store]` or a caller's value as a target: a postgresql:// URL stays a string
+    (a Path would fold its `//`), anything else is a file's path."""
+    if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+        return target
+    return Path(target)
+
+
+def describe(target: Target) -> str:
+    """The target as messages name it: a path, or a URL with its password hidden."""
+    if is_postgres(target):
+        from store.postgres import masked
+
+        return masked(target)
+    return str(target)
 
 
 def configure(connection: sqlite3.Connection, *, writer: bool) -> None:
@@ -43,13 +91,18 @@ def configure(connection: sqlite3.Connection, *, writer: bool) -> None:
         connection.execute("PRAGMA synchronous = NORMAL")
 
 
-def connect(path: str | Path, *, mode: Literal["ro", "rw", "rwc"] = "ro", writer: bool = False,
+def connect(path: Target, *, mode: Literal["ro", "rw", "rwc"] = "ro", writer: bool = False,
             **options) -> sqlite3.Connection:
     """A connection to the database at `path`: read-only ("ro"), read-write to an existing file
     ("rw", never creates an empty one by mistake) or creating it ("rwc"); `writer` sets up WAL.
 
     Autocommit: reads take their snapshot with BEGIN, writes with BEGIN IMMEDIATE. Raises
-    StoreError saying which file could not be opened and why."""
+    StoreError saying which file could not be opened and why. A postgresql:// URL gets a
+    connection that speaks the same SQL and transactions (store/postgres.py)."""
+    if is_postgres(path):
+        from store import postgres
+
+        return postgres.connect(path, mode=mode, writer=writer)
     uri = f"{Path(path).resolve().as_uri()}?mode={mode}"
     try:
         connection = sqlite3.connect(uri, uri=True, isolation_level=None,
@@ -80,8 +133,12 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
 
 
-def prepare(path: str | Path, *, create: bool = True) -> int:
+def prepare(path: Target, *, create: bool = True) -> int:
     """Make sure `path` is a current noc database (creating or migrating it); return its version."""
+    if is_postgres(path):
+        from store import postgres
+
+        return postgres.prepare(path, create=create)
     from store.migrations import LATEST_VERSION, migrate  # the schema, in SQLModel: not small
 
     path = Path(path)
@@ -148,6 +205,36 @@ def sync_engine(path: str | Path) -> Engine:
     return create_engine("sqlite://", creator=lambda: connect(path))
 
 
+class ChangeProbe:
+    """Whether a database may have changed since the last look, for a viewer that reads nothing
+    when nothing changed: SQLite's data_version (any other connection's commit), the feed
+    state's last update, and the writer's lock file (rewritten when its commits fail)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path)
+        self._lock_file = WriterLock.for_database(path).path
+
+    def marker(self) -> object:
+        """A value that differs from the last one when something may have changed."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        feed_updated = self._db.execute("SELECT updated_ms FROM feed_state").fetchone()
+        with contextlib.suppress(OSError):
+            feed_updated = (feed_updated, os.stat(self._lock_file).st_mtime_ns)
+        return version, feed_updated
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def change_probe(target: Target) -> ChangeProbe:
+    """The probe for a database: PostgreSQL's listens for the writers' notifications."""
+    if is_postgres(target):
+        from store import postgres
+
+        return postgres.ServerChangeProbe(target)
+    return ChangeProbe(Path(target))
+
+
 @dataclass
 class WriterLock:
     """Only one process ingests into a database: the writer holds an exclusive lock file.
@@ -163,7 +250,13 @@ class WriterLock:
     _fd: int | None = None
 
     @classmethod
-    def for_database(cls, database: str | Path) -> WriterLock:
+    def for_database(cls, database: Target) -> WriterLock:
+        """The lock of a database: a file beside a SQLite file, an advisory lock in PostgreSQL
+        (store.postgres.ServerWriterLock, which behaves the same)."""
+        if is_postgres(database):
+            from store import postgres
+
+            return postgres.ServerWriterLock(database)
         return cls(Path(f"{database}.writer"))
 
     def acquire(self) -> None:

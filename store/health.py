@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
-from store.database import WriterLock
+from store.database import BackendError, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,22 @@ LASTING = {
     sqlite3.SQLITE_NOTADB: "database file corrupt",
 }
 
+# The same for a PostgreSQL server, by SQLSTATE (or its class, the first two characters).
+SERVER_PASSING = {
+    "08": "database server unreachable",
+    "53100": "disk full",
+    "53200": "out of memory",
+    "53300": "too many connections to the database server",
+    "57P01": "database server restarting",
+    "57P02": "database server restarting",
+    "57P03": "database server restarting",
+    "55P03": "database locked by another process",
+    "40001": "database busy (serialization failure)",
+    "40P01": "database busy (deadlock)",
+    "25006": "database read-only",
+}
+SERVER_LASTING = {"XX001": "database corrupt", "XX002": "database corrupt"}
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -59,6 +75,12 @@ class StoreFault:
 
 def fault_of(error: BaseException) -> StoreFault:
     detail = str(error)[:DETAIL_CHARS]
+    if isinstance(error, BackendError):
+        for known, passing in ((SERVER_PASSING, True), (SERVER_LASTING, False)):
+            cause = known.get(error.code) or known.get(error.code[:2])
+            if cause:
+                return StoreFault(cause, detail, passing=passing)
+        return StoreFault("database server error", detail, passing=False)
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
         primary = code & 0xFF

@@ -19,7 +19,7 @@ HOLES_SHOWN = 5
 LOG_SKIPS = """
 SELECT last_seq + 1, next - 1 FROM (
     SELECT last_seq, lead(first_seq) OVER (ORDER BY first_seq) AS next FROM event_log
-) WHERE next > last_seq + 1
+) AS log WHERE next > last_seq + 1
 """
 # Rows that skip seqs within: frames with an item quarantined, or a hole in their seqs.
 SPARSE_ROWS = "SELECT raw FROM event_log WHERE events < last_seq - first_seq + 1"

@@ -32,6 +32,11 @@ def _create(connection: sqlite3.Connection) -> None:
     for table in SQLModel.metadata.sorted_tables:
         connection.execute(str(CreateTable(table).compile(dialect=dialect)))
     _create_indexes(connection)
+    create_rows(connection)
+
+
+def create_rows(connection: sqlite3.Connection) -> None:
+    """The rows a new database starts with, in either engine: whose it is, the feed state."""
     connection.execute("INSERT INTO noc_meta (key, value) VALUES ('app', 'noc')")
     feed_state = models.FeedState().model_dump()
     columns, marks = ", ".join(feed_state), ", ".join("?" * len(feed_state))
@@ -160,7 +165,7 @@ def _v6_ended_hours_and_days(connection: sqlite3.Connection) -> None:
     while True:
         upto, count = connection.execute(
             "SELECT max(seq), count(*) FROM (SELECT seq FROM call WHERE seq > ? ORDER BY seq "
-            "LIMIT ?)", (last, BACKFILL_CALLS)).fetchone()
+            "LIMIT ?) AS chunk", (last, BACKFILL_CALLS)).fetchone()
         if not count:
             break
         add(collect(_read_calls(connection, "seq > ? AND seq <= ?", (last, upto))))

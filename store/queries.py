@@ -16,7 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from store import metrics, models, rollups
-from store.database import connect
+from store.database import connect, locate
 from store.live import unpack
 from store.metrics import Totals
 
@@ -54,7 +54,7 @@ class Reader:
     """Read-only questions to a noc database (any number of viewers may hold one)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = locate(path)
 
     def connection(self) -> sqlite3.Connection:
         return connect(self.path)
@@ -158,7 +158,7 @@ def _add_records(db: sqlite3.Connection, lo: int, hi: int, found: dict[Key, list
             f"SELECT carrier, {ATTEMPT_SUMS} FROM (SELECT *, CASE WHEN code BETWEEN 200 AND 299 "
             "THEN NULL ELSE (SELECT code FROM attempt AS later WHERE later.call_seq = "
             "attempt.call_seq AND later.attempt > attempt.attempt ORDER BY later.attempt "
-            "LIMIT 1) END AS next_code FROM attempt WHERE start_ms >= ? AND start_ms < ?) "
+            "LIMIT 1) END AS next_code FROM attempt WHERE start_ms >= ? AND start_ms < ?) AS a "
             "GROUP BY carrier", (lo, hi)):
         rollups.add_into(found[("carrier", carrier)], values)
     # Calls in progress: their failed attempts count at once. Only a call active since `lo`

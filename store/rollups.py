@@ -76,8 +76,10 @@ def _minute_key(kind: str, account: str, ms: int) -> tuple[str, str, int]:
 def upsert(table: str) -> RowsInsert:
     columns = ("kind", "account", "route", "bucket", *TOTALS_FIELDS)
     updates = ", ".join(
-        f"{name} = max({name}, excluded.{name})" if name in PEAK_FIELDS
-        else f"{name} = {name} + excluded.{name}"
+        # Qualified, and CASE rather than SQLite's max(a, b): the same SQL for PostgreSQL.
+        f"{name} = CASE WHEN {table}.{name} > excluded.{name} THEN {table}.{name} "
+        f"ELSE excluded.{name} END" if name in PEAK_FIELDS
+        else f"{name} = {table}.{name} + excluded.{name}"
         for name in TOTALS_FIELDS
     )
     return RowsInsert(
@@ -102,7 +104,7 @@ def _widening(tables: Mapping[str, type]) -> list[str]:
         f"{upsert(tables[period].__tablename__).head} "
         f"SELECT kind, account, {route}, bucket - bucket % {size}, {ROLLUP_SUMS} "
         f"FROM temp.{_BATCH} WHERE {where} "
-        f"GROUP BY kind, account, {route}, bucket - bucket % {size}"
+        "GROUP BY 1, 2, 3, 4"  # by position: PostgreSQL refuses a constant ('') by name
         f"{upsert(tables[period].__tablename__).tail}"
         for period, size in BUCKET_MS.items()
         # Each route's own rows, and every row again in its account's total (route '').
@@ -116,7 +118,8 @@ _WIDENED_ENDED = _widening(ENDED_TABLES)
 
 def create_batch_table(db: sqlite3.Connection) -> None:
     """The writer connection's own scratch table for write_batch (in memory, never committed)."""
-    columns = ", ".join(("kind", "account", "route", "bucket", *TOTALS_FIELDS))
+    columns = ", ".join((*(f"{name} VARCHAR" for name in ("kind", "account", "route")),
+                         *(f"{name} BIGINT" for name in ("bucket", *TOTALS_FIELDS))))
     db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} ({columns})")
 
 

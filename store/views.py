@@ -24,7 +24,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from store import conditions, metrics, models
-from store.database import WriterLock, connect
+from store.database import WriterLock, connect, locate
 from store.live import LiveAttempt, LiveCall, unpack
 from store.metrics import TOTALS_FIELDS, Totals
 from store.rollups import ALL_ROUTES, bucket_of
@@ -642,7 +642,7 @@ class ConsoleData:
     """The read models of every screen, from a noc database (any number of viewers at once)."""
 
     def __init__(self, path: str | Path, *, low_balance: float = LOW_BALANCE) -> None:
-        self.path = Path(path)
+        self.path = locate(path)
         self.low_balance = low_balance
         # Calls in progress as last read, by their state, for each of the last scopes read.
         self._decoded: dict[str | None, dict[bytes, LiveCall]] = {}
@@ -1276,7 +1276,7 @@ ALERT_CHECKS_SQL = (
     "SELECT r.title, r.area, r.level, r.operator, r.threshold, r.reset_threshold, s.kind, "
     "s.account, s.state, s.value, s.silenced, s.acked_by "
     "FROM alert_state s JOIN alert_rule r ON r.id = s.rule_id "
-    "WHERE r.enabled ORDER BY r.title, s.kind, s.account")
+    "WHERE r.enabled = 1 ORDER BY r.title, s.kind, s.account")
 
 
 def _alert_checks(alerts: Iterable[Sequence], names: Mapping[tuple[str, str], str],

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store import models, rollups, routes
-from store.database import connect
+from store.database import connect, locate
 from store.statements import RowsInsert, columns_of, delete_seqs, rows_insert
 from store.transactions import transaction
 
@@ -46,7 +46,8 @@ _INSERT = {
     "code": RowsInsert(
         "INSERT INTO code_hour (kind, account, bucket, code, count)",
         5,
-        " ON CONFLICT(kind, account, bucket, code) DO UPDATE SET count = count + excluded.count",
+        " ON CONFLICT(kind, account, bucket, code) DO UPDATE SET "
+        "count = code_hour.count + excluded.count",
     ),
 }
 
@@ -89,7 +90,7 @@ class StoreWriter:
     """Owns the writer connection; `write` commits a batch off the event loop."""
 
     def __init__(self, path: str | Path, retention: Retention = Retention()) -> None:
-        self.path = Path(path)
+        self.path = locate(path)
         self.retention = retention
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noc-writer")
         self._connection: sqlite3.Connection | None = None

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -24,6 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from console.feed.service import IngestService, IngestSettings
 from console.feed.simulator import Simulator
+from store.database import STORE_ERRORS, connect, is_postgres
 from store.queries import Reader
 from store.writer import StoreWriter
 from tests.reference import reference_report
@@ -143,22 +143,22 @@ def read_report(db: Path, time_from_ms: int | None = None, time_to_ms: int | Non
 
 def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
     """Rows from a read-only connection (what a viewer would see)."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
-        connection.execute("PRAGMA busy_timeout = 5000")
+    with contextlib.closing(connect(db)) as connection:
         return connection.execute(sql, params).fetchall()
 
 
 def feed_state(db: Path) -> dict:
     """The feed_state row as a dict; empty while the database does not exist yet."""
-    if not Path(db).exists():
+    if not is_postgres(db) and not Path(db).exists():
         return {}
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
-            connection.row_factory = sqlite3.Row
-            row = connection.execute("SELECT * FROM feed_state WHERE id = 1").fetchone()
-    except sqlite3.OperationalError:  # created but not migrated yet
+        with contextlib.closing(connect(db)) as connection:
+            cursor = connection.execute("SELECT * FROM feed_state WHERE id = 1")
+            row = cursor.fetchone()
+            names = [column[0] for column in cursor.description]
+    except STORE_ERRORS:  # created but not migrated yet
         return {}
-    return dict(row) if row is not None else {}
+    return dict(zip(names, row, strict=True)) if row is not None else {}
 
 
 def stored_seq(db: Path) -> int:

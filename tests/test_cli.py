@@ -140,7 +140,8 @@ async def test_user_errors_end_in_one_line_and_a_non_zero_exit(tmp_path, process
             raise AssertionError(f"{case}: {failure}") from None
 
 
-async def test_a_second_writer_on_one_database_is_refused(db, processes):
+async def test_a_second_writer_on_one_database_is_refused(any_db, processes):
+    db = any_db
     async with running_simulator(speed=20, cps=60) as (_sim, url):
         first = processes.noc("ingest", "--feed", url, "--db", str(db))
         await wait_until(lambda: stored_seq(db) > 500, what="the first writer to store")
@@ -204,7 +205,8 @@ async def test_sigint_stores_everything_received_then_exits_0(db, processes):
     assert_matches_reference(report, sim.history)
 
 
-async def test_kill_9_mid_stream_then_a_restart_stores_every_call_once(db, processes):
+async def test_kill_9_mid_stream_then_a_restart_stores_every_call_once(any_db, processes):
+    db = any_db
     total = 40_000
     # The feed holds back its second half until the kill, so that ingest is killed mid-stream
     # however slowly the machine lets it store.

@@ -1,6 +1,7 @@
 """The feed end to end, in one process: the real Simulator and the real IngestService (FeedClient,
-Ingestor, StoreWriter) over loopback into a real SQLite file, checked against the brute-force
-reference run on what the simulator says it sent. No mocks of the socket or the database.
+Ingestor, StoreWriter) over loopback into a real SQLite file and a real PostgreSQL database,
+checked against the brute-force reference run on what the simulator says it sent. No mocks of the
+socket or the database.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import threading
 import time
 import tracemalloc
 
+import pytest
+
 from console.feed import protocol as p
 from console.feed.service import IngestSettings
 from store.actions import request_control
 from store.writer import StoreWriter
+from tests.conftest import STORES, database_of
 from tests.feedkit import (
     T0,
     RecordTail,
@@ -32,6 +36,12 @@ from tests.feedkit import (
     stored_seq,
     wait_until,
 )
+
+
+@pytest.fixture(params=STORES)
+def db(request, tmp_path):
+    """Each test runs against a SQLite file and a PostgreSQL database."""
+    return database_of(request, tmp_path)
 
 
 async def test_a_full_scenario_is_stored_as_the_reference_computes_it(db):

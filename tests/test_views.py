@@ -23,6 +23,8 @@ from store.views import (
     summary_cells,
     summary_total,
 )
+from tests.conftest import STORES
+from tests.pgkit import Cluster
 from tests.test_ingest import T0, Harness, answered_call, ev, failover_call
 
 HOUR0 = T0 - T0 % 3600  # 2025-11-21 04:00:00 UTC
@@ -101,9 +103,17 @@ def numbered(events, first):
     return [{**event, "seq": seq} for seq, event in enumerate(events, first)]
 
 
-@pytest.fixture(scope="module")
-def db_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("views") / "noc.db"
+@pytest.fixture(scope="module", params=STORES)
+def db_path(request, tmp_path_factory):
+    """The same traffic stored in a SQLite file and in a PostgreSQL database: every view of
+    either reads the same."""
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        if not isinstance(cluster, Cluster):
+            pytest.skip(cluster)
+        path = cluster.database()
+    else:
+        path = tmp_path_factory.mktemp("views") / "noc.db"
     harness = Harness(path)
     harness.feed(
         numbered(ACCOUNTS, 1),

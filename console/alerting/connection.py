@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from store.database import connect
+from store.database import connect, locate
 
 T = TypeVar("T")
 
 
 class EngineConnection:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = locate(path)
         self._connection: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
 

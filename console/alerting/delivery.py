@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 
 from console.alerting.connection import EngineConnection
 from console.alerting.senders import DeliveryFailed, Senders
 from console.alerting.settings import AlertSettings
 from store.alerting import OUTBOX_COLUMNS, OutboxRow, record_history, transaction
+from store.database import STORE_ERRORS
 from store.health import StoreHealth, fault_of
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Delivery:
             self.wake.clear()
             try:
                 sent = await self.deliver_due()
-            except sqlite3.Error as error:
+            except STORE_ERRORS as error:
                 self.health.failed("alert delivery", fault_of(error), POLL_S)
                 sent = 0
             except Exception:  # a store or sender bug must not end deliveries for good

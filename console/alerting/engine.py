@@ -55,6 +55,7 @@ from console.alerting.values import Needs, RoundValues, WindowSums, collect
 from console.alerting.watch import Watchlist
 from store import alerting as store
 from store.alerting import ENGINE, FEED, Message, Rule, Silence, Template
+from store.database import STORE_ERRORS
 from store.health import fault_of
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ UPSERT_STATE = (
     "ON CONFLICT(rule_id, kind, account) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in (*STATE_FIELDS, "updated_ms"))
     # An acknowledgement lasts as long as the firing it acknowledges.
-    + ", acked_by = CASE WHEN excluded.state = 'firing' THEN acked_by ELSE '' END"
-    + ", acked_ms = CASE WHEN excluded.state = 'firing' THEN acked_ms END"
-    + ", ack_comment = CASE WHEN excluded.state = 'firing' THEN ack_comment ELSE '' END"
+    + ", acked_by = CASE WHEN excluded.state = 'firing' THEN alert_state.acked_by ELSE '' END"
+    + ", acked_ms = CASE WHEN excluded.state = 'firing' THEN alert_state.acked_ms END"
+    + ", ack_comment = CASE WHEN excluded.state = 'firing' THEN alert_state.ack_comment "
+    "ELSE '' END"
 )
 
 
@@ -164,7 +166,7 @@ class AlertEngine:
                 if self._may_evaluate():
                     try:
                         report = await self.database.call(self.evaluate_round, self.clock())
-                    except sqlite3.Error as error:  # the next round decides it all again
+                    except STORE_ERRORS as error:  # the next round decides it all again
                         self.health.failed("alert engine", fault_of(error),
                                            self.settings.interval)
                     except Exception:  # logged; the next round tries again from the store
@@ -327,7 +329,7 @@ class AlertEngine:
                                (report.title, today))
                 store.queue_messages(db, messages, now_ms)
                 store.record_history(db, [{"ts_ms": now_ms} | row for row in history])
-        except sqlite3.Error:
+        except STORE_ERRORS:
             self._states = None  # read back next round, which then decides all this again
             self._value_dirty.clear()
             raise

@@ -89,7 +89,7 @@ def save_rule(path: str | Path, fields: Mapping[str, object], *, now_ms: int,
                 raise RuleInvalid([FieldError("title", f"no rule with id {rule_id}")])
         rule = validate(fields, named_templates=store.load_templates(db), rule_id=rule_id,
                         now_ms=now_ms, created_ms=existing[0] if existing else None)
-        clash = db.execute("SELECT id FROM alert_rule WHERE title = ? AND id IS NOT ?",
+        clash = db.execute("SELECT id FROM alert_rule WHERE title = ? AND id IS DISTINCT FROM ?",
                            (rule.title, rule_id)).fetchone()
         if clash:
             raise RuleInvalid([FieldError("title", f"a rule titled {rule.title!r} exists")])

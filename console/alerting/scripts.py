@@ -31,7 +31,7 @@ from types import ModuleType
 
 from console.alerting.bounded import BoundedProcess, Bounds, OverBound
 from store.alerting import Rule
-from store.database import connect
+from store.database import connect, locate
 
 SCRIPT_SECONDS = 5.0
 SCRIPT_MEMORY_MIB = 512
@@ -53,7 +53,7 @@ class Scripts:
     def __init__(self, module: str, db_path: str | Path, *,
                  seconds: float = SCRIPT_SECONDS) -> None:
         self.spec = module
-        self.db_path = Path(db_path)
+        self.db_path = locate(db_path)
         self._process = BoundedProcess(Bounds(seconds, SCRIPT_MEMORY_MIB))
 
     def value(self, rule: Rule, kind: str, account: str, now_ms: int) -> tuple[float | None, str]:
@@ -107,8 +107,7 @@ def _function(spec: str, name: str):
 
 def _connection(db_path: str) -> sqlite3.Connection:
     if db_path not in _connections:
-        db = _connections[db_path] = connect(db_path)
-        db.execute("PRAGMA query_only = ON")
+        _connections[db_path] = connect(db_path)  # read-only, in either engine
     return _connections[db_path]
 
 

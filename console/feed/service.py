@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from console.feed import protocol as p
 from console.feed.client import FeedClient, FeedStatus, token_in_clear
 from console.feed.ingestor import COUNTERS, MAX_ACCOUNTS, MAX_OPEN_CALLS, Ingestor, now_ms
-from store.database import StoreError, WriterLock, connect, prepare
+from store.database import STORE_ERRORS, StoreError, WriterLock, connect, locate, prepare
 from store.health import StoreFault, StoreHealth, fault_of
 from store.health import backoff as store_backoff
 from store.integrity import seq_holes
@@ -84,9 +84,8 @@ def load_state(
 ) -> tuple[dict, list[bytes], list[tuple], list[tuple], list[tuple[str, str]]]:
     """What a restarting writer needs: feed position, open calls, carrier counters, accounts,
     customers' known routes."""
-    connection.row_factory = sqlite3.Row
-    feed = dict(connection.execute(f"SELECT {', '.join(FEED_COUNTERS)} FROM feed_state").fetchone())
-    connection.row_factory = None
+    feed = dict(zip(FEED_COUNTERS, connection.execute(
+        f"SELECT {', '.join(FEED_COUNTERS)} FROM feed_state").fetchone(), strict=True))
     open_calls = [row[0] for row in connection.execute("SELECT state FROM open_call")]
     carriers = connection.execute(
         "SELECT carrier, consecutive_failures FROM carrier_state"
@@ -126,7 +125,7 @@ class IngestService:
         settings: IngestSettings | None = None,
         engine: AlertEngine | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = locate(db_path)
         self.engine = engine  # the alert engine runs in the writer, as long as it does
         self.url = url
         self.settings = settings or IngestSettings()
@@ -167,7 +166,7 @@ class IngestService:
         except StoreError:
             await self.close()
             raise
-        except sqlite3.Error as error:
+        except STORE_ERRORS as error:
             await self.close()
             raise StoreError(f"cannot open {self.db_path}: {fault_of(error)}") from None
         self.ingestor.restore(*state)
@@ -344,7 +343,7 @@ class IngestService:
             try:
                 await self.writer.write(batch)
                 break
-            except sqlite3.Error as error:
+            except STORE_ERRORS as error:
                 fault = fault_of(error)
                 if not fault.passing or self._stopping.is_set():
                     self.health.failed("ingest", fault, None)
@@ -392,7 +391,7 @@ class IngestService:
         except asyncio.CancelledError:
             connection.interrupt()
             raise
-        except sqlite3.Error as error:
+        except STORE_ERRORS as error:
             log.warning("store: the start-up check of stored seqs could not run: %s", error)
             return
         for first, last in found:
@@ -409,7 +408,7 @@ class IngestService:
         while True:
             try:
                 pending = await self.writer.read(pending_controls)
-            except sqlite3.Error as error:
+            except STORE_ERRORS as error:
                 self.health.failed("reading control requests", fault_of(error), every)
                 pending = []
             else:
@@ -453,7 +452,7 @@ class IngestService:
         while True:
             try:
                 await self.writer.read(update)
-            except sqlite3.Error as failure:
+            except STORE_ERRORS as failure:
                 delay = next(delays)
                 self.health.failed("control requests", fault_of(failure), delay)
                 await asyncio.sleep(delay)

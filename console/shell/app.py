@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +44,7 @@ from screens.palette import AccountCommands, KeyCommands
 from screens.quarantine import QuarantineScreen
 from screens.timezone import TimezonePicker
 from store.actions import request_control
-from store.database import StoreError, WriterLock, connect
+from store.database import ChangeProbe, StoreError, change_probe
 from store.views import ConsoleData
 
 STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows move with time
@@ -120,7 +119,7 @@ class NocApp(App):
         self._styled_as: WeakKeyDictionary[Screen, tuple] = WeakKeyDictionary()  # and each screen
         self._polling = False
         self._poll_again = False
-        self._probe: sqlite3.Connection | None = None
+        self._probe: ChangeProbe | None = None
         self._parent_pid = os.getppid()
 
     def refresh_css(self, animate: bool = True) -> None:
@@ -146,8 +145,7 @@ class NocApp(App):
     # Start and stop -------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self._probe = connect(self.options.db_path)
-        self._writer_file = WriterLock.for_database(self.options.db_path).path
+        self._probe = change_probe(self.options.db_path)
         if self.on_start is not None:
             await self.on_start(self)
         if self.service is not None:
@@ -239,14 +237,9 @@ class NocApp(App):
     def action_refresh_data(self) -> None:
         self.refresh_data()
 
-    def _store_marker(self) -> tuple:
-        """What changes whenever the store does (as seen by this console's one connection)."""
-        version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        feed_updated = self._probe.execute("SELECT updated_ms FROM feed_state").fetchone()
-        # The writer's lock file says how its store is: rewritten when it cannot write here.
-        with contextlib.suppress(OSError):
-            feed_updated = (feed_updated, os.stat(self._writer_file).st_mtime_ns)
-        return version, feed_updated
+    def _store_marker(self) -> object:
+        """What changes whenever the store does (as seen by this console's probe)."""
+        return self._probe.marker()
 
     def _poll(self) -> None:
         """Read for the visible screen if the store changed (or what it shows grew stale). The

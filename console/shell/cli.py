@@ -22,7 +22,7 @@ import click
 from console.feed.printable import printable
 from console.feed.scenarios import SCENARIOS
 from console.shell import logs
-from store.database import StoreError, WriterLock, prepare, private_folder
+from store.database import StoreError, WriterLock, is_postgres, prepare, private_folder
 
 # The heavy parts (Textual, SQLModel, websockets, the ingest service) are imported by the
 # commands that use them, so that `noc --help` and a mistyped option answer at once.
@@ -164,11 +164,23 @@ def traffic_options(command):
     return command
 
 
+class DatabaseTarget(click.ParamType):
+    """A database file's path, or a postgresql:// URL (kept whole: a Path folds its //)."""
+
+    name = "FILE|URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and is_postgres(value):
+            return value
+        return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
 db_option = click.option(
     "--db",
     "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Database file (default: store.path in the config, or $NOC_DB).",
+    type=DatabaseTarget(),
+    help="Database file or postgresql:// URL (default: store.url or store.path in the config, "
+    "or $NOC_DB).",
 )
 
 
@@ -204,7 +216,8 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 
     settings = load_settings(config_path)
     path = db_path or settings.db_path
-    private_folder(path.parent)
+    if not is_postgres(path):
+        private_folder(path.parent)
     service = None
     if not viewer and not WriterLock.for_database(path).held_by_other():
         try:
@@ -521,7 +534,8 @@ def bridge_kamailio_cfg(config_path) -> None:
     click.echo(config_text(load_bridge_settings(config_path)), nl=False)
 
 
-def existing_database(db_path: Path | None, settings: config_module.Settings) -> Path:
+def existing_database(db_path: Path | str | None, settings: config_module.Settings
+                      ) -> Path | str:
     path = db_path or settings.db_path
     try:
         prepare(path, create=False)

@@ -30,6 +30,7 @@ from console.alerting.settings import (
 )
 from console.feed.client import FeedError, check_url
 from console.shell.themes import THEMES
+from store.database import is_postgres
 from store.metrics import DEFAULT_FAILURE_CODES
 
 APP = "noc"
@@ -58,11 +59,16 @@ class FeedSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: str = ""
+    url: str = ""  # a PostgreSQL database (postgresql://...) instead of the file `path`
     minute_rollup_days: Days = 8
     event_log_days: Days = 30
     # Bounds of the writer's memory (README, "Security and failure").
     max_open_calls: Bound = 100_000  # past it the least recently active is closed as lost
     max_accounts: Bound = 100_000  # past it an event naming a new account is quarantined
+
+    def __post_init__(self) -> None:
+        if self.url and not is_postgres(self.url):
+            raise ValueError(f"url: {self.url!r} is not a postgresql:// URL (a file goes in path)")
 
 
 class CarrierSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -98,8 +104,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     email: EmailSettings = msgspec.field(default_factory=EmailSettings)
 
     @property
-    def db_path(self) -> Path:
-        return Path(self.store.path).expanduser() if self.store.path else default_db_path()
+    def db_path(self) -> Path | str:
+        target = self.store.url or self.store.path  # $NOC_DB may hold a URL as well
+        if is_postgres(target):
+            return target
+        return Path(target).expanduser() if target else default_db_path()
 
     @property
     def failure_codes(self) -> frozenset[int]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from console.alerting.settings import AlertSettings, EmailSettings
 from console.feed.ingestor import Ingestor
 from console.feed.service import IngestService
 from store.alerting import Rule
-from store.database import prepare
+from store.database import connect, prepare
 from store.writer import StoreWriter
 from tests.feedkit import free_port
 
@@ -88,7 +87,7 @@ class Network:
 
 
 def query_all(path: Path, sql: str) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(path)) as db:
+    with contextlib.closing(connect(path)) as db:
         return db.execute(sql).fetchall()
 
 

@@ -10,6 +10,13 @@ from console.alerting.settings import ReportSettings
 from store import alerting as store
 from store.alerting import AlertData
 from tests.alerting.kit import MINUTE_MS, T0_MS, Network, engine, rule
+from tests.conftest import STORES, database_of
+
+
+@pytest.fixture(params=STORES)
+def db(request, tmp_path):
+    """The engine's tests run against a SQLite file and a PostgreSQL database."""
+    return database_of(request, tmp_path)
 
 
 @pytest.fixture

@@ -10,10 +10,17 @@ from store import alerting as store
 from store.alerting import AlertData
 from store.database import prepare
 from tests.alerting.kit import T0_MS
+from tests.conftest import STORES, database_of
 
 LOW_ASR = dict(title="Low ASR Warning", kind="customer", company="acme",
                recipients=["noc@example.com"], area="asr", operator="<=", threshold=30,
                reset_threshold=31, sample_period=300)
+
+
+@pytest.fixture(params=STORES)
+def db(request, tmp_path):
+    """Rules are kept alike in a SQLite file and a PostgreSQL database."""
+    return database_of(request, tmp_path)
 
 
 def problems(**changes) -> dict[str, str]:

@@ -1,0 +1,343 @@
+"""A PostgreSQL database as noc's store: the same schema, SQL and transactions as the SQLite file.
+
+Imported only for a `postgresql://` target (store/database.py). `Connection` takes the SQL the
+rest of noc writes for SQLite (`?` and `:name` parameters, `BEGIN IMMEDIATE`, `temp.` tables,
+`json_each`, `instr`, case-blind LIKE) and hands PostgreSQL its equivalent; integers are 64-bit
+as in SQLite, booleans are stored as 0/1, sums come back as int (or float when not whole). Every
+failure a user can cause (a wrong URL, a server down, another application's database, a schema
+from a newer noc, a second writer) is a one-line StoreError that names the database with its
+password hidden; errors of statements are BackendError with the server's SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager, suppress
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import adapt, pq
+from sqlalchemy import BigInteger, Boolean, Integer, MetaData, Table
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from store.database import APP_ID, BackendError, StoreError
+
+CONNECT_TIMEOUT_S = 5
+# The advisory lock a writer holds for as long as it runs: one writer per database.
+WRITER_LOCK_KEY = 0x6E6F6377  # "nocw"
+WRITER_NAME = "noc writer"
+
+
+def masked(url: str) -> str:
+    """The URL with its password (if any) shown as ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+# SQL ------------------------------------------------------------------------------------------
+
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'"  # a string literal: only its % doubled
+    r"|\?"  # a positional parameter
+    r"|(?<![:\w]):([A-Za-z_]\w*)"  # a named parameter
+    r"|%"
+    r"|\bjson_each\((\?|:[A-Za-z_]\w*)\)"
+    r"|\binstr\("
+    r"|\bcasefold\("
+    r"|\bLIKE\b"
+    r"|\btemp\."
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """SQLite's SQL as noc writes it, in PostgreSQL's words and psycopg's parameters."""
+    stripped = sql.strip()
+    if stripped == "BEGIN":  # a read: one snapshot for every statement until COMMIT
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ"
+    if stripped == "BEGIN IMMEDIATE":
+        return "BEGIN"
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        if token.startswith("'"):
+            return token.replace("%", "%%")
+        if token == "?":
+            return "%s"
+        if match.group(1):
+            return f"%({match.group(1)})s"
+        if token == "%":
+            return "%%"
+        if match.group(2):
+            return f"json_array_elements_text(CAST({replace(_param(match.group(2)))} AS json))"
+        return {"instr(": "strpos(", "casefold(": "lower(", "LIKE": "ILIKE",
+                "temp.": "pg_temp."}[token]
+
+    return _TOKENS.sub(replace, sql)
+
+
+def _param(text: str) -> re.Match:
+    return _TOKENS.fullmatch(text)
+
+
+class BoolAsInteger(adapt.Dumper):
+    """Booleans as 0/1, as SQLite stores them (the columns are BIGINT here)."""
+
+    oid = psycopg.postgres.types["int8"].oid
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class WholeNumber(adapt.Loader):
+    """numeric (what sum() of BIGINT gives) as int when whole, else float, as SQLite's."""
+
+    def load(self, data) -> int | float:
+        text = bytes(data)
+        return float(text) if b"." in text or b"e" in text.lower() else int(text)
+
+
+class Connection:
+    """A connection to a PostgreSQL database that speaks to noc as a sqlite3.Connection does:
+    autocommit, transactions by BEGIN/COMMIT statements, rows as tuples."""
+
+    def __init__(self, raw: psycopg.Connection, url: str) -> None:
+        self.raw = raw
+        self.url = url
+
+    def execute(self, sql: str, params: Sequence | Mapping = ()) -> psycopg.Cursor:
+        if sql.lstrip().upper().startswith("PRAGMA"):
+            return self.raw.cursor()  # SQLite's settings: nothing to do here
+        try:
+            return self.raw.execute(translate(sql), params if params is not None else ())
+        except psycopg.Error as error:
+            raise backend_error(error) from None
+
+    def executemany(self, sql: str, rows) -> psycopg.Cursor:
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(translate(sql), list(rows))
+        except psycopg.Error as error:
+            raise backend_error(error) from None
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def create_function(self, *args, **kwargs) -> None:
+        """SQLite's Python functions have PostgreSQL equivalents (see translate)."""
+
+    def interrupt(self) -> None:
+        self.raw.cancel()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def backend_error(error: psycopg.Error) -> BackendError:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BackendError(message, error.sqlstate or "")
+
+
+def _open(url: str, *, application: str = "noc") -> psycopg.Connection:
+    try:
+        raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                              application_name=application)
+    except psycopg.OperationalError as error:
+        raise StoreError(f"cannot open {masked(url)}: {_reason(error)}") from None
+    except psycopg.ProgrammingError as error:  # a URL libpq cannot read
+        raise StoreError(f"cannot open {masked(url)}: not a valid PostgreSQL URL ({error})"
+                         ) from None
+    raw.adapters.register_dumper(bool, BoolAsInteger)
+    raw.adapters.register_loader("numeric", WholeNumber)
+    return raw
+
+
+def _reason(error: psycopg.Error) -> str:
+    """libpq's words for a failed connection, on one line, its password never included."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    found = next((line for line in lines if "FATAL" in line or "refused" in line
+                  or "timeout" in line or "could not" in line), lines[0] if lines else "")
+    return found.removeprefix("connection failed: ")
+
+
+def connect(url: str, *, mode: str = "ro", writer: bool = False) -> Connection:
+    """A connection to the database at `url`; "ro" refuses every write in the server."""
+    raw = _open(url, application=WRITER_NAME if writer else "noc")
+    if mode == "ro":
+        raw.execute("SET default_transaction_read_only = on")
+    return Connection(raw, url)
+
+
+# Schema ---------------------------------------------------------------------------------------
+
+def server_metadata() -> MetaData:
+    """The SQLModel schema with SQLite's 64-bit INTEGER as BIGINT and booleans as 0/1 BIGINT."""
+    from sqlmodel import SQLModel
+
+    from store import alerting  # noqa: F401 - its tables are part of the schema
+
+    metadata = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        copy: Table = table.to_metadata(metadata)
+        for column in copy.columns:
+            if isinstance(column.type, Integer | Boolean) and not isinstance(
+                    column.type, BigInteger):
+                column.type = BigInteger()
+    return metadata
+
+
+def create_statements() -> list[str]:
+    dialect = postgresql_dialect.dialect()
+    metadata = server_metadata()
+    statements = [str(CreateTable(table).compile(dialect=dialect))
+                  for table in metadata.sorted_tables]
+    statements += [str(CreateIndex(index).compile(dialect=dialect))
+                   for table in metadata.sorted_tables for index in table.indexes]
+    return statements + SQLITE_FUNCTIONS
+
+
+# What SQLite does that PostgreSQL does not, for the SQL noc shares between them: sum() of a
+# condition counts the rows where it holds (NULL over no rows, as every sum).
+SQLITE_FUNCTIONS = [
+    "CREATE FUNCTION noc_count_true(bigint, boolean) RETURNS bigint LANGUAGE sql IMMUTABLE "
+    "AS 'SELECT CASE WHEN $2 IS NULL THEN $1 ELSE coalesce($1, 0) + $2::int END'",
+    "CREATE AGGREGATE sum(boolean) (SFUNC = noc_count_true, STYPE = bigint)",
+]
+
+
+def prepare(url: str, *, create: bool = True) -> int:
+    from store.migrations import LATEST_VERSION, create_rows, migrate
+
+    with closing(connect(url, mode="rw")) as db:
+        try:
+            db.execute("BEGIN")
+            db.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK_KEY + 1,))  # one at a time
+            version = _version(db, url)
+            if version > LATEST_VERSION:
+                raise StoreError(
+                    f"{masked(url)} was written by a newer noc (schema {version}; this one knows "
+                    f"up to {LATEST_VERSION}): upgrade noc to open it")
+            if version == 0:
+                if not create:
+                    raise StoreError(f"{masked(url)} holds no noc database yet: start `noc "
+                                     "ingest` with it to create one")
+                for statement in create_statements():
+                    db.execute(statement)
+                create_rows(db)
+                _set_version(db, LATEST_VERSION)
+            db.execute("COMMIT")
+            if version and version < LATEST_VERSION:
+                migrate(db, version)
+        except BackendError as error:
+            raise StoreError(f"cannot use {masked(url)}: {error}") from None
+    return LATEST_VERSION
+
+
+def _set_version(db: Connection, version: int) -> None:
+    db.execute("INSERT INTO noc_meta (key, value) VALUES ('schema_version', ?) "
+               "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(version),))
+
+
+def _version(db: Connection, url: str) -> int:
+    tables = {row[0] for row in db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+    if not tables:
+        return 0
+    if "noc_meta" not in tables:
+        raise StoreError(f"{masked(url)} is a PostgreSQL database but not noc's (it holds other "
+                         "tables): give --db an empty database or a noc one")
+    rows = dict(db.execute("SELECT key, value FROM noc_meta").fetchall())
+    if rows.get("app") != APP_ID:
+        raise StoreError(f"{masked(url)} is not a noc database "
+                         f"(noc_meta says app={rows.get('app')!r})")
+    return int(rows.get("schema_version", "0"))
+
+
+# One writer, many viewers -------------------------------------------------------------------
+
+class ServerWriterLock:
+    """WriterLock for a server database: a session advisory lock, held by the writer's own
+    connection, so the server releases it when the writer dies (kill -9 included)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = None  # no lock file: its status travels as the lock holder's NOTIFY
+        self._raw: psycopg.Connection | None = None
+
+    def acquire(self) -> None:
+        raw = _open(self.url, application=f"{WRITER_NAME} pid {os.getpid()} on "
+                                           f"{socket.gethostname()}")
+        (taken,) = raw.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()
+        if not taken:
+            holder = self._holder(raw)
+            raw.close()
+            raise StoreError(
+                f"{masked(self.url)} already has a writer ({holder or 'another process'}); a "
+                "second one is refused: run `noc` (a viewer) against it, or stop that writer "
+                "first")
+        self._raw = raw
+
+    def _holder(self, raw: psycopg.Connection) -> str:
+        row = raw.execute(
+            "SELECT a.application_name, a.client_addr FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+            "AND l.objid = %s AND l.granted AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+            (WRITER_LOCK_KEY,)).fetchone()
+        if row is None:
+            return ""
+        name, address = row
+        return name.removeprefix(f"{WRITER_NAME} ") + (f" from {address}" if address else "")
+
+    def release(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def publish(self, status: dict) -> None:
+        """The writer's store status for every console (best effort, like the lock file)."""
+        if self._raw is not None:
+            with suppress(psycopg.Error):
+                self._raw.execute("SELECT pg_notify('noc_writer', %s)", (json.dumps(status),))
+
+    def held_by_other(self) -> bool:
+        return self.inspect()[0]
+
+    def inspect(self) -> tuple[bool, dict]:
+        """(a writer holds the lock, its status: {} as the server keeps none between notices)."""
+        with closing(_open(self.url)) as raw:
+            return bool(self._holder(raw)), {}
+
+
+class ServerChangeProbe:
+    """What changes when the database may have: the server's WAL position moves with every
+    commit (of any writer, a viewer's action included), and the feed state's last update."""
+
+    def __init__(self, url: str) -> None:
+        self._db = connect(url)
+
+    def marker(self) -> object:
+        return self._db.execute(
+            "SELECT pg_current_wal_insert_lsn()::text, (SELECT updated_ms FROM feed_state)"
+        ).fetchone()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@contextmanager
+def raw_connection(url: str) -> Iterator[psycopg.Connection]:
+    """psycopg's own connection (COPY in the benchmark, set-up in tests)."""
+    with closing(_open(url)) as raw:
+        yield raw

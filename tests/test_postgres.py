@@ -1,0 +1,100 @@
+"""A PostgreSQL database as the store, where it differs from a SQLite file: what a user can get
+wrong (each a one-line message, nothing written), one writer per database, viewers that only
+read, and viewers told of each commit. What both stores share is tested over both elsewhere
+(the feed end to end, the report reference, kill -9, the alert engine)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from store.database import STORE_ERRORS, StoreError, WriterLock, change_probe, connect, prepare
+from store.postgres import masked, raw_connection
+from tests.feedkit import free_port, running_simulator, stored_seq, wait_until
+from tests.test_cli import assert_one_line_error
+
+
+def tables(url: str) -> set[str]:
+    with raw_connection(url) as db:
+        return {row[0] for row in db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+
+
+def test_a_password_never_shows_in_a_message():
+    assert masked("postgresql://noc:s3cret@db.example:5432/noc") == \
+        "postgresql://noc:***@db.example:5432/noc"
+    assert masked("postgresql://db.example/noc") == "postgresql://db.example/noc"
+
+
+async def test_user_errors_end_in_one_line_and_nothing_is_written(postgres_db, postgres_cluster,
+                                                                  processes):
+    foreign, newer = postgres_db, postgres_cluster.database()
+    with raw_connection(foreign) as db:
+        db.execute("CREATE TABLE invoices (id integer PRIMARY KEY)")
+    prepare(newer)
+    with raw_connection(newer) as db:
+        db.execute("UPDATE noc_meta SET value = '99' WHERE key = 'schema_version'")
+    before = tables(newer)
+    down = f"postgresql://noc:s3cret@127.0.0.1:{free_port()}/noc"
+    feed = f"ws://127.0.0.1:{free_port()}/feed"
+    cases = {  # what the user got wrong: (database, what the one line must say)
+        "a wrong URL": ("postgresql://127.0.0.1:port/noc", ["cannot open", "postgresql://"]),
+        "a server that is down": (down, ["cannot open", "noc:***@", "refused"]),
+        "another application's database": (foreign, ["not noc's", "--db"]),
+        "a schema from a newer noc": (newer, ["newer noc", "schema 99", "upgrade noc"]),
+        "a database that does not exist": (
+            postgres_cluster.url("nowhere"), ["cannot open", '"nowhere" does not exist']),
+    }
+    started = {case: processes.noc("ingest", "--feed", feed, "--db", url)
+               for case, (url, _) in cases.items()}
+    for case, process in started.items():
+        exit_code = await process.wait()
+        try:
+            assert_one_line_error(process, exit_code, *cases[case][1])
+            assert "s3cret" not in process.stderr
+        except AssertionError as failure:
+            raise AssertionError(f"{case}: {failure}") from None
+    assert tables(foreign) == {"invoices"}
+    assert tables(newer) == before
+    with raw_connection(newer) as db:
+        state = db.execute("SELECT last_seq, status FROM feed_state").fetchone()
+    assert state == (0, "never connected")
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(postgres_db):
+    prepare(postgres_db)
+    first = WriterLock.for_database(postgres_db)
+    first.acquire()
+    try:
+        assert WriterLock.for_database(postgres_db).held_by_other()
+        with pytest.raises(StoreError, match=r"already has a writer \(pid \d+ on "):
+            WriterLock.for_database(postgres_db).acquire()
+    finally:
+        first.release()
+    assert not WriterLock.for_database(postgres_db).held_by_other()
+    second = WriterLock.for_database(postgres_db)
+    second.acquire()  # a writer that stopped (or died: its connection ends) lets another in
+    second.release()
+
+
+def test_a_viewer_connection_cannot_write(postgres_db):
+    prepare(postgres_db)
+    with contextlib.closing(connect(postgres_db)) as viewer, pytest.raises(
+            STORE_ERRORS, match="read-only"):
+        viewer.execute("UPDATE feed_state SET last_seq = 5")
+
+
+async def test_a_viewer_sees_each_commit_and_nothing_else(postgres_db, processes):
+    prepare(postgres_db)
+    probe = change_probe(postgres_db)
+    try:
+        quiet = probe.marker()
+        assert probe.marker() == quiet  # looking changes nothing
+        async with running_simulator(speed=20, cps=60) as (_sim, url):
+            ingest = processes.noc("ingest", "--feed", url, "--db", postgres_db)
+            await wait_until(lambda: stored_seq(postgres_db) > 100, what="ingest to store")
+            assert probe.marker() != quiet
+            ingest.kill()
+    finally:
+        probe.close()
