@@ -3,7 +3,8 @@
 A range is cut into whole days, hours and minutes read from the rollup tables, summed by SQLite
 in one statement that probes each account's rows along the rollups' primary key; only the ragged
 edges (seconds, or minutes older than the minute rollups keep) are summed from the call, attempt
-and reject records, read along their time indexes. A report is one read transaction: one
+and reject records, read along their time indexes (an edge over half an hour as its hour less the
+records of the rest of the hour). A report is one read transaction: one
 consistent snapshot even while the writer commits.
 """
 
@@ -124,18 +125,55 @@ def _totals(db: sqlite3.Connection, start_ms: int, end_ms: int, newest_ms: int,
     floor = minute_floor(db, newest_ms, minute_keep_days)
     found: dict[Key, list[int]] = defaultdict(rollups.zero)
     for source, lo, hi in segments(start_ms, end_ms, floor):
-        if source == "raw":
-            _add_records(db, lo, hi, found)
+        if source != "raw":
+            _add_rollups(db, source, lo, hi, route, found)
             continue
-        # Summed by SQLite, each account's rows found along the primary key, in its order.
-        for kind, account, *values in db.execute(
-                f"SELECT kind, account, {rollups.ROLLUP_SUMS} "
-                f"FROM {models.ROLLUP_TABLES[source].__tablename__} "
-                "WHERE kind IN ('carrier', 'customer') AND account IN (SELECT id FROM account) "
-                "AND route = ? AND bucket >= ? AND bucket < ? GROUP BY kind, account",
-                (route, lo, hi)):
-            rollups.add_into(found[(kind, account)], values)
+        for part_lo, part_hi in _within_hours(lo, hi):
+            if route == rollups.ALL_ROUTES and part_hi - part_lo > HOUR // 2:
+                _add_hour_but_the_rest(db, part_lo, part_hi, found)
+            else:
+                _add_records(db, part_lo, part_hi, found)
     return {key: rollups.to_totals(values) for key, values in found.items()}
+
+
+def _add_rollups(db: sqlite3.Connection, source: str, lo: int, hi: int, route: str,
+                 found: dict[Key, list[int]]) -> None:
+    """Add the rollups of `source` (whole buckets in [lo, hi)), summed by SQLite, each
+    account's rows found along the primary key, in its order."""
+    for kind, account, *values in db.execute(
+            f"SELECT kind, account, {rollups.ROLLUP_SUMS} "
+            f"FROM {models.ROLLUP_TABLES[source].__tablename__} "
+            "WHERE kind IN ('carrier', 'customer') AND account IN (SELECT id FROM account) "
+            "AND route = ? AND bucket >= ? AND bucket < ? GROUP BY kind, account",
+            (route, lo, hi)):
+        rollups.add_into(found[(kind, account)], values)
+
+
+def _within_hours(lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """[lo, hi) cut at the hours it crosses."""
+    while lo < hi:
+        stop = min(hi, lo - lo % HOUR + HOUR)
+        yield lo, stop
+        lo = stop
+
+
+def _add_hour_but_the_rest(db: sqlite3.Connection, lo: int, hi: int,
+                           found: dict[Key, list[int]]) -> None:
+    """Add [lo, hi), more than half of one hour, as its hour's rollup less the records of the
+    rest of that hour: fewer records to sum (at most half an hour's, never most of one). The
+    same totals as the records of [lo, hi) (property-tested); as for those, no peaks."""
+    hour = lo - lo % HOUR
+    whole: dict[Key, list[int]] = defaultdict(rollups.zero)
+    _add_rollups(db, "hour", hour, hour + HOUR, rollups.ALL_ROUTES, whole)
+    rest: dict[Key, list[int]] = defaultdict(rollups.zero)
+    _add_records(db, hour, lo, rest)
+    _add_records(db, hi, hour + HOUR, rest)
+    for key, values in whole.items():
+        less = rest.get(key) or rollups.zero()
+        part = [0 if i in rollups.PEAK_INDEXES else value - less[i]
+                for i, value in enumerate(values)]
+        if any(part):  # as from the records: an account with nothing in the span has no row
+            rollups.add_into(found[key], part)
 
 
 CALL_SUMS = metrics.ended_totals_sql(money_if_failed=True, dtmf_count="dtmf_count")

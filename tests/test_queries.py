@@ -3,6 +3,7 @@ its ragged edges summed from the records by SQLite (as the metric definitions co
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from contextlib import closing
 
@@ -21,9 +22,11 @@ from store.metrics import (
     failover_totals,
 )
 from store.models import Attempt, Call
-from store.queries import DAY, HOUR, MINUTE, _add_records, segments
+from store.queries import DAY, HOUR, MINUTE, Reader, _add_records, segments
 from store.statements import columns_of
+from tests.test_ingest import Harness
 from tests.test_metrics import PROPERTIES, call_records, timestamps_ms
+from tests.test_migrations import traffic_events
 
 T0 = 1_763_683_200_000  # a UTC midnight, in ms
 
@@ -118,3 +121,42 @@ def test_records_summed_by_sqlite_equal_the_metric_definitions(records_db, calls
     _add_records(records_db, lo, hi, found)
     assert {key: Totals(*values) for key, values in found.items()} == brute_force_totals(
         calls, lo, hi)
+
+
+@pytest.fixture(scope="module")
+def traffic_db(tmp_path_factory):
+    """Three hours of traffic with failovers, rejects and calls still open, as ingested."""
+    path = tmp_path_factory.mktemp("traffic") / "noc.db"
+    harness = Harness(path)
+    events = traffic_events(hours=3)
+    harness.feed(*(events[at:at + 1000] for at in range(0, len(events), 1000)))
+    harness.flush()
+    harness.writer.close_now()
+    return path
+
+
+def without_peaks(totals: dict) -> dict:
+    return {key: dataclasses.replace(value, peak_cps=0, peak_channels=0)
+            for key, value in totals.items()}
+
+
+@PROPERTIES
+@given(data=st.data())
+def test_a_range_older_than_the_minutes_totals_what_its_records_hold(traffic_db, data):
+    """Where the minute rollups are gone, a part of a range over half of an hour is read as the
+    hour's rollup less the records of the rest of it: the same totals as the records of the
+    range, whole hours read from the rollups included."""
+    start, end = traffic_start_end(traffic_db)
+    moment = st.integers(start - 1000, end + 1000) | st.sampled_from(
+        [start - start % HOUR + HOUR + offset for offset in (-1, 0, 1, HOUR // 2, HOUR // 2 + 1)])
+    lo, hi = sorted((data.draw(moment), data.draw(moment)))
+    found = Reader(traffic_db).totals(lo, hi, minute_keep_days=0)
+    with closing(connect(traffic_db)) as db:
+        records: dict = defaultdict(rollups.zero)
+        _add_records(db, lo, hi, records)
+    assert without_peaks(found) == {key: Totals(*values) for key, values in records.items()}
+
+
+def traffic_start_end(path) -> tuple[int, int]:
+    with closing(connect(path)) as db:
+        return db.execute("SELECT min(start_ms), max(start_ms) FROM call").fetchone()
