@@ -205,6 +205,16 @@ def sync_engine(path: str | Path) -> Engine:
     return create_engine("sqlite://", creator=lambda: connect(path))
 
 
+def day_partitions(target: Target):
+    """The writer's partitions by day (store.postgres.DayPartitions), or None: a SQLite file
+    has none, and deletes old rows instead."""
+    if is_postgres(target):
+        from store import postgres
+
+        return postgres.DayPartitions()
+    return None
+
+
 class ChangeProbe:
     """Whether a database may have changed since the last look, for a viewer that reads nothing
     when nothing changed: SQLite's data_version (any other connection's commit), the feed

@@ -296,3 +296,6 @@ class CodeHour(SQLModel, table=True):
 ROLLUP_TABLES = {"minute": RollupMinute, "hour": RollupHour, "day": RollupDay}
 ENDED_TABLES = {"minute": RollupEndedMinute, "hour": RollupEndedHour, "day": RollupEndedDay}
 BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+# The bulky tables, by the column of the day each row belongs to: what retention cuts by, and
+# what a PostgreSQL store partitions them by (store/postgres.py), so that a day drops at once.
+DAY_COLUMNS = {"event_log": "ts_ms", "call": "start_ms", "attempt": "start_ms", "reject": "ts_ms"}

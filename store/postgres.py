@@ -16,7 +16,8 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +27,7 @@ from sqlalchemy import BigInteger, Boolean, Integer, MetaData, Table
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from store import models
 from store.database import APP_ID, BackendError, StoreError
 
 CONNECT_TIMEOUT_S = 5
@@ -200,11 +202,81 @@ def server_metadata() -> MetaData:
 def create_statements() -> list[str]:
     dialect = postgresql_dialect.dialect()
     metadata = server_metadata()
-    statements = [str(CreateTable(table).compile(dialect=dialect))
+    statements = [_partitioned(table.name, str(CreateTable(table).compile(dialect=dialect)))
                   for table in metadata.sorted_tables]
     statements += [str(CreateIndex(index).compile(dialect=dialect))
                    for table in metadata.sorted_tables for index in table.indexes]
     return statements + SQLITE_FUNCTIONS
+
+
+# Retention at a big site's size: the event log and the call tables are partitioned by day (of
+# the column named), so that dropping an old day is one DROP TABLE, not a DELETE of millions of
+# rows. The writer makes each day's partitions as it first writes into that day.
+DAY_MS = 86_400_000
+PARTITIONED = models.DAY_COLUMNS
+
+
+def _partitioned(table: str, create: str) -> str:
+    """The CREATE TABLE of `table`, partitioned by day if it is one of PARTITIONED (whose
+    primary key then holds the day's column too, as PostgreSQL requires)."""
+    column = PARTITIONED.get(table)
+    if column is None:
+        return create
+    create = re.sub(r"PRIMARY KEY \(([^)]*)\)", rf"PRIMARY KEY (\1, {column})", create)
+    return f"{create.rstrip()} PARTITION BY RANGE ({column})"
+
+
+def partition_name(table: str, day_ms: int) -> str:
+    return f"{table}_{time.strftime('%Y%m%d', time.gmtime(day_ms // 1000))}"
+
+
+class DayPartitions:
+    """The writer's knowledge of the days that have partitions, and their making and dropping.
+    A table made before noc partitioned it (an early PostgreSQL store) is left as it is: its
+    rows are deleted by the writer's retention as in SQLite."""
+
+    def __init__(self) -> None:
+        self._known: set[tuple[str, int]] | None = None
+        self._partitioned: set[str] = set()
+
+    def forget(self) -> None:
+        """After a failed transaction (whose partitions were rolled back too): read them again."""
+        self._known = None
+
+    def _days(self, db: Connection) -> set[tuple[str, int]]:
+        if self._known is None:
+            self._partitioned = {row[0] for row in db.execute(
+                "SELECT c.relname FROM pg_partitioned_table t JOIN pg_class c "
+                "ON c.oid = t.partrelid WHERE c.relnamespace = current_schema()::regnamespace")}
+            self._known = set()
+            for table, bound in db.execute(
+                    "SELECT p.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                    "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+                    "WHERE p.relnamespace = current_schema()::regnamespace"):
+                found = table in PARTITIONED and re.search(r"FROM \('?(-?\d+)'?\)", bound)
+                if found:  # (pg_inherits holds the partitions of indexes too: no bounds)
+                    self._known.add((table, int(found.group(1))))
+        return self._known
+
+    def ensure(self, db: Connection, table: str, times: Iterable[int]) -> None:
+        """Make the partitions of `table` for the days of `times` (ms) that have none yet."""
+        known = self._days(db)
+        if table not in self._partitioned:
+            return
+        for day in {ms - ms % DAY_MS for ms in times}:
+            if (table, day) not in known:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {partition_name(table, day)} PARTITION "
+                           f"OF {table} FOR VALUES FROM ({day}) TO ({day + DAY_MS})")
+                known.add((table, day))
+
+    def drop_before(self, db: Connection, table: str, cutoff_ms: int) -> int:
+        """Drop the partitions of `table` whose whole day is older than `cutoff_ms`; how many."""
+        known = self._days(db)
+        old = sorted(day for name, day in known if name == table and day + DAY_MS <= cutoff_ms)
+        for day in old:
+            db.execute(f"DROP TABLE IF EXISTS {partition_name(table, day)}")
+            known.discard((table, day))
+        return len(old)
 
 
 # What SQLite does that PostgreSQL does not, for the SQL noc shares between them: sum() of a

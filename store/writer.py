@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store import models, rollups, routes
-from store.database import connect, locate
+from store.database import connect, day_partitions, locate
 from store.statements import RowsInsert, columns_of, delete_seqs, rows_insert
 from store.transactions import transaction
 
@@ -78,12 +78,20 @@ class Batch:
         return self.stored_events + len(self.quarantine) + len(self.gaps)
 
 
+# Where each bulky table's rows hold their day (see models.DAY_COLUMNS).
+_DAY_INDEX = {table: columns_of(model).index(models.DAY_COLUMNS[table])
+              for table, model in (("event_log", models.EventLog), ("call", models.Call),
+                                   ("attempt", models.Attempt), ("reject", models.Reject))}
+
+
 @dataclass(frozen=True)
 class Retention:
-    """How long the bulky tables keep rows; CDRs, hours and days are kept for good."""
+    """How long the bulky tables keep rows; hours and days are kept for good, and so are CDRs
+    unless `call_days` says otherwise (0)."""
 
     minute_rollup_days: int = 8
     event_log_days: int = 30
+    call_days: int = 0
 
 
 class StoreWriter:
@@ -95,6 +103,7 @@ class StoreWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noc-writer")
         self._connection: sqlite3.Connection | None = None
         self._last_prune_ms = 0
+        self._partitions = day_partitions(self.path)
 
     async def open(self) -> None:
         await self._run(self.open_now)
@@ -131,13 +140,23 @@ class StoreWriter:
         again (the batch is not changed by writing it)."""
         db = self._connection
         assert db is not None, "StoreWriter.open() first"
-        with transaction(db):
-            pruned = self._write(db, batch)
+        try:
+            with transaction(db):
+                pruned = self._write(db, batch)
+        except BaseException:
+            if self._partitions is not None:
+                self._partitions.forget()  # those it made went with the transaction
+            raise
         if pruned is not None:
             self._last_prune_ms = pruned
 
     def _write(self, db: sqlite3.Connection, batch: Batch) -> int | None:
         """Write `batch`; return the time it pruned old rows at, if it did."""
+        if self._partitions is not None:
+            for table, rows in (("event_log", batch.events), ("call", batch.calls),
+                                ("attempt", batch.attempts), ("reject", batch.rejects)):
+                at = _DAY_INDEX[table]
+                self._partitions.ensure(db, table, (row[at] for row in rows))
         if batch.events:
             _INSERT["event"].run(db, batch.events)
         if batch.calls:
@@ -184,8 +203,14 @@ class StoreWriter:
         minute_cutoff = now_ms - self.retention.minute_rollup_days * DAY_MS
         db.execute("DELETE FROM rollup_minute WHERE bucket < ?", (minute_cutoff,))
         db.execute("DELETE FROM rollup_ended_minute WHERE bucket < ?", (minute_cutoff,))
-        log_cutoff = now_ms - self.retention.event_log_days * DAY_MS
-        db.execute("DELETE FROM event_log WHERE ts_ms < ?", (log_cutoff,))
+        cutoffs = {"event_log": now_ms - self.retention.event_log_days * DAY_MS}
+        if self.retention.call_days:
+            cutoffs |= dict.fromkeys(("call", "attempt", "reject"),
+                                     now_ms - self.retention.call_days * DAY_MS)
+        for table, cutoff in cutoffs.items():
+            if self._partitions is not None:  # whole days at once; then the rest of one day
+                self._partitions.drop_before(db, table, cutoff)
+            db.execute(f"DELETE FROM {table} WHERE {models.DAY_COLUMNS[table]} < ?", (cutoff,))
 
     async def read(self, function, *args):
         """Run a read on the writer's connection and thread (used at start-up to restore state)."""

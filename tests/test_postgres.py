@@ -10,9 +10,14 @@ import contextlib
 import pytest
 
 from store.database import STORE_ERRORS, StoreError, WriterLock, change_probe, connect, prepare
-from store.postgres import masked, raw_connection
-from tests.feedkit import free_port, running_simulator, stored_seq, wait_until
+from store.models import DAY_COLUMNS
+from store.postgres import DAY_MS, masked, partition_name, raw_connection
+from store.writer import Retention
+from tests.feedkit import free_port, query, running_simulator, stored_seq, wait_until
 from tests.test_cli import assert_one_line_error
+from tests.test_ingest import T0, Harness, answered_call
+
+DAY_S = 86_400
 
 
 def tables(url: str) -> set[str]:
@@ -98,3 +103,54 @@ async def test_a_viewer_sees_each_commit_and_nothing_else(postgres_db, processes
             ingest.kill()
     finally:
         probe.close()
+
+
+def partitions(url: str, table: str) -> list[str]:
+    with raw_connection(url) as db:
+        return sorted(row[0] for row in db.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s", (table,)))
+
+
+def test_an_old_day_of_events_and_calls_is_dropped_whole_and_its_rollups_kept(any_db):
+    harness = Harness(any_db)
+    harness.writer.retention = Retention(minute_rollup_days=8, event_log_days=2, call_days=2)
+    days = (0, 1, 3)  # T0's day, the next, and two days later
+    try:
+        for number, day in enumerate(days):
+            harness.feed(answered_call(1 + 10 * number, f"call-{day}", day * DAY_S))
+            harness.flush()
+    finally:
+        harness.writer.close_now()
+    cutoff = query(any_db, "SELECT newest_ms FROM feed_state")[0][0] - 2 * DAY_MS
+    for table, column in DAY_COLUMNS.items():
+        assert query(any_db, f"SELECT count(*) FROM {table} WHERE {column} < ?",
+                     (cutoff,)) == [(0,)], table
+    assert query(any_db, "SELECT call_id FROM call") == [("call-3",)]
+    hours = {row[0] for row in query(any_db, "SELECT bucket FROM rollup_hour")}
+    assert hours == {int(T0 + day * DAY_S) * 1000 // 3_600_000 * 3_600_000 for day in days}
+    if isinstance(any_db, str):  # PostgreSQL: by day, the first day's partitions are gone
+        first_day = int(T0 * 1000) // DAY_MS * DAY_MS
+        for table in ("event_log", "call", "attempt"):  # no rejects here
+            names = partitions(any_db, table)
+            assert partition_name(table, first_day) not in names
+            assert partition_name(table, first_day + 3 * DAY_MS) in names
+
+
+def test_an_event_log_made_before_partitions_is_pruned_by_rows(postgres_db):
+    prepare(postgres_db)
+    with raw_connection(postgres_db) as db:  # as the first PostgreSQL stores made it
+        db.execute("ALTER TABLE event_log RENAME TO event_log_by_day")
+        db.execute("CREATE TABLE event_log (LIKE event_log_by_day INCLUDING ALL)")
+        db.execute("DROP TABLE event_log_by_day CASCADE")  # and its sequence, unused
+    harness = Harness(postgres_db)
+    harness.writer.retention = Retention(minute_rollup_days=8, event_log_days=2)
+    try:
+        for number, day in enumerate((0, 3)):
+            harness.feed(answered_call(1 + 10 * number, f"call-{day}", day * DAY_S))
+            harness.flush()
+    finally:
+        harness.writer.close_now()
+    assert partitions(postgres_db, "event_log") == []
+    assert query(postgres_db, "SELECT min(first_seq) FROM event_log") == [(11,)]
+    assert query(postgres_db, "SELECT count(*) FROM call") == [(2,)]  # CDRs kept for good

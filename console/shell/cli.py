@@ -132,7 +132,8 @@ def ingest_settings(settings: config_module.Settings, *, console: bool = False) 
 
     return IngestSettings(
         failure_codes=settings.failure_codes,
-        retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days),
+        retention=Retention(settings.store.minute_rollup_days, settings.store.event_log_days,
+                            settings.store.call_days),
         slice_events=2_000 if console else IngestSettings.slice_events,
         ca_file=settings.feed.ca_file,
         max_open_calls=settings.store.max_open_calls,

@@ -62,6 +62,7 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = ""  # a PostgreSQL database (postgresql://...) instead of the file `path`
     minute_rollup_days: Days = 8
     event_log_days: Days = 30
+    call_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_DAYS)] = 0  # CDRs: 0 keeps them for good
     # Bounds of the writer's memory (README, "Security and failure").
     max_open_calls: Bound = 100_000  # past it the least recently active is closed as lost
     max_accounts: Bound = 100_000  # past it an event naming a new account is quarantined
