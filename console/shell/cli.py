@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILURE = 1  # a mistake to fix before starting again: a setting, a file, a second writer
 EXIT_STORE_FAILED = 3  # the store could not take the feed; the next start resumes, losing nothing
+MIN_TOKEN_CHARS = 16  # noc serve: a token to guard a console on a network
 
 
 class Failure(click.ClickException):
@@ -464,6 +465,46 @@ def report(db_path, as_json, time_from, time_to, config_path) -> None:
     else:
         click.echo(format_report(result))
 
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; another than loopback lets other machines in.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--sessions", default=4, show_default=True, type=click.IntRange(1, 1000),
+              help="Browser sessions at once (each one is a console process).")
+@click.option("--allow-actions", is_flag=True,
+              help="Let browser sessions act (disable accounts, acknowledge, edit rules); "
+              "read-only otherwise.")
+@config_option
+def serve(db_path, host, port, sessions, allow_actions, config_path) -> None:
+    """The console in a browser, as a viewer of the database (textual-serve).
+
+    Every page and session needs the token: NOC_SERVE_TOKEN (16 characters or more), else a new
+    one printed once with the URL to open. The database goes to each session in its
+    environment, never on a command line.
+    """
+    from console.shell.serve import ConsoleServer, environment_for_sessions, new_token
+
+    logging.getLogger().setLevel(logging.INFO)
+    settings = load_settings(config_path)
+    path = db_path or settings.db_path
+    token = os.environ.get("NOC_SERVE_TOKEN", "")
+    if token and len(token) < MIN_TOKEN_CHARS:
+        raise Failure(f"NOC_SERVE_TOKEN is too short to guard the console: give it "
+                      f"{MIN_TOKEN_CHARS} characters or more")
+    try:
+        prepare(path, create=False)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    environment_for_sessions(str(path))
+    server = ConsoleServer(token=token or new_token(), sessions=sessions,
+                           read_only=not allow_actions, host=host, port=port)
+    where = f"http://{host}:{port}/?token="
+    click.echo(f"noc serve: open {where}{'<NOC_SERVE_TOKEN>' if token else server.token}",
+               err=True)
+    server.serve()
 
 
 @main.group()
