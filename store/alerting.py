@@ -644,8 +644,9 @@ def _history_filter(*, search: str = "", event: str | None = None,
         clauses.append(f"event IN ({', '.join(':' + key for key in names) or 'NULL'})")
     if search:
         params["search"] = f"%{search}%"
-        clauses.append("(rule_title LIKE :search OR account LIKE :search "
-                       "OR detail LIKE :search OR recipient LIKE :search)")
+        # lower(): case-blind in both engines (SQLite's LIKE is, PostgreSQL's is not).
+        clauses.append("(" + " OR ".join(f"lower({column}) LIKE lower(:search)" for column in (
+            "rule_title", "account", "detail", "recipient")) + ")")
     if since_ms is not None:
         params["since"] = since_ms
         clauses.append("ts_ms >= :since")

@@ -2,7 +2,7 @@
 
 Imported only for a `postgresql://` target (store/database.py). `Connection` takes the SQL the
 rest of noc writes for SQLite (`?` and `:name` parameters, `BEGIN IMMEDIATE`, `temp.` tables,
-`json_each`, `instr`, case-blind LIKE) and hands PostgreSQL its equivalent; integers are 64-bit
+`json_each`, `instr`) and hands PostgreSQL its equivalent; integers are 64-bit
 as in SQLite, booleans are stored as 0/1, sums come back as int (or float when not whole). Every
 failure a user can cause (a wrong URL, a server down, another application's database, a schema
 from a newer noc, a second writer) is a one-line StoreError that names the database with its
@@ -48,47 +48,54 @@ def masked(url: str) -> str:
 # SQL ------------------------------------------------------------------------------------------
 
 _TOKENS = re.compile(
-    r"'(?:[^']|'')*'"  # a string literal: only its % doubled
+    r"'(?:[^']|'')*'"  # a string literal: left as it is
     r"|\?"  # a positional parameter
     r"|(?<![:\w]):([A-Za-z_]\w*)"  # a named parameter
-    r"|%"
     r"|\bjson_each\((\?|:[A-Za-z_]\w*)\)"
     r"|\binstr\("
     r"|\bcasefold\("
-    r"|\bLIKE\b"
     r"|\btemp\."
 )
 
 
 @functools.lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """SQLite's SQL as noc writes it, in PostgreSQL's words and psycopg's parameters."""
+def translate(sql: str) -> tuple[str, tuple[str, ...] | None]:
+    """SQLite's SQL as noc writes it in PostgreSQL's words, with the server's own parameters
+    ($1, $2: psycopg's raw cursor sends them as they are, where it would parse a long many-row
+    statement again at each run); and the names of a named statement's parameters, in order."""
     stripped = sql.strip()
     if stripped == "BEGIN":  # a read: one snapshot for every statement until COMMIT
-        return "BEGIN ISOLATION LEVEL REPEATABLE READ"
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ", None
     if stripped == "BEGIN IMMEDIATE":
-        return "BEGIN"
+        return "BEGIN", None
+    names: dict[str, int] = {}
+    positional = 0
+
+    def parameter(token: str) -> str:
+        nonlocal positional
+        if token == "?":
+            positional += 1
+            return f"${positional}"
+        return f"${names.setdefault(token[1:], len(names) + 1)}"
 
     def replace(match: re.Match) -> str:
         token = match.group(0)
         if token.startswith("'"):
-            return token.replace("%", "%%")
-        if token == "?":
-            return "%s"
-        if match.group(1):
-            return f"%({match.group(1)})s"
-        if token == "%":
-            return "%%"
+            return token
+        if token == "?" or match.group(1):
+            return parameter(token)
         if match.group(2):
-            return f"json_array_elements_text(CAST({replace(_param(match.group(2)))} AS json))"
-        return {"instr(": "strpos(", "casefold(": "lower(", "LIKE": "ILIKE",
-                "temp.": "pg_temp."}[token]
+            return f"json_array_elements_text(CAST({parameter(match.group(2))} AS json))"
+        return {"instr(": "strpos(", "casefold(": "lower(", "temp.": "pg_temp."}[token]
 
-    return _TOKENS.sub(replace, sql)
+    translated = _TOKENS.sub(replace, sql)
+    return translated, tuple(names) if names else None
 
 
-def _param(text: str) -> re.Match:
-    return _TOKENS.fullmatch(text)
+def _values(names: tuple[str, ...] | None, params: Sequence | Mapping | None) -> Sequence:
+    if names is None:  # (a mapping here names nothing: SQLite ignores it too)
+        return () if params is None or isinstance(params, Mapping) else params
+    return [params[name] for name in names]
 
 
 class BoolAsInteger(adapt.Dumper):
@@ -116,18 +123,21 @@ class Connection:
         self.raw = raw
         self.url = url
 
-    def execute(self, sql: str, params: Sequence | Mapping = ()) -> psycopg.Cursor:
+    def execute(self, sql: str, params: Sequence | Mapping = ()) -> psycopg.RawCursor:
+        cursor = psycopg.RawCursor(self.raw)
         if sql.lstrip().upper().startswith("PRAGMA"):
-            return self.raw.cursor()  # SQLite's settings: nothing to do here
+            return cursor  # SQLite's settings: nothing to do here
+        query, names = translate(sql)
         try:
-            return self.raw.execute(translate(sql), params if params is not None else ())
+            return cursor.execute(query, _values(names, params))
         except psycopg.Error as error:
             raise backend_error(error) from None
 
-    def executemany(self, sql: str, rows) -> psycopg.Cursor:
-        cursor = self.raw.cursor()
+    def executemany(self, sql: str, rows) -> psycopg.RawCursor:
+        cursor = psycopg.RawCursor(self.raw)
+        query, names = translate(sql)
         try:
-            cursor.executemany(translate(sql), list(rows))
+            cursor.executemany(query, [_values(names, row) for row in rows])
         except psycopg.Error as error:
             raise backend_error(error) from None
         return cursor

@@ -259,6 +259,7 @@ def test_history_is_searchable_and_complete(db, network):
     alerts.evaluate_round(asr_minute(network, 2, 9, 10))
     data = AlertData(db)
     assert [h.event for h in data.history(search="acme")] == ["resolved", "fired"]
+    assert [h.event for h in data.history(search="ACME")] == ["resolved", "fired"]  # case-blind
     assert [h.event for h in data.history(event="fired")] == ["fired"]
     assert data.history(search="nobody") == []
     exported = [dict(zip(store.HISTORY_COLUMNS, (getattr(h, c) for c in store.HISTORY_COLUMNS),
