@@ -75,6 +75,7 @@ def failover_facts(failover: int, answered: int) -> list[str]:
 class MainSnapshot:
     view: CarrierMainView
     summary: tuple[SummaryRow, ...]
+    currency: str | None = None
 
 
 def consistency_table(day: CodeConsistency, all_time: CodeConsistency) -> Table:
@@ -133,14 +134,16 @@ class MainPane(DataPane):
         return MainSnapshot(
             view=data.carrier_main(self.carrier, now_ms),
             summary=tuple(data.summary(CARRIER, self.carrier, self.summary_mode, now_ms)),
+            currency=data.currency(),
         )
 
     def show(self, snapshot: MainSnapshot) -> None:
         shown, self._shown = self._shown, snapshot
         if shown is None or snapshot.view != shown.view:
             self._show_view(snapshot.view)
-        if shown is None or snapshot.summary != shown.summary:
-            self.query_one(SummaryPane).show_rows(snapshot.summary)
+        if shown is None or (snapshot.summary, snapshot.currency) != (shown.summary,
+                                                                      shown.currency):
+            self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency)
 
     def _show_view(self, view: CarrierMainView) -> None:
         severity = failures_severity(view.consecutive_failures)

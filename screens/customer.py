@@ -315,11 +315,11 @@ class SummaryTab(DataPane):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.app.clock() / 1000, UTC)
 
-    def gather(self, data: ConsoleData, now_ms: int) -> tuple[SummaryRow, ...]:
-        return tuple(data.summary(CUSTOMER, self.customer, self.mode, now_ms))
+    def gather(self, data: ConsoleData, now_ms: int) -> tuple[tuple[SummaryRow, ...], str | None]:
+        return tuple(data.summary(CUSTOMER, self.customer, self.mode, now_ms)), data.currency()
 
-    def show(self, snapshot: tuple[SummaryRow, ...]) -> None:
-        self.query_one(SummaryPane).show_rows(snapshot)
+    def show(self, snapshot: tuple[tuple[SummaryRow, ...], str | None]) -> None:
+        self.query_one(SummaryPane).show_rows(*snapshot)
 
     def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:
         self.mode = event.mode

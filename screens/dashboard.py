@@ -38,6 +38,7 @@ class DashboardSnapshot:
     view: DashboardView
     series: SeriesView
     summary: tuple[SummaryRow, ...]
+    currency: str | None = None
 
 
 class DashboardScreen(DataScreen):
@@ -82,6 +83,7 @@ class DashboardScreen(DataScreen):
             view=view,
             series=data.series(None, None, "hour", now_ms, per=per),
             summary=tuple(data.summary("customer", None, self.summary_mode, now_ms)),
+            currency=data.currency(),
         )
 
     def show(self, snapshot: DashboardSnapshot) -> None:
@@ -96,7 +98,7 @@ class DashboardScreen(DataScreen):
         self._show_checks(view)
         self._show_balances(view)
         self._show_graph(snapshot.series)
-        self.query_one(SummaryPane).show_rows(snapshot.summary)
+        self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency)
 
     def _show_checks(self, view: DashboardView) -> None:
         checks = self.query_one("#checks", OptionList)

@@ -1,4 +1,5 @@
-"""The summary table as every screen shows it: Live (24 h by hour), Daily, Monthly, in UTC."""
+"""The summary table as every screen shows it: Live (24 h by hour), Daily, Monthly, in UTC;
+each figure's unit in its column's header, the totals under the rows."""
 
 from __future__ import annotations
 
@@ -10,26 +11,40 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Tab, Tabs
 
-from store.views import SummaryRow, summary_cells
+from store.views import SummaryRow, summary_cells, summary_total
 from widgets.summary_table import Column, SummaryTable
 
-COLUMNS = (
-    Column("date", "Date (UTC)"),
-    Column("attempts", "Attempts", "int"),
-    Column("in_progress", "In progress", "int"),  # a row with calls going on is open
-    Column("connected", "Connected", "int"),
-    Column("asr", "ASR", "percent", ratio=True),
-    Column("acd", "ACD", "seconds", ratio=True),
-    Column("duration", "Minutes", "minutes"),
-    Column("billed", "Billed", "minutes"),
-    Column("revenue", "Revenue", "money"),
-    Column("cost", "Cost", "money"),
-    Column("profit", "Profit", "money"),
-    Column("profit_pct", "Profit %", "percent", ratio=True),
-    Column("pdd", "PDD", "ms", ratio=True),
-    Column("ner", "NER", "percent", ratio=True),
-)
 MODES = {"live": "Live 24 h", "daily": "Daily", "monthly": "Monthly"}
+
+
+def columns(currency: str | None) -> tuple[Column, ...]:
+    """The summary's columns; money in `currency` when the figures have one."""
+    money = f" ({currency})" if currency else ""
+    return (
+        Column("date", "Date (UTC)"),
+        Column("attempts", "Attempts", "int"),
+        Column("in_progress", "In progress", "int"),  # a row with calls going on is open
+        Column("connected", "Connected", "int"),
+        Column("asr", "ASR", "percent", ratio=True),
+        Column("acd", "ACD (s)", "seconds", ratio=True),
+        Column("duration", "Minutes", "minutes"),
+        Column("billed", "Billed (min)", "minutes"),
+        Column("revenue", f"Revenue{money}", "money"),
+        Column("cost", f"Cost{money}", "money"),
+        Column("profit", f"Profit{money}", "money"),
+        Column("profit_pct", "Profit %", "percent", ratio=True),
+        Column("pdd", "PDD (s)", "seconds", ratio=True),
+        Column("ner", "NER", "percent", ratio=True),
+    )
+
+
+def since_data(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
+    """The rows (newest first) from the oldest that holds a call on: the empty hours before
+    the data begins say nothing."""
+    rows = list(rows)
+    while rows and not rows[-1].totals.attempts and not rows[-1].in_progress:
+        rows.pop()
+    return rows
 
 
 def table_rows(rows: Sequence[SummaryRow]) -> list[tuple[str, tuple]]:
@@ -67,8 +82,10 @@ class SummaryPane(Vertical):
     def table(self) -> SummaryTable:
         return self.query_one(SummaryTable)
 
-    def show_rows(self, rows: Sequence[SummaryRow]) -> None:
-        self.table.set_data(COLUMNS, table_rows(rows))
+    def show_rows(self, rows: Sequence[SummaryRow], currency: str | None = None) -> None:
+        rows = since_data(rows)
+        self.table.set_data(columns(currency), table_rows(rows),
+                            summary_cells(summary_total(rows)) if rows else None)
 
     def action_next_mode(self) -> None:
         modes = list(MODES)

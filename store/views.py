@@ -416,7 +416,8 @@ OPEN = "open"
 
 
 def summary_cells(row: SummaryRow) -> tuple:
-    """A summary row as the values of SUMMARY_COLUMNS (durations in minutes, money in units).
+    """A summary row as the values of SUMMARY_COLUMNS (durations in minutes, PDD in seconds,
+    money in units).
     Of an open row, the sums so far, its calls in progress, and OPEN for its ratios: its
     answered calls are the ones still talking, so they would read low (feed protocol)."""
     t = row.totals
@@ -427,7 +428,12 @@ def summary_cells(row: SummaryRow) -> tuple:
     return (row.label, t.attempts, row.in_progress or None, t.answered, ratio(metrics.asr(t)),
             ratio(metrics.acd(t)), metrics.minutes(t), metrics.billed_minutes(t),
             metrics.revenue(t), metrics.cost(t), metrics.profit(t), ratio(metrics.profit_pct(t)),
-            ratio(metrics.pdd_ms(t)), ratio(metrics.ner(t)))
+            ratio(seconds_of(metrics.pdd_ms(t))), ratio(metrics.ner(t)))
+
+
+def seconds_of(ms: float | None) -> float | None:
+    """PDD reads in seconds wherever it is shown; it is kept in milliseconds."""
+    return None if ms is None else ms / 1000
 
 
 def summary_total(rows: Iterable[SummaryRow]) -> SummaryRow:
@@ -692,6 +698,14 @@ class ConsoleData:
         """(kind, id, name) of every account, for finding one by name."""
         with self._read() as db:
             return db.execute("SELECT kind, id, name FROM account ORDER BY kind, name").fetchall()
+
+    def currency(self) -> str | None:
+        """The currency the network's money is in: the accounts' one, None while they have
+        none or several (charges and costs then add up across currencies)."""
+        with self._read() as db:
+            currencies = db.execute("SELECT DISTINCT currency FROM account "
+                                    "WHERE currency IS NOT NULL LIMIT 2").fetchall()
+        return currencies[0][0] if len(currencies) == 1 else None
 
     # Dashboard ----------------------------------------------------------------------------
 

@@ -281,7 +281,7 @@ def test_summary_live(data):
     assert summary_cells(rows[0]) == ("2025-11-21 04:00", 3, 2, 2, "open", "open", 1.5, 1.5,
                                       0.15, 0.1, pytest.approx(0.05), "open", "open", "open")
     assert summary_cells(rows[1]) == pytest.approx(
-        ("2025-11-21 03:00", 1, None, 1, 100.0, 30.0, 0.5, 0.5, 0.05, 0.03, 0.02, 40.0, 2000.0,
+        ("2025-11-21 03:00", 1, None, 1, 100.0, 30.0, 0.5, 0.5, 0.05, 0.03, 0.02, 40.0, 2.0,
          100.0))
     assert summary_cells(rows[2])[1:] == (0, None, 0, None, None, 0, 0, 0, 0, 0, None, None,
                                           None)

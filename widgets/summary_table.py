@@ -168,6 +168,7 @@ class _Sheet:
     values: tuple[Sequence[object], ...] = ()
     numbers: tuple[list[int | float | None], ...] = ()  # shown numbers; None: text or blank
     texts: tuple[list[str], ...] = ()
+    total_texts: tuple[str, ...] | None = None  # the totals row, pinned under the rows
     widths: tuple[int, ...] = ()  # widest text per column, padding excluded
     edges: tuple[int, ...] = (0,)  # x where each column starts, then the total width
     row_index: dict[str, int] = field(default_factory=dict)
@@ -180,9 +181,11 @@ class _Sheet:
         rows: Sequence[tuple[str, Sequence[object]]],
         missing: str,
         previous: _Sheet,
+        totals: Sequence[object] | None = None,
     ) -> _Sheet:
-        """Format `rows`; a row whose values are as in `previous` reuses its formatting, so a
-        live update pays only for the rows that changed."""
+        """Format `rows` (and `totals`, the figures of all of them); a row whose values are as
+        in `previous` reuses its formatting, so a live update pays only for the rows that
+        changed."""
         columns = tuple(columns)
         reusable = previous.row_index if previous.columns == columns else {}
         numbers, texts = [], []
@@ -204,11 +207,16 @@ class _Sheet:
                     for column, value, number in zip(columns, values, shown, strict=True)
                 ]
             )
+        total_texts = None if totals is None else tuple(
+            _cell_text(column, value, column.shown_number(value), missing)
+            for column, value in zip(columns, totals, strict=True))
+        shown_texts = texts if total_texts is None else [*texts, total_texts]
         widths = tuple(
             max(
                 cell_len(column.label),
                 # Numbers are formatted in ASCII: len() is their width, and much quicker.
-                *map(len if column.numeric else cell_len, (row[index] for row in texts)),
+                max(map(len if column.numeric else cell_len,
+                        (row[index] for row in shown_texts)), default=0),
             )
             for index, column in enumerate(columns)
         )
@@ -218,6 +226,7 @@ class _Sheet:
             values=tuple(values for _, values in rows),
             numbers=tuple(numbers),
             texts=tuple(texts),
+            total_texts=total_texts,
             widths=widths,
             edges=tuple(accumulate((width + 2 * PAD for width in widths), initial=0)),
             row_index={key: index for index, (key, _) in enumerate(rows)},
@@ -264,9 +273,14 @@ class SummaryGrid(ScrollView, can_focus=False):
         self._drag_column = 0  # where a drag along the headers started
 
     @property
+    def fixed_lines(self) -> int:
+        """Lines that do not scroll: the header, and the totals row when there is one."""
+        return 1 if self.table.sheet.total_texts is None else 2
+
+    @property
     def page_height(self) -> int:
-        """Data rows visible at once (the header takes a line)."""
-        return max(1, self.scrollable_content_region.height - 1)
+        """Data rows visible at once."""
+        return max(1, self.scrollable_content_region.height - self.fixed_lines)
 
     def scroll_to_cell(self, cell: Cell) -> None:
         """Scroll as little as needed to show `cell` below the header, right of the frozen
@@ -294,13 +308,26 @@ class SummaryGrid(ScrollView, can_focus=False):
         width = self.scrollable_content_region.width
         base = self.rich_style
         row = self.scroll_offset.y + y - 1
-        if not sheet.columns or (y > 0 and row >= len(sheet.row_keys)):
+        totals_line = self._is_totals_line(y)
+        if not sheet.columns or (y > 0 and not totals_line and row >= len(sheet.row_keys)):
             return Strip.blank(width, base)
-        cells = self._header(base) if y == 0 else self._row(row, base)
+        if y == 0:
+            cells = self._header(base)
+        elif totals_line:
+            cells = self._totals(base)
+        else:
+            cells = self._row(row, base)
         frozen = Strip(cells[:1], sheet.frozen_width)
         scrolled = Strip(cells[1:], sheet.edges[-1] - sheet.frozen_width)
         left, right = self._visible_span(width)
         return Strip.join([frozen, scrolled.crop(left, right)]).crop_extend(0, width, base)
+
+    def _is_totals_line(self, y: int) -> bool:
+        """The totals row is drawn right under the last row, or at the bottom while they
+        scroll."""
+        sheet = self.table.sheet
+        last = min(self.scrollable_content_region.height, len(sheet.row_keys) + 2) - 1
+        return sheet.total_texts is not None and y == last
 
     def _visible_span(self, width: int) -> tuple[int, int]:
         """The x span of the scrolled columns in view, ending at a column's edge: a sliver of a
@@ -323,6 +350,15 @@ class SummaryGrid(ScrollView, can_focus=False):
                 active if index in table.target.columns else plain,
             )
             for index, (column, width) in enumerate(zip(sheet.columns, sheet.widths, strict=True))
+        ]
+
+    def _totals(self, base: Style) -> list[Segment]:
+        sheet = self.table.sheet
+        style = base + self.table.get_component_rich_style("summary-table--header")
+        return [
+            Segment(_pad(text, width, column.numeric), style)
+            for column, width, text in zip(sheet.columns, sheet.widths, sheet.total_texts or (),
+                                           strict=True)
         ]
 
     def _row(self, row: int, base: Style) -> list[Segment]:
@@ -356,7 +392,7 @@ class SummaryGrid(ScrollView, can_focus=False):
         return sheet.clamp(Cell(self.scroll_offset.y + y - 1, column))
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
-        if event.button != 1 or not self.table.sheet.row_keys:
+        if event.button != 1 or not self.table.sheet.row_keys or self._is_totals_line(event.y):
             return
         cell = self._cell_at(event.x, event.y)
         if event.y == 0:
@@ -529,11 +565,14 @@ class SummaryTable(Widget, can_focus=True):
         return self._selection or CellRange.between(self._cursor, self._cursor)
 
     def set_data(
-        self, columns: Sequence[Column], rows: Sequence[tuple[str, Sequence[object]]]
+        self, columns: Sequence[Column], rows: Sequence[tuple[str, Sequence[object]]],
+        totals: Sequence[object] | None = None,
     ) -> None:
-        """Show `rows` of `(row key, values)`; values may be None (blank, never counted)."""
+        """Show `rows` of `(row key, values)`; values may be None (blank, never counted).
+        `totals`, the figures of all the rows, stay in view under them; a selection, copy and
+        export hold the rows only, so that nothing is counted twice."""
         old = self.sheet
-        self.sheet = _Sheet.build(columns, rows, "-" if self.ascii_only else "–", old)
+        self.sheet = _Sheet.build(columns, rows, "-" if self.ascii_only else "–", old, totals)
         self._cursor = self._relocated(self._cursor, old)
         if self._anchor is not None:
             self._anchor = self._relocated(self._anchor, old)
@@ -711,7 +750,7 @@ class SummaryTable(Widget, can_focus=True):
 
     def _redraw(self) -> None:
         grid = self.query_one(SummaryGrid)
-        grid.virtual_size = Size(self.sheet.edges[-1], len(self.sheet.row_keys) + 1)
+        grid.virtual_size = Size(self.sheet.edges[-1], len(self.sheet.row_keys) + grid.fixed_lines)
         grid.refresh()
         self._show_stats()
 

@@ -57,22 +57,25 @@ async def test_a_week_of_summary_cells_selected_copied_and_exported(noc_app, noc
         await noc_settle(pilot)
         table = pane.query_one(SummaryTable)
         table.focus()
+        # The days since the seeded data begins (no empty days before it), up to a week.
+        week = min(7, len(table.sheet.row_keys))
+        assert week >= 4
         await pilot.press("right")  # the Attempts column, newest day first
-        await pilot.press(*["shift+down"] * 6)
+        await pilot.press(*["shift+down"] * (week - 1))
         stats = table.selection_stats()
-        days = table.sheet.values[:7]
+        days = table.sheet.values[:week]
         attempts = [row[1] for row in days]
-        assert stats.count == 7 and stats.sum == sum(attempts)
-        assert stats.average == pytest.approx(sum(attempts) / 7)
+        assert stats.count == week and stats.sum == sum(attempts)
+        assert stats.average == pytest.approx(sum(attempts) / week)
         await pilot.press("C")  # with headers: each figure with its day
         lines = [line.split("\t") for line in app.clipboard.splitlines()]
         assert lines[0] == ["Date (UTC)", "Attempts"]
         assert [(day, int(n.replace(",", ""))) for day, n in lines[1:]] == [
             (row[0], row[1]) for row in days]
         target = tmp_path / "week.csv"
-        assert table.export(target, "selection") == 7
+        assert table.export(target, "selection") == week
         rows = list(csv.reader(target.open()))
-        assert rows[0] == ["Date (UTC)", "Attempts"] and len(rows) == 8
+        assert rows[0] == ["Date (UTC)", "Attempts"] and len(rows) == week + 1
         assert [row[0] for row in rows[1:]] == [row[0] for row in days]
 
 
@@ -103,6 +106,29 @@ def test_summary_rows_are_the_store_figures(noc_db, noc_clock):
     newest = summary_cells(rows[0])
     assert newest[1] > 0  # the seeded busy hours
     json.dumps(newest)  # plain values, ready for copy and export
+
+
+async def test_summaries_show_units_totals_and_no_empty_days_before_the_data(noc_app,
+                                                                            noc_settle):
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        pane = app.screen.query_one(SummaryPane)
+        pane.action_next_mode()  # daily: 31 days, of which the seeded data fills the newest
+        await noc_settle(pilot)
+        sheet = pane.query_one(SummaryTable).sheet
+        labels = [column.label for column in sheet.columns]
+        assert {"ACD (s)", "PDD (s)", "Revenue (USD)", "Cost (USD)", "Profit (USD)"} <= {
+            *labels}
+        shown = len(sheet.row_keys)
+        assert 0 < shown < 31
+        assert sheet.values[-1][1] > 0  # the oldest row shown holds calls
+        assert sheet.total_texts is not None and sheet.total_texts[0] == "Total"
+        attempts = sum(row[1] for row in sheet.values)
+        assert sheet.total_texts[1] == f"{attempts:,}"
+        pdd = labels.index("PDD (s)")
+        assert all(value is None or isinstance(value, str) or value < 30
+                   for value in (row[pdd] for row in sheet.values))  # seconds, not ms
 
 
 async def test_enter_on_the_first_check_opens_the_failing_carrier(noc_app, noc_settle):

@@ -350,6 +350,39 @@ async def test_footer_and_key_help_show_copy_and_export():
         assert shown == {"c": "Copy", "C": "Copy+headers", "e": "Export", "escape": "Back"}
 
 
+async def test_the_totals_row_stays_under_the_rows_and_is_never_counted_twice():
+    rows = [(str(day), summary_row(day % 28 + 1, *DAYS[day % 10][1:])[1]) for day in range(60)]
+    attempts = sum(values[1] for _, values in rows)
+    totals = ("Total", attempts, *[None] * (len(COLUMNS) - 2))
+    app = TableApp()
+    async with app.run_test(size=(120, 24)) as pilot:
+        table = app.query_one(SummaryTable)
+        grid = app.query_one(SummaryGrid)
+        table.set_data(COLUMNS, rows, totals)
+        await pilot.pause()
+
+        def lines() -> list[str]:
+            return [grid.render_line(y).text for y in range(grid.scrollable_content_region.height)]
+
+        for key in ("home", "end", "pageup"):
+            await pilot.press(key)
+            await pilot.pause()
+            shown = lines()
+            assert shown[-1].split()[:2] == ["Total", f"{attempts:,}"], key
+            assert sum("Total" in line for line in shown) == 1
+        await pilot.press("end")
+        await pilot.pause()
+        assert lines()[-2].split()[0] == rows[-1][1][0]  # the last row, right above the totals
+        await pilot.press("home", "right", "ctrl+a")
+        assert table.selection_stats().count == 60 * len(COLUMNS)
+        await pilot.press("escape", "shift+end")
+        assert table.selection_stats().sum == attempts
+        table.set_data(COLUMNS, rows[:3], ("Total", 1, *[None] * (len(COLUMNS) - 2)))
+        await pilot.pause()
+        assert [line.split()[0] for line in lines()[:5]] == [
+            "Date", *(values[0] for _, values in rows[:3]), "Total"]
+
+
 async def test_changing_every_value_of_500_rows_redraws_the_new_values():
     """Live updates replace every value in place (its speed: bench/summary_table.py)."""
     rows = [(str(day), summary_row(day % 28 + 1, *DAYS[day % 10][1:])[1]) for day in range(500)]
