@@ -70,6 +70,10 @@ class AccountAlertsPane(AlertWrites, DataPane):
         self.account = account
         self._alerts: dict[str, StateRow] = {}
 
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        self._alerts = {}
+
     def compose(self) -> ComposeResult:
         yield Static("Open checks", classes="section-title", id="account-checks-title")
         yield Static(id="account-checks")

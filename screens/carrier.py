@@ -22,7 +22,7 @@ from screens.base import DataScreen
 from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
 from screens.formats import DASH, SEVERITY_MARK, clock, pdd, percent, recent_time, seconds
-from screens.panes import DataPane, PaneTabs
+from screens.panes import AccountTabs, DataPane
 from screens.stats import SIP_PHRASES, StatsPane
 from screens.summary import SummaryPane
 from screens.tables import LiveTable
@@ -117,9 +117,15 @@ class MainPane(DataPane):
 
     def __init__(self, carrier: str) -> None:
         super().__init__(id="main-pane")
-        self.carrier = carrier
+        self.account = carrier
         self.summary_mode = "live"
         self._shown: MainSnapshot | None = None
+
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        self._shown = None
+        if self.is_mounted:
+            self.query_one(SummaryPane).name_exports(f"carrier {account} summary")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -128,12 +134,12 @@ class MainPane(DataPane):
         yield Static(id="failures-note", markup=False)
         yield Static(NEVER_404_WARNING, id="never-404", markup=False)
         yield Static(id="facts")
-        yield SummaryPane(f"carrier {self.carrier} summary", id="summary")
+        yield SummaryPane(f"carrier {self.account} summary", id="summary")
 
     def gather(self, data: ConsoleData, now_ms: int) -> MainSnapshot:
         return MainSnapshot(
-            view=data.carrier_main(self.carrier, now_ms),
-            summary=tuple(data.summary(CARRIER, self.carrier, self.summary_mode, now_ms)),
+            view=data.carrier_main(self.account, now_ms),
+            summary=tuple(data.summary(CARRIER, self.account, self.summary_mode, now_ms)),
             currency=data.currency(),
         )
 
@@ -188,8 +194,12 @@ class FailoverPane(DataPane):
 
     def __init__(self, carrier: str) -> None:
         super().__init__(id="failover-pane")
-        self.carrier = carrier
+        self.account = carrier
         self._rows: dict[str, FailoverRow] = {}
+
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        self._rows = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="failover-counts")
@@ -202,9 +212,9 @@ class FailoverPane(DataPane):
         ], id="failovers")
 
     def gather(self, data: ConsoleData, now_ms: int) -> FailoverSnapshot:
-        view = data.carrier_main(self.carrier, now_ms)
+        view = data.carrier_main(self.account, now_ms)
         return FailoverSnapshot(now_ms, view.failover, view.failover_answered,
-                                tuple(data.failovers(self.carrier, now_ms)))
+                                tuple(data.failovers(self.account, now_ms)))
 
     def show(self, snapshot: FailoverSnapshot) -> None:
         self.query_one("#failover-counts", Static).update(facts_table(
@@ -261,7 +271,7 @@ class CarrierSnapshot:
     pane: Hashable
 
 
-class CarrierScreen(PaneTabs, DataScreen):
+class CarrierScreen(AccountTabs, DataScreen):
     """A carrier's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them,
     Escape goes back to the list."""
 
@@ -280,7 +290,7 @@ class CarrierScreen(PaneTabs, DataScreen):
 
     def __init__(self, carrier: str) -> None:
         super().__init__()
-        self.carrier = carrier
+        self.account = carrier
         self.panes: dict[str, DataPane] = {
             "main": MainPane(carrier),
             "failover": FailoverPane(carrier),
@@ -290,6 +300,10 @@ class CarrierScreen(PaneTabs, DataScreen):
         self.active = "main"  # read by gather on the worker thread: kept in a plain attribute
         self._header: tuple | None = None
         self._shown: dict[str, Hashable] = {}
+
+    @property
+    def carrier(self) -> str:
+        return self.account
 
     def compose(self) -> ComposeResult:
         yield NocHeader(f"Carriers › {self.carrier}")
@@ -318,7 +332,11 @@ class CarrierScreen(PaneTabs, DataScreen):
             chrome.set_where(f"Carriers › {snapshot.name}")
         if snapshot.tab == self.active and self._shown.get(snapshot.tab) != snapshot.pane:
             self._shown[snapshot.tab] = snapshot.pane
-            self.panes[snapshot.tab].show(snapshot.pane)
+            self.show_pane(snapshot.tab, snapshot.pane)
+
+    def forget_account(self) -> None:
+        self._header, self._shown = None, {}
+        self.query_one(NocHeader).set_where(f"Carriers › {self.carrier}")
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

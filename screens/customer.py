@@ -34,7 +34,7 @@ from screens.formats import (
     seconds,
     used_of,
 )
-from screens.panes import DataPane, PaneTabs
+from screens.panes import AccountTabs, DataPane
 from screens.safe_text import plain, printable_text
 from screens.stats import StatsPane
 from screens.summary import SummaryPane
@@ -70,7 +70,7 @@ class RoutesPane(DataPane):
 
     def __init__(self, customer: str) -> None:
         super().__init__(id="routes-pane")
-        self.customer = customer
+        self.account = customer
 
     def compose(self) -> ComposeResult:
         yield Static(status_line("Last 24 h per route · live channels now · a breach is a call "
@@ -83,7 +83,7 @@ class RoutesPane(DataPane):
         ])
 
     def gather(self, data: ConsoleData, now_ms: int) -> tuple[RouteStat, ...]:
-        return tuple(data.route_stats(self.customer, now_ms))
+        return tuple(data.route_stats(self.account, now_ms))
 
     def show(self, snapshot: tuple[RouteStat, ...]) -> None:
         self.query_one(LiveTable).set_rows(
@@ -143,9 +143,16 @@ class CallsPane(DataPane):
 
     def __init__(self, customer: str) -> None:
         super().__init__(id="calls-pane")
-        self.customer = customer
+        self.account = customer
         self.filter = CallFilter()
         self._calls: dict[str, CallRow] = {}
+
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        self.filter, self._calls = CallFilter(), {}
+        if self.is_mounted:
+            with self.prevent(Input.Changed):
+                self.query_one("#calls-filter", Input).value = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="pane-bar"):
@@ -164,7 +171,7 @@ class CallsPane(DataPane):
         carrier, problem = wanted.carrier, wanted.problem
         if carrier and not problem:
             carrier, problem = _find_carrier(data, carrier)
-        calls = data.latest_calls(self.customer, now_ms, number=wanted.number, code=wanted.code,
+        calls = data.latest_calls(self.account, now_ms, number=wanted.number, code=wanted.code,
                                   carrier=carrier, limit=self.LIMIT)
         return CallsSnapshot(now_ms, wanted, carrier, problem, tuple(calls))
 
@@ -245,8 +252,12 @@ class DialogsPane(DataPane):
 
     def __init__(self, customer: str) -> None:
         super().__init__(id="dialogs-pane")
-        self.customer = customer
+        self.account = customer
         self._dialogs: dict[str, DialogRow] = {}
+
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        self._dialogs = {}
 
     def compose(self) -> ComposeResult:
         yield Static(classes="pane-note", id="dialogs-status")
@@ -257,7 +268,7 @@ class DialogsPane(DataPane):
         ])
 
     def gather(self, data: ConsoleData, now_ms: int) -> DialogsSnapshot:
-        dialogs = data.dialogs(self.customer, now_ms)
+        dialogs = data.dialogs(self.account, now_ms)
         answered = sum(d.state == "answered" for d in dialogs)
         return DialogsSnapshot(len(dialogs), answered, tuple(dialogs[:self.SHOWN]))
 
@@ -295,7 +306,7 @@ class DialogsPane(DataPane):
 
     def _end(self, dialog: DialogRow) -> None:
         self.write(lambda: self.app.request_control(
-            action="hangup", call_id=dialog.call_id, kind=CUSTOMER, account=self.customer,
+            action="hangup", call_id=dialog.call_id, kind=CUSTOMER, account=self.account,
             reason="ended from the console"), f"Asked the writer to end call {dialog.call_id}")
 
 
@@ -306,17 +317,22 @@ class SummaryTab(DataPane):
 
     def __init__(self, customer: str) -> None:
         super().__init__(id="summary-pane")
-        self.customer = customer
+        self.account = customer
         self.mode = "live"
 
     def compose(self) -> ComposeResult:
-        yield SummaryPane(f"{self.customer} summary", now=self._now)
+        yield SummaryPane(f"{self.account} summary", now=self._now)
+
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        if self.is_mounted:
+            self.query_one(SummaryPane).name_exports(f"{account} summary")
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.app.clock() / 1000, UTC)
 
     def gather(self, data: ConsoleData, now_ms: int) -> tuple[tuple[SummaryRow, ...], str | None]:
-        return tuple(data.summary(CUSTOMER, self.customer, self.mode, now_ms)), data.currency()
+        return tuple(data.summary(CUSTOMER, self.account, self.mode, now_ms)), data.currency()
 
     def show(self, snapshot: tuple[tuple[SummaryRow, ...], str | None]) -> None:
         self.query_one(SummaryPane).show_rows(*snapshot)
@@ -341,7 +357,7 @@ TABS = {"stats": "Stats", "routes": "Route Stats", "calls": "Latest Calls",
         "dialogs": "Dialogs", "alerts": "Alerts", "summary": "Summary"}
 
 
-class CustomerScreen(PaneTabs, DataScreen):
+class CustomerScreen(AccountTabs, DataScreen):
     """A customer's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them."""
 
     DEFAULT_CSS = """
@@ -406,7 +422,12 @@ class CustomerScreen(PaneTabs, DataScreen):
         line.truncate(strip.content_size.width or line.cell_len, overflow="ellipsis")
         strip.update(line)
         if snapshot.tab == self.active:
-            self.panes[snapshot.tab].show(snapshot.pane)
+            self.show_pane(snapshot.tab, snapshot.pane)
+
+    def forget_account(self) -> None:
+        self.name_shown = self.account
+        self.query_one(NocHeader).set_where(f"Customers › {self.account}")
+        self.query_one("#strip", Static).update("")
 
     def _strip(self, snapshot: CustomerSnapshot) -> Text:
         a = snapshot.account

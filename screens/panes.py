@@ -23,12 +23,20 @@ class DataPane(Vertical):
     (UI thread). Snapshots must compare equal when nothing changed, so nothing is redrawn."""
 
     DEFAULT_CSS = "DataPane { height: 1fr; }"
+    account: str | None = None  # the account shown, on a customer's or a carrier's screen
 
     def gather(self, data: ConsoleData, now_ms: int) -> Hashable:
         raise NotImplementedError
 
     def show(self, snapshot: Hashable) -> None:
         raise NotImplementedError
+
+    def for_account(self, account: str) -> None:
+        """Show another account (its screen is kept for the next one opened): what the last
+        one showed stays hidden until this one's first read is shown. Extend it to forget what
+        else the pane holds of the last account."""
+        self.account = account
+        self.display = False
 
     def refresh_now(self) -> None:
         """Read again at once (after a filter or a segment changed)."""
@@ -94,6 +102,14 @@ class PaneTabs:
         tabbed.active = self.PANE_PREFIX + tabs[(now + step) % len(tabs)]
         self.focus_pane()
 
+    def show_pane(self, tab: str, snapshot: Hashable) -> None:
+        """Hand a pane its snapshot, showing it if it was hidden for another account."""
+        pane = self.panes[tab]
+        pane.show(snapshot)
+        if not pane.display:
+            pane.display = True
+            self.focus_pane()  # none of it could take the keys while hidden
+
     def show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = self.PANE_PREFIX + tab
 
@@ -108,3 +124,28 @@ class PaneTabs:
 
     def _has_focus_in(self, tab: str) -> bool:
         return self.focused is not None and self.panes[tab] in self.focused.ancestors_with_self
+
+
+class AccountTabs(PaneTabs):
+    """The tabs of a customer's or a carrier's screen, which is kept and shows the next account
+    opened in place: mounting a screen's widgets again was most of the cost of opening one."""
+
+    account: str
+
+    def show_account(self, account: str) -> None:
+        """Show this account, from its first tab (the same one: as it was left)."""
+        if account == self.account:
+            return
+        self.account = account
+        for pane in self.panes.values():
+            pane.for_account(account)
+        self.active = next(iter(self.panes))
+        if self.is_mounted:
+            self.forget_account()
+            self.show_tab(self.active)
+            self.focus_pane()
+        self.refresh_now()
+
+    def forget_account(self) -> None:
+        """Clear what the screen shows of the last account outside its panes."""
+        raise NotImplementedError

@@ -112,6 +112,10 @@ class StatsPane(DataPane):
         self.metric = self.metrics[0]
         self._snapshot: StatsSnapshot | None = None
 
+    def for_account(self, account: str) -> None:
+        super().for_account(account)
+        self._snapshot = None
+
     def compose(self) -> ComposeResult:
         yield Static(id="stats-bar")
         plot = SeriesPlot()

@@ -78,6 +78,10 @@ class SummaryPane(Vertical):
         yield SummaryTable(export_name=self.export_name, export_folder=self.app.options.exports,
                            **options)
 
+    def name_exports(self, export_name: str) -> None:
+        """Name export files after another account (the pane is kept for the next one)."""
+        self.export_name = self.table.export_name = export_name
+
     @property
     def table(self) -> SummaryTable:
         return self.query_one(SummaryTable)

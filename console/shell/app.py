@@ -312,10 +312,19 @@ class NocApp(App):
         self.push_screen(TimezonePicker(str(self.display_tz)), chosen)
 
     def open_account(self, kind: str, account: str) -> None:
-        """Jump to a customer or carrier (from a list or the command palette)."""
+        """Jump to a customer or carrier (from a list or the command palette). One screen of
+        each kind is kept and shows the account asked for in place, over its list."""
         self.switch_mode("customers" if kind == "customer" else "carriers")
-        screen = CustomerScreen(account) if kind == "customer" else CarrierScreen(account)
-        self.push_screen(screen)
+        name = f"{kind}-account"
+        if not self.is_screen_installed(name):
+            self.install_screen(CustomerScreen(account) if kind == "customer"
+                                else CarrierScreen(account), name)
+        screen = self.get_screen(name)
+        screen.show_account(account)
+        if screen not in self.screen_stack:
+            self.push_screen(screen)
+        while self.screen is not screen:  # a dialog over it
+            self.pop_screen()
 
     def request_control(self, **fields) -> str | None:
         """Ask the writer to carry out a control action; refused in read-only mode."""

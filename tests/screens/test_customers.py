@@ -196,6 +196,33 @@ async def test_tab_keys_switch_tabs_and_read_only_the_active_one(noc_app, noc_se
         assert screen.active == "summary" and screen._last_snapshot.tab == "summary"
 
 
+async def test_another_customer_opens_on_the_same_screen_with_nothing_of_the_last(
+        noc_app, noc_settle):
+    """The customer screen is kept (mounting it again made opening one slow): the next customer
+    opened starts on its first tab with no filter, and shows only its own calls."""
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        first = await open_customer(pilot, noc_settle, "calls")
+        await pilot.press("slash", *"code:200")
+        await noc_settle(pilot)
+        await pilot.press("escape", "escape")
+        await noc_settle(pilot)
+        await pilot.press("down", "enter")  # the second customer by name
+        await noc_settle(pilot)
+        screen = app.screen
+        assert screen is first and screen.account != "acme-telecom"
+        assert screen.active == "stats" and screen._last_snapshot.account.id == screen.account
+        assert str(screen.query_one("NocHeader #where").render()).endswith(
+            screen._last_snapshot.account.name)
+        screen.query_one(TabbedContent).active = "calls"
+        await pilot.pause()
+        await noc_settle(pilot)
+        pane = screen.query_one(CallsPane)
+        assert pane.display and pane.filter == CallFilter()
+        assert screen.query_one("#calls-filter", Input).value == ""
+        assert pane._calls and {c.customer for c in pane._calls.values()} == {screen.account}
+
+
 async def test_latest_calls_filter_narrows_the_rows(noc_app, noc_settle):
     app = noc_app()
     async with app.run_test(size=(120, 40)) as pilot:
