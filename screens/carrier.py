@@ -39,6 +39,7 @@ from store.views import (
     SummaryRow,
     failures_severity,
 )
+from widgets import LOADING
 from widgets.big_number import BigNumber
 from widgets.key_bar import KeyBar
 from widgets.live_table import Col
@@ -128,11 +129,14 @@ class MainPane(DataPane):
             self.query_one(SummaryPane).name_exports(f"carrier {account} summary")
 
     def compose(self) -> ComposeResult:
+        # Until the first read: nothing said of the carrier, only that it is being read.
         with Horizontal(id="top"):
-            yield BigNumber(None, failures_caption(None), id="failures")
-            yield Static(id="consistency")
+            yield BigNumber(None, "consecutive failures", id="failures")
+            yield Static(LOADING, id="consistency")
         yield Static(id="failures-note", markup=False)
-        yield Static(NEVER_404_WARNING, id="never-404", markup=False)
+        never_404 = Static(NEVER_404_WARNING, id="never-404", markup=False)
+        never_404.display = False
+        yield never_404
         yield Static(id="facts")
         yield SummaryPane(f"carrier {self.account} summary", id="summary")
 
@@ -306,7 +310,7 @@ class CarrierScreen(AccountTabs, DataScreen):
         return self.account
 
     def compose(self) -> ComposeResult:
-        yield NocHeader(f"Carriers › {self.carrier}")
+        yield NocHeader(f"Carriers › {LOADING}")
         with TabbedContent(initial=self.active):
             for tab, label in TABS.items():
                 with TabPane(label, id=tab):

@@ -48,6 +48,7 @@ from store.views import (
     RouteStat,
     SummaryRow,
 )
+from widgets import LOADING
 from widgets.filter_input import FilterInput
 from widgets.key_bar import KeyBar
 from widgets.live_table import Cell, Col
@@ -382,7 +383,7 @@ class CustomerScreen(AccountTabs, DataScreen):
     def __init__(self, account: str) -> None:
         super().__init__()
         self.account = account
-        self.name_shown = account
+        self.name_shown: str | None = None  # until the store is read
         self.panes: dict[str, DataPane] = {
             "stats": StatsPane(CUSTOMER, account, id="stats-pane"),
             "routes": RoutesPane(account),
@@ -394,8 +395,8 @@ class CustomerScreen(AccountTabs, DataScreen):
         self.active = "stats"  # read by gather on the worker thread: kept in a plain attribute
 
     def compose(self) -> ComposeResult:
-        yield NocHeader(f"Customers › {self.account}")
-        yield Static(id="strip")
+        yield NocHeader(f"Customers › {LOADING}")
+        yield Static(LOADING, id="strip")
         with TabbedContent(initial=self.active):
             for tab, label in TABS.items():
                 with TabPane(label, id=tab):
@@ -414,9 +415,10 @@ class CustomerScreen(AccountTabs, DataScreen):
         header = self.query_one(NocHeader)
         header.show_feed(snapshot.feed, snapshot.now_ms, role=self.app.role,
                          read_only=self.app.read_only, tz=self.tz)
-        if snapshot.account is not None and snapshot.account.name != self.name_shown:
-            self.name_shown = snapshot.account.name
-            header.set_where(f"Customers › {self.name_shown}")
+        name = self.account if snapshot.account is None else snapshot.account.name
+        if name != self.name_shown:
+            self.name_shown = name
+            header.set_where(f"Customers › {name}")
         strip = self.query_one("#strip", Static)
         line = self._strip(snapshot)
         line.truncate(strip.content_size.width or line.cell_len, overflow="ellipsis")

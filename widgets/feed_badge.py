@@ -10,6 +10,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
+from widgets import LOADING
+
 FeedStatus = Literal[
     "connected", "reconnecting", "connecting", "refused", "stopped", "never connected"
 ]
@@ -28,9 +30,9 @@ _LEVELS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class FeedState:
-    """What the badge shows; equal states are not redrawn."""
+    """What the badge shows; equal states are not redrawn. No status: not read yet."""
 
-    status: FeedStatus = "never connected"
+    status: FeedStatus | None = None
     reconnect_in_s: int | None = None  # whole seconds, so a ticking countdown redraws once a second
     gaps: int = 0
     quarantined: int = 0
@@ -42,11 +44,15 @@ class FeedState:
 
     @property
     def level(self) -> str:
+        if self.status is None:
+            return "idle"
         return "down" if self.stale or self.store else _LEVELS[self.status]
 
     @property
     def headline(self) -> str:
         """The state in words, e.g. 'reconnecting in 3 s'."""
+        if self.status is None:
+            return LOADING
         if self.store:  # first: while it lasts, nothing the feed sends is stored
             return self.store
         if self.stale:
@@ -63,7 +69,8 @@ def _plural(count: int, noun: str) -> str:
 
 class FeedBadge(Widget):
     """`● connected · 2 gaps · 14 quarantined · seq 1,234,567 · writer`, coloured by state; a
-    writer's store trouble takes the state's place: `● store: disk full, retrying in 4 s`."""
+    writer's store trouble takes the state's place: `● store: disk full, retrying in 4 s`.
+    Until the feed's state is first read: `○ loading…`."""
 
     DEFAULT_CSS = """
     FeedBadge {
@@ -126,9 +133,11 @@ class FeedBadge(Widget):
         style = self.get_component_rich_style
         quiet = style("feed-badge--quiet")
         trouble = style("feed-badge--trouble")
-        dot = "○" if state.status == "never connected" and not state.stale else "●"
+        dot = "○" if state.status in (None, "never connected") and not state.stale else "●"
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append(f"{dot} {state.headline}", style=style("feed-badge--state"))
+        if state.status is None:
+            return text
         # Most important first, so a narrow header cuts the least useful part: trouble before
         # the position.
         details: list[tuple[str, Style | str]] = []

@@ -19,6 +19,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+from widgets import LOADING
+
 TOTAL = "total"  # a series of this name (any case) is drawn emphasised, on top of the others
 EMPTY_MESSAGE = "no calls in this period"
 ALL_HIDDEN_MESSAGE = "all series hidden"
@@ -145,6 +147,7 @@ class SeriesPlot(PlotextPlot):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._data = SeriesData()
+        self._loaded = False  # no series given yet: nothing to say of the period
         self._hidden: frozenset[str] = frozenset()
         self._drawn_key: tuple[object, ...] | None = None
         self._drawn = Text()
@@ -184,7 +187,7 @@ class SeriesPlot(PlotextPlot):
         for name, values in data.series:
             if len(values) != len(data.times):
                 raise ValueError(f"series {name!r} has {len(values)} values for {len(times)} times")
-        self._data = data
+        self._data, self._loaded = data, True
         self.refresh()
 
     def _numbered_series(self) -> list[tuple[int, str, tuple[float | None, ...]]]:
@@ -244,8 +247,12 @@ class SeriesPlot(PlotextPlot):
         visible = self._visible_series()
         if not any(value is not None for _, _, values in visible for value in values):
             all_hidden = self._data.series and not visible
+            if not self._loaded:
+                said = LOADING
+            else:
+                said = ALL_HIDDEN_MESSAGE if all_hidden else EMPTY_MESSAGE
             message = Text(
-                ALL_HIDDEN_MESSAGE if all_hidden else EMPTY_MESSAGE,
+                said,
                 style=self.get_component_rich_style("series-plot--message"),
             )
             return Group(header, Align.center(message, vertical="middle", height=body_height))

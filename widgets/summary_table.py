@@ -30,6 +30,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
+from widgets import LOADING
 from widgets.export import (
     ExportColumn,
     ExportResult,
@@ -538,6 +539,7 @@ class SummaryTable(Widget, can_focus=True):
         self.ascii_only = ascii_only
         self._now = now
         self.sheet = _Sheet()
+        self._loaded = False  # no data given yet: "No data" would be a statement
         self._cursor = Cell(0, 0)
         self._anchor: Cell | None = None  # where a shift+move or drag started the selection
         self._selection: CellRange | None = None
@@ -572,6 +574,7 @@ class SummaryTable(Widget, can_focus=True):
         `totals`, the figures of all the rows, stay in view under them; a selection, copy and
         export hold the rows only, so that nothing is counted twice."""
         old = self.sheet
+        self._loaded = True
         self.sheet = _Sheet.build(columns, rows, "-" if self.ascii_only else "–", old, totals)
         self._cursor = self._relocated(self._cursor, old)
         if self._anchor is not None:
@@ -764,7 +767,7 @@ class SummaryTable(Widget, can_focus=True):
 
     def _status_text(self, stats: SelectionStats) -> str:
         if not self.sheet.row_keys:
-            return "No data"
+            return "No data" if self._loaded else LOADING
         counted = _count(stats.count, "cell")
         if 0 < stats.numeric_count < stats.count:
             counted += f", {stats.numeric_count:,} numeric"
