@@ -340,7 +340,7 @@ class CarrierScreen(AccountTabs, DataScreen):
 
     def forget_account(self) -> None:
         self._header, self._shown = None, {}
-        self.query_one(NocHeader).set_where(f"Carriers › {self.carrier}")
+        self.query_one(NocHeader).set_where(f"Carriers › {LOADING}")
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

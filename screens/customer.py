@@ -427,9 +427,9 @@ class CustomerScreen(AccountTabs, DataScreen):
             self.show_pane(snapshot.tab, snapshot.pane)
 
     def forget_account(self) -> None:
-        self.name_shown = self.account
-        self.query_one(NocHeader).set_where(f"Customers › {self.account}")
-        self.query_one("#strip", Static).update("")
+        self.name_shown = None
+        self.query_one(NocHeader).set_where(f"Customers › {LOADING}")
+        self.query_one("#strip", Static).update(LOADING)
 
     def _strip(self, snapshot: CustomerSnapshot) -> Text:
         a = snapshot.account

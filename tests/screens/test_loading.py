@@ -15,6 +15,8 @@ from store.views import ConsoleData
 SIZES = [(80, 24), (120, 40)]
 size_ids = pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 ACCOUNTS = [("carrier", "ember-link", "Ember Link"), ("customer", "acme-telecom", "Acme Telecom")]
+OPENED_BEFORE = {"carrier": ("atlas-voice", "Atlas Voice"),
+                 "customer": ("nova-mobile", "Nova Mobile")}
 account_ids = pytest.mark.parametrize("kind,account,name", ACCOUNTS, ids=lambda a: a)
 FALSE_WHILE_LOADING = ("never connected", "never returned 404", "✓ consecutive failures",
                        "No data", "no calls in this period")
@@ -82,6 +84,27 @@ async def test_an_account_opened_on_a_busy_store_says_it_is_loading(noc_app, kin
         shown = screen_text(app)
         assert name in shown and "loading…" not in shown.split("\n")[0]
         assert "connected" in shown.split("\n")[0]
+
+
+@account_ids
+async def test_the_next_account_opened_on_a_busy_store_says_nothing_of_the_last(
+        noc_app, kind, account, name):
+    """The account's screen is kept and shows the next account in place: not in the last
+    one's name, nor under its id."""
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        last_id, last_name = OPENED_BEFORE[kind]
+        app.open_account(kind, last_id)
+        await testing.until(pilot, lambda: last_name in screen_text(app))
+        busy = await open_on_busy_store(pilot, kind, account)
+        try:
+            first = screen_text(app)
+            assert "loading…" in first
+            for false in (*FALSE_WHILE_LOADING, account, name, last_id, last_name):
+                assert false not in first, f"{false!r} shown before it was read"
+        finally:
+            busy.release()
+        await testing.until(pilot, lambda: name in screen_text(app))
 
 
 @size_ids
