@@ -8,7 +8,7 @@ from collections import defaultdict
 from contextlib import closing
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store import rollups
@@ -125,10 +125,11 @@ def test_records_summed_by_sqlite_equal_the_metric_definitions(records_db, calls
 
 @pytest.fixture(scope="module")
 def traffic_db(tmp_path_factory):
-    """Three hours of traffic with failovers, rejects and calls still open, as ingested."""
+    """Two hours and a half of traffic with failovers, rejects and calls still open, as
+    ingested: whole hours, and parts of hours on either side of a half."""
     path = tmp_path_factory.mktemp("traffic") / "noc.db"
     harness = Harness(path)
-    events = traffic_events(hours=3)
+    events = traffic_events(hours=2.5)
     harness.feed(*(events[at:at + 1000] for at in range(0, len(events), 1000)))
     harness.flush()
     harness.writer.close_now()
@@ -140,7 +141,7 @@ def without_peaks(totals: dict) -> dict:
             for key, value in totals.items()}
 
 
-@PROPERTIES
+@settings(max_examples=50, deadline=None)  # each reads a real store: ranges, not records, vary
 @given(data=st.data())
 def test_a_range_older_than_the_minutes_totals_what_its_records_hold(traffic_db, data):
     """Where the minute rollups are gone, a part of a range over half of an hour is read as the
