@@ -16,7 +16,9 @@ import pytest
 
 from console.feed import protocol as p
 from console.feed.service import IngestSettings
+from console.feed.simulator import CATCHING_UP_S
 from store.actions import request_control
+from store.views import ConsoleData
 from store.writer import StoreWriter
 from tests.conftest import STORES, database_of
 from tests.feedkit import (
@@ -372,3 +374,26 @@ async def test_stopping_stores_every_frame_already_received(db):
         assert service.client.frames.empty()
         assert service.committed_seq == service.ingestor.last_seq == stored_seq(db)
         assert_matches_reference(read_report(db), sim.history[:service.committed_seq])
+
+
+async def test_a_backfill_far_longer_than_the_resume_buffer_arrives_without_a_gap(tmp_path):
+    """`noc demo --backfill N`: the simulator makes N seconds of history at once, far faster
+    than a store takes it and before the console has even subscribed. Held to what a resume
+    buffer of 2,000 events can serve, it comes through whole, and the channels in use stay
+    within the customers' limits (calls whose end fell into a gap stayed open for ever)."""
+    db = tmp_path / "noc.db"
+    simulating = running_simulator(start=None, speed=1.0, cps=5, backfill=1_800, buffer=2_000)
+    async with simulating as (sim, url), run_service(db, url) as ingesting:
+        def caught_up() -> int:  # the head once the backfill is all generated
+            return sim.head if sim.sim_now() - sim.traffic.now <= CATCHING_UP_S else 0
+
+        backfilled = await wait_until(caught_up, what="the backfill to be generated")
+        await ingesting.until_committed(backfilled)
+        now_ms = round(sim.sim_now() * 1000)
+    assert backfilled > 10 * 2_000
+    report = read_report(db)
+    assert (report["gaps"], report["quarantined"]) == ([], 0)
+    assert report["last_seq"] >= backfilled
+    dashboard = ConsoleData(db).dashboard(now_ms)
+    assert dashboard.feed.gaps == 0
+    assert dashboard.channels <= dashboard.channel_limit

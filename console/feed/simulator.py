@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.05
 TICK_EVENTS = 20_000  # at most per tick, so a speed the model cannot keep up with never stalls I/O
+CATCHING_UP_S = 1.0  # the model this far behind simulated time generates a backfill's bulk
 
 
 class Simulator:
@@ -170,9 +171,21 @@ class Simulator:
             await asyncio.sleep(TICK_S)
 
     def _generate_until_now(self) -> None:
+        now = self.sim_now()
         room = self._room(TICK_EVENTS)
+        if now - self.traffic.now > CATCHING_UP_S:
+            room = min(room, self._unsent_room())
         if room:
-            self._publish(self.traffic.advance_to(self.sim_now(), room))
+            self._publish(self.traffic.advance_to(now, room))
+
+    def _unsent_room(self) -> int:
+        """How many events a backfill (or a model catching up) may add without pushing out of
+        the resume buffer what a subscriber has not yet been sent: it is generated at the pace
+        the slowest reads, not faster than the buffer holds, or it would arrive as gaps. Until
+        a subscriber comes, what is generated waits for it, and half the buffer stays for
+        resuming after a reconnection."""
+        sent = min(self.server.cursors(), default=self._buffer.oldest - 1)
+        return max(0, self._buffer.capacity // 2 - (self.head - sent))
 
     async def _generate_on_demand(self) -> None:
         while True:
