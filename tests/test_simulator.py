@@ -154,6 +154,29 @@ def carrier_of_attempts(events: list[dict]) -> dict[tuple[str, int], str]:
             if e["type"] == "call.attempt"}
 
 
+def test_a_quiet_history_fills_every_hour_of_the_day_before_the_start_and_no_incident():
+    """The demo's default: a day of hourly rows, not zeros, and its incident still to come."""
+    day = 86_400
+    traffic = Traffic(1, 20.0, "outage", T0, history_s=day - 600)
+    events = traffic.advance_to(T0 + 600)
+    starts = [e["ts"] for e in events if e["type"] == "call.start"]
+    hours = Counter(int((T0 + 600 - ts) // 3600) for ts in starts)
+    assert sorted(hours) == list(range(24))
+    quiet = sum(n for hour, n in hours.items() if hour > 0)
+    assert quiet < len(starts) - quiet  # the last 10 minutes outweigh the 23 h 50 min before
+    [incident] = traffic.incidents
+    assert incident.start >= T0
+
+
+def test_cli_demo_opens_with_a_day_of_history():
+    from console.shell.cli import DEMO_BACKFILL_S, DEMO_QUIET_HISTORY_S, demo
+
+    defaults = {p.name: p.default for p in demo.params}
+    assert (defaults["backfill"], defaults["quiet_history"]) == (DEMO_BACKFILL_S,
+                                                                 DEMO_QUIET_HISTORY_S)
+    assert DEMO_BACKFILL_S + DEMO_QUIET_HISTORY_S >= 86_400
+
+
 def test_outage_sends_a_carriers_consecutive_failures_into_the_hundreds():
     traffic, events = run_model("outage", 300)
     [incident] = traffic.incidents

@@ -45,7 +45,9 @@ class Simulator:
         keep_history: also keep every event dict in `history` (for tests).
         heartbeat: wall seconds between heartbeats to each subscriber.
         backfill: simulated seconds of history to generate at once before running in time
-            (the demo starts with the last half hour already on its graphs).
+            (the demo starts with the last ten minutes already on its graphs).
+        quiet_history: simulated seconds of quiet history (see Traffic's `history_s`) before the
+            backfill, generated at once too (the demo's day of hourly rows).
         frame_events: (fewest, most) events per frame, each frame's count drawn at random
             (seeded) between them; a frame of one event is sent as a bare object, as a switch
             sending event by event would.
@@ -55,7 +57,7 @@ class Simulator:
                  token: str | None = None, scenario: str = "default", buffer: int = 100_000,
                  start: float | None = None, limit: int | None = None,
                  record: str | Path | None = None, keep_history: bool = False,
-                 heartbeat: float = 2.0, backfill: float = 0.0,
+                 heartbeat: float = 2.0, backfill: float = 0.0, quiet_history: float = 0.0,
                  frame_events: tuple[int, int] = (FRAME_EVENTS, FRAME_EVENTS)) -> None:
         if speed < 0:
             raise ValueError("speed must be 0 or more")
@@ -64,7 +66,7 @@ class Simulator:
         self.limit = limit
         self.heartbeat = heartbeat
         start_ts = round((time.time() - backfill) if start is None else start, 3)
-        self.traffic = Traffic(seed, cps, scenario, start_ts)
+        self.traffic = Traffic(seed, cps, scenario, start_ts, history_s=quiet_history)
         self.controls: list[Control] = []  # every valid control message received, in order
         self.history: list[dict] = []  # every event published, if keep_history
         self._keep_history = keep_history
@@ -80,7 +82,7 @@ class Simulator:
         self._paused = False
         # Simulated time at the wall moment `_clock_wall`; ahead of the model by the backfill,
         # which the first ticks then generate as fast as they can.
-        self._clock_sim = self.traffic.now + backfill
+        self._clock_sim = self.traffic.now + quiet_history + backfill
         self._clock_wall = time.monotonic()
         self._incidents_logged = 0
 

@@ -34,6 +34,7 @@ CURRENCY = "USD"
 REFERENCE_CPS = 20.0  # the call rate the opening balances are sized for
 MAX_TALK_MS = 2_399_000  # under 40 minutes: the console closes a call as lost after an hour
 BALANCE_REPORT_MS = 10_000
+HISTORY_SHARE = 0.0025  # of the call rate, in the quiet history before the start (a demo's day)
 LOW_BALANCE = 0.05  # what a customer has left when a balance-out incident starts
 FLOOD_FACTOR = 4  # a flooding customer offers this many times its CPS limit
 
@@ -274,7 +275,7 @@ class Traffic:
     """Simulated traffic: `advance_to(ts)` or `next_events(n)` hand out the events, numbered."""
 
     def __init__(self, seed: int = 1, cps: float = 20.0, scenario: str = "default",
-                 start_ts: float = 1_700_000_000.0) -> None:
+                 start_ts: float = 1_700_000_000.0, history_s: float = 0.0) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; pick one of {', '.join(SCENARIOS)}")
         if cps <= 0:
@@ -289,7 +290,9 @@ class Traffic:
         self._order = itertools.count()
         self._ready: list[dict] = []
         self._live: dict[str, _Call] = {}  # calls in progress, for `hangup` controls
-        self._now = round(start_ts * 1000)
+        # `history_s` before `start_ts` is quiet: calls at HISTORY_SHARE of `cps`, no incident.
+        self._live_ms = round(start_ts * 1000)
+        self._now = round((start_ts - history_s) * 1000)
         self._call_numbers = itertools.count(1)
         self._call_id_prefix = f"s{seed}-{int(start_ts)}-"
         self._carriers = [self._new_carrier(profile) for profile in CARRIERS]
@@ -425,27 +428,31 @@ class Traffic:
         )
 
     def _start(self) -> None:
-        start = self._now
+        start, live = self._now, self._live_ms
         self._ready.extend(a.opening_event(start) for a in (*self._customers, *self._carriers))
-        self._next_arrival = start + self._rng.expovariate(self.cps / 1000)
+        self._next_arrival = start + self._rng.expovariate(self._call_rate(start))
         self._push(round(self._next_arrival), self._arrival, None)
         self._push(start + BALANCE_REPORT_MS, self._report_balances, None)
         if self.scenario == "default":
             delay = self._rng.randint(*DEFAULT_FIRST_INCIDENT_MS)
-            self._push(start + delay, self._start_incident, None)
+            self._push(live + delay, self._start_incident, None)
         elif self.scenario != "calm":
             # A false-answering carrier must never have shown a 404, so it starts at once.
             delay = (0 if self.scenario == "false-answer"
                      else self._rng.randint(*NAMED_INCIDENT_DELAY_MS))
-            self._push(start + delay, self._start_incident, self.scenario)
+            self._push(live + delay, self._start_incident, self.scenario)
 
     # Calls.
 
     def _arrival(self, _payload: None, t: int) -> None:
         rng = self._rng
         self._offer_call(self._customers[bisect(self._customer_cumulative, rng.random())], t)
-        self._next_arrival += rng.expovariate(self.cps / 1000)
+        self._next_arrival += rng.expovariate(self._call_rate(t))
         self._push(round(self._next_arrival), self._arrival, None)
+
+    def _call_rate(self, t: int) -> float:
+        """Calls per simulated millisecond at `t`: a fraction of `cps` in the quiet history."""
+        return self.cps / 1000 * (HISTORY_SHARE if t < self._live_ms else 1.0)
 
     def _offer_call(self, customer: _Customer, t: int) -> None:
         rng = self._rng

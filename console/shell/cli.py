@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 EXIT_FAILURE = 1  # a mistake to fix before starting again: a setting, a file, a second writer
 EXIT_STORE_FAILED = 3  # the store could not take the feed; the next start resumes, losing nothing
 MIN_TOKEN_CHARS = 16  # noc serve: a token to guard a console on a network
+DEMO_BACKFILL_S = 600.0  # the demo's last ten minutes at full rate, on its graphs at once
+DEMO_QUIET_HISTORY_S = 86_400 - DEMO_BACKFILL_S  # and before them the rest of a day, quietly
 
 
 class Failure(click.ClickException):
@@ -243,10 +245,19 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 @traffic_options
 @click.option(
     "--backfill",
-    default=600.0,
+    default=DEMO_BACKFILL_S,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds of history generated at start.",
+)
+@click.option(
+    "--history",
+    "quiet_history",
+    default=DEMO_QUIET_HISTORY_S,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds of quiet history before the backfill (calls at 1/400 of --cps, no incident): "
+         "with the default backfill, a day of hourly rows.",
 )
 @click.option(
     "--db",
@@ -256,7 +267,8 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 )
 @console_options
 @config_option
-def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -> None:
+def demo(seed, cps, scenario, backfill, quiet_history, db_path, config_path,
+         **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
     from console.alerting.demo import DemoAlerting
     from console.feed.service import IngestService
@@ -271,7 +283,8 @@ def demo(seed, cps, scenario, backfill, db_path, config_path, **console_flags) -
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         stale.unlink(missing_ok=True)  # the simulator starts at seq 1: so must the database
     prepare(path)
-    simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill)
+    simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill,
+                          quiet_history=quiet_history)
     alerting = DemoAlerting.prepare(settings.alerting, path, own_mail=not settings.email.host)
 
     async def start(app) -> None:
