@@ -79,3 +79,9 @@ async def until_painted(reached: Callable[[], bool], since: float) -> float:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def terminal_size(text: str) -> tuple[int, int]:
+    """`80x24` -> (80, 24), for a benchmark's --size."""
+    columns, rows = text.split("x")
+    return int(columns), int(rows)

@@ -166,10 +166,10 @@ def hold_writer_lock(path: Path) -> WriterLock:
 
 def make_app(db_path: Path, *, clock: Callable[[], int] | None = None, read_only: bool = False,
              timezone: str = "UTC", theme: str = "noc-dark", refresh: float = 1.0,
-             feed_url: str | None = None):
+             feed_url: str | None = None, warm_screens: bool = False):
     """A console on `db_path` with no terminal watchdog, exporting by default beside it: a
     viewer with a fixed clock, or, given `feed_url`, the database's writer subscribed to that
-    feed (on the real clock)."""
+    feed (on the real clock). `warm_screens` as a person's console (see ConsoleOptions)."""
     from console.feed.service import IngestService, IngestSettings
     from console.shell.app import NocApp
     from console.shell.options import ConsoleOptions
@@ -181,6 +181,7 @@ def make_app(db_path: Path, *, clock: Callable[[], int] | None = None, read_only
                                 settings=IngestSettings(slice_events=2_000))
     options = ConsoleOptions(db_path=Path(db_path), read_only=read_only, timezone=timezone,
                              theme=theme, refresh=refresh, watchdog=False, cursor_blink=False,
+                             warm_screens=warm_screens,
                              exports=Path(db_path).parent / "exports",
                              **({"clock": clock or fixed_clock()} if service is None else {}))
     return NocApp(options, service=service)

@@ -7,13 +7,17 @@ where the snapshot differs from the last one, so an idle console does no drawing
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from textual import events
 from textual.screen import Screen
 
-from store.views import ConsoleData
+from store.views import ConsoleData, FeedView
+
+MINUTE_MS = 60_000
+WRITER_STALE_MS = 30_000  # a viewer says the writer is stale past this with no update
 
 
 class KeptStyles:
@@ -54,7 +58,7 @@ class DataScreen(KeptStyles, Screen):
         if asked is not None and asked != self.asked:
             return
         self.current_as_of, self.read_marker = read_at, marker
-        if snapshot != self._last_snapshot:
+        if self._last_snapshot is None or steady(snapshot) != steady(self._last_snapshot):
             self._last_snapshot = snapshot
             self.show(snapshot)
 
@@ -72,3 +76,28 @@ class DataScreen(KeptStyles, Screen):
         if ms is None:
             return "–"
         return datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.tz).strftime(pattern)
+
+
+def steady(snapshot: Any) -> Any:
+    """What of a screen's snapshot tells whether it would draw anything new. Each read holds
+    the time it was made, so two reads of an unchanged store never compared equal and an idle
+    console drew every few seconds: while the feed is calm, the time counts to the minute (the
+    header's clock) and the writer's last heartbeat only as whether it is late. A feed in
+    trouble shows countdowns and durations: its snapshots are compared whole."""
+    feed = getattr(snapshot, "feed", None)
+    if not isinstance(feed, FeedView) or feed.status != "connected" or feed.store_troubles:
+        return snapshot
+    late = snapshot.now_ms - feed.updated_ms > WRITER_STALE_MS
+    return _to_the_minute(replace(snapshot, feed=replace(feed, updated_ms=late,
+                                                         last_frame_ms=None)))
+
+
+def _to_the_minute(value: Any) -> Any:
+    changes = {}
+    for field in fields(value):
+        inner = getattr(value, field.name)
+        if field.name == "now_ms":
+            changes[field.name] = inner // MINUTE_MS
+        elif is_dataclass(inner) and not isinstance(inner, type):
+            changes[field.name] = _to_the_minute(inner)
+    return replace(value, **changes) if changes else value

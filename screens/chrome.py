@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from screens.base import WRITER_STALE_MS
 from screens.safe_text import plain
 from store.views import FeedView, store_trouble_text
 from widgets.feed_badge import FeedBadge, FeedStatus
 
-WRITER_STALE_MS = 30_000
 STATUSES = get_args(FeedStatus)
 
 

@@ -15,9 +15,10 @@ import tracemalloc
 import pytest
 
 from console.feed import protocol as p
-from console.feed.service import IngestSettings
+from console.feed.service import QUIET_NOTE_MS, IngestService, IngestSettings
 from console.feed.simulator import CATCHING_UP_S
 from store.actions import request_control
+from store.database import prepare
 from store.views import ConsoleData
 from store.writer import StoreWriter
 from tests.conftest import STORES, database_of
@@ -397,3 +398,19 @@ async def test_a_backfill_far_longer_than_the_resume_buffer_arrives_without_a_ga
     dashboard = ConsoleData(db).dashboard(now_ms)
     assert dashboard.feed.gaps == 0
     assert dashboard.channels <= dashboard.channel_limit
+
+
+def test_heartbeats_on_a_quiet_feed_are_stored_now_and_then_not_each(tmp_path):
+    """A heartbeat that brings nothing is noted at most every QUIET_NOTE_MS: a commit for each
+    woke every viewer to read the store again with nothing new to show."""
+    prepare(tmp_path / "noc.db")
+    service = IngestService(tmp_path / "noc.db", "ws://127.0.0.1:1/feed", token=None)
+    beat = json.dumps({"type": "heartbeat", "ts": 1_763_700_000.0, "last_seq": 0}).encode()
+    service._apply(beat)
+    assert service.ingestor.has_changes()  # the first is noted
+    service.ingestor.take_batch()
+    service._apply(beat)
+    assert not service.ingestor.has_changes()
+    service._frame_noted_ms -= QUIET_NOTE_MS
+    service._apply(beat)
+    assert service.ingestor.has_changes()

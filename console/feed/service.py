@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
 SWITCH_INTERVAL_S = 0.0005
+QUIET_NOTE_MS = 20_000  # a viewer calls the writer stale after 30 s with no commit
 FEED_COUNTERS = ("last_seq", "newest_ms", *COUNTERS)
 
 
@@ -150,6 +151,7 @@ class IngestService:
         self.flushes = 0
         self._connected = False
         self._feed_head: int | None = None  # the feed's last seq, as this connection last said
+        self._frame_noted_ms = 0  # when a frame's arrival was last handed to the store
         self._current = False  # see caught_up
         self._write_task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
@@ -297,7 +299,13 @@ class IngestService:
                 self.client.acknowledge(item)
             elif isinstance(item, p.Heartbeat):
                 self._feed_head = item.last_seq
-        self.ingestor.set_feed_status(last_frame_ms=now_ms())
+        # A frame that changed nothing (a heartbeat on a quiet feed) is noted at the next
+        # commit, or at most every QUIET_NOTE_MS: committing each one woke every viewer to
+        # read the store again every heartbeat, with nothing new to show.
+        received = now_ms()
+        if self.ingestor.has_changes() or received - self._frame_noted_ms >= QUIET_NOTE_MS:
+            self.ingestor.set_feed_status(last_frame_ms=received)
+            self._frame_noted_ms = received
 
     def _on_status(self, status: FeedStatus) -> None:
         self._log_status(status)

@@ -47,8 +47,9 @@ from store.actions import request_control
 from store.database import ChangeProbe, StoreError, change_probe
 from store.views import ConsoleData
 
-STALE_AFTER_S = 10.0  # re-read even an unchanged database now and then: windows move with time
+STALE_AFTER_S = 20.0  # re-read even an unchanged database now and then: windows move with time
 WATCHDOG_S = 5.0
+WARM_PAUSE_S = 0.1  # between mounting one screen and the next, ahead of the keys
 STOP_TIMEOUT_S = 10.0  # what is not stored by then is fetched again from the feed on restart
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class NocApp(App):
             )
         self.theme = options.theme
         self._poll_timer: Timer | None = None
+        self._to_warm: list[str] | None = None  # screens still to mount while idle
         self._css_refreshed: tuple = ()  # the theme and style sheets when last refreshed
         self._styled_as: WeakKeyDictionary[Screen, tuple] = WeakKeyDictionary()  # and each screen
         self._polling = False
@@ -275,7 +277,31 @@ class NocApp(App):
             self.notify(f"could not read the store: {done.error}", severity="error")
         elif done.screen is self._visible_screen():
             done.screen.deliver(done.snapshot, done.read_at, done.marker, done.asked)
+            if self._to_warm is None and self.options.warm_screens:
+                self._to_warm = [*self.MODES, "customer", "carrier"]
+                self.set_timer(WARM_PAUSE_S, self._warm_next)
         self._poll_next()
+
+    @property
+    def warmed(self) -> bool:
+        """Every screen a key leads to is mounted (see ConsoleOptions.warm_screens)."""
+        return self._to_warm == []
+
+    def _warm_next(self) -> None:
+        """Mount the next screen a key leads to (a mode's, or the kept account screens) before
+        the key is pressed: mounting one takes 50-300 ms of this loop. One at a time, keys and
+        frames between. Textual has no public call to mount a screen without showing it."""
+        while self._to_warm:
+            name = self._to_warm.pop(0)
+            if name in self.MODES:
+                if name not in self._screen_stacks:
+                    self._init_mode(name)
+                    break
+            elif not self.is_screen_installed(f"{name}-account"):
+                self._get_screen(self._account_screen(name, ""))
+                break
+        if self._to_warm:
+            self.set_timer(WARM_PAUSE_S, self._warm_next)
 
     def _visible_screen(self) -> Screen | None:
         """The screen shown, or None while the app starts or closes (no screen on the stack)."""
@@ -315,16 +341,20 @@ class NocApp(App):
         """Jump to a customer or carrier (from a list or the command palette). One screen of
         each kind is kept and shows the account asked for in place, over its list."""
         self.switch_mode("customers" if kind == "customer" else "carriers")
-        name = f"{kind}-account"
-        if not self.is_screen_installed(name):
-            self.install_screen(CustomerScreen(account) if kind == "customer"
-                                else CarrierScreen(account), name)
-        screen = self.get_screen(name)
+        screen = self._account_screen(kind, account)
         screen.show_account(account)
         if screen not in self.screen_stack:
             self.push_screen(screen)
         while self.screen is not screen:  # a dialog over it
             self.pop_screen()
+
+    def _account_screen(self, kind: str, account: str) -> CustomerScreen | CarrierScreen:
+        """The kept screen of customers or carriers (made for `account` if there is none)."""
+        name = f"{kind}-account"
+        if not self.is_screen_installed(name):
+            self.install_screen(CustomerScreen(account) if kind == "customer"
+                                else CarrierScreen(account), name)
+        return self.get_screen(name)
 
     def request_control(self, **fields) -> str | None:
         """Ask the writer to carry out a control action; refused in read-only mode."""

@@ -22,4 +22,7 @@ class ConsoleOptions:
     clock: Callable[[], int] = field(default=now_ms)  # tests pass a fixed clock
     watchdog: bool = True  # exit when the terminal goes away (off under test)
     cursor_blink: bool = True  # off under test: a blinking cursor makes snapshots differ
+    # Mount the screens the keys lead to while idle after the first paint, so that no key
+    # waits for one (off under test, where each test would mount every screen).
+    warm_screens: bool = True
     exports: Path = field(default_factory=default_exports_folder)  # exports' default folder

@@ -157,3 +157,19 @@ async def test_a_theme_chosen_on_one_screen_reaches_the_screens_kept_for_other_k
         assert app.screen is customers
         assert header.styles.background != dark
         assert header.styles.background == Color.parse(app.theme_variables["panel"])
+
+
+async def test_a_console_mounts_what_its_keys_lead_to_once_it_has_painted(noc_db, noc_clock):
+    """No key waits for a screen to mount: after the first paint, the screens of the global
+    keys and the kept account screens are mounted one at a time."""
+    app = testing.make_app(noc_db, clock=noc_clock, warm_screens=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await testing.until(pilot, lambda: app.warmed)
+        kept = app.get_screen("customer-account")
+        await testing.until(pilot, lambda: kept.is_mounted
+                            and app.get_screen("carrier-account").is_mounted)
+        await pilot.press("2")
+        await testing.settle(pilot)
+        await pilot.press("enter")
+        await testing.settle(pilot)
+        assert app.screen is kept and kept.account == "acme-telecom"
