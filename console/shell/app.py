@@ -51,6 +51,7 @@ STALE_AFTER_S = 20.0  # re-read even an unchanged database now and then: windows
 WATCHDOG_S = 5.0
 WARM_PAUSE_S = 0.1  # between mounting one screen and the next, ahead of the keys
 STOP_TIMEOUT_S = 10.0  # what is not stored by then is fetched again from the feed on restart
+LAID_OUT_FOR = (80, 24)  # the smallest terminal every screen is laid out for
 log = logging.getLogger(__name__)
 
 
@@ -123,6 +124,7 @@ class NocApp(App):
         self._poll_again = False
         self._probe: ChangeProbe | None = None
         self._parent_pid = os.getppid()
+        self._too_small: tuple[int, int] | None = None  # the size last said to be too small
 
     def refresh_css(self, animate: bool = True) -> None:
         """Textual re-parses every style sheet and restyles the whole screen stack whenever a
@@ -158,6 +160,7 @@ class NocApp(App):
         # A screen shown again reads at once if the store changed since it last read.
         self.screen_change_signal.subscribe(self, lambda _: self._poll_soon())
         self.call_after_refresh(self._poll)
+        self._say_if_too_small(*self.size)
 
     async def _run_writer(self) -> None:
         try:
@@ -215,6 +218,21 @@ class NocApp(App):
     async def _check_parent(self) -> None:
         if os.getppid() != self._parent_pid:
             self._hung_up()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._say_if_too_small(event.size.width, event.size.height)
+
+    def _say_if_too_small(self, width: int, height: int) -> None:
+        """Below 80x24 the screens leave out what does not fit: say so, once per size, rather
+        than let it pass for all there is."""
+        least_width, least_height = LAID_OUT_FOR
+        fits = width >= least_width and height >= least_height
+        if fits or self._too_small == (width, height):
+            return
+        self._too_small = (width, height)
+        self.notify(f"This terminal is {width}x{height}: noc is laid out for {least_width}x"
+                    f"{least_height} or more, so some columns and panels are left out",
+                    title="Terminal too small", severity="warning", timeout=10)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if not self.options.cursor_blink and hasattr(event.widget, "cursor_blink"):

@@ -160,3 +160,14 @@ def test_long_names_and_huge_numbers(noc_db, noc_app, noc_settle, snap_compare, 
 @pytest.mark.parametrize("size", [(60, 20), (79, 23)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_terminal_smaller_than_80x24(noc_app, noc_settle, snap_compare, size):
     assert snap_compare(noc_app(), terminal_size=size, run_before=noc_settle)
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_terminal_below_80x24_is_told_what_it_misses(noc_app, noc_settle, size):
+    app = noc_app()
+    async with app.run_test(size=size) as pilot:
+        await noc_settle(pilot)
+        said = [n.message for n in app._notifications if "laid out for 80x24" in n.message]
+        assert said == ([] if size == (80, 24) else [
+            "This terminal is 60x20: noc is laid out for 80x24 or more, so some columns and "
+            "panels are left out"])
