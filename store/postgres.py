@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
@@ -58,8 +59,16 @@ _TOKENS = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=1024)
+# A statement longer than this (the writer's many-row inserts) is neither kept translated nor
+# prepared in the server: each size of each would hold memory for good, for little gain.
+LONG_STATEMENT = 4096
+
+
 def translate(sql: str) -> tuple[str, tuple[str, ...] | None]:
+    return _translate(sql) if len(sql) > LONG_STATEMENT else _translate_cached(sql)
+
+
+def _translate(sql: str) -> tuple[str, tuple[str, ...] | None]:
     """SQLite's SQL as noc writes it in PostgreSQL's words, with the server's own parameters
     ($1, $2: psycopg's raw cursor sends them as they are, where it would parse a long many-row
     statement again at each run); and the names of a named statement's parameters, in order."""
@@ -92,6 +101,9 @@ def translate(sql: str) -> tuple[str, tuple[str, ...] | None]:
     return translated, tuple(names) if names else None
 
 
+_translate_cached = functools.lru_cache(maxsize=512)(_translate)
+
+
 def _values(names: tuple[str, ...] | None, params: Sequence | Mapping | None) -> Sequence:
     if names is None:  # (a mapping here names nothing: SQLite ignores it too)
         return () if params is None or isinstance(params, Mapping) else params
@@ -119,9 +131,12 @@ class Connection:
     """A connection to a PostgreSQL database that speaks to noc as a sqlite3.Connection does:
     autocommit, transactions by BEGIN/COMMIT statements, rows as tuples."""
 
-    def __init__(self, raw: psycopg.Connection, url: str) -> None:
+    def __init__(self, raw: psycopg.Connection, url: str, *, reusable: bool = False,
+                 reused: bool = False) -> None:
         self.raw = raw
         self.url = url
+        self.reusable = reusable  # a viewer's: kept open for the next read when closed
+        self._reused = reused  # kept from an earlier read, not yet used for this one
 
     def execute(self, sql: str, params: Sequence | Mapping = ()) -> psycopg.RawCursor:
         cursor = psycopg.RawCursor(self.raw)
@@ -129,9 +144,20 @@ class Connection:
             return cursor  # SQLite's settings: nothing to do here
         query, names = translate(sql)
         try:
-            return cursor.execute(query, _values(names, params))
+            return cursor.execute(query, _values(names, params),
+                                  prepare=False if len(query) > LONG_STATEMENT else None)
+        except psycopg.OperationalError as error:
+            if not self._reused:
+                raise backend_error(error) from None
+            # A kept connection the server has since ended (a restart, an idle timeout): this
+            # read's first statement, so a new connection may run it as well.
+            self.raw.close()
+            self.raw, self._reused = _open_viewer(self.url), False
+            return self.execute(sql, params)
         except psycopg.Error as error:
             raise backend_error(error) from None
+        finally:
+            self._reused = False
 
     def executemany(self, sql: str, rows) -> psycopg.RawCursor:
         cursor = psycopg.RawCursor(self.raw)
@@ -153,7 +179,8 @@ class Connection:
         self.raw.cancel()
 
     def close(self) -> None:
-        self.raw.close()
+        if not (self.reusable and _keep_idle(self.url, self.raw)):
+            self.raw.close()
 
 
 def backend_error(error: psycopg.Error) -> BackendError:
@@ -184,11 +211,45 @@ def _reason(error: psycopg.Error) -> str:
 
 
 def connect(url: str, *, mode: str = "ro", writer: bool = False) -> Connection:
-    """A connection to the database at `url`; "ro" refuses every write in the server."""
-    raw = _open(url, application=WRITER_NAME if writer else "noc")
-    if mode == "ro":
-        raw.execute("SET default_transaction_read_only = on")
-    return Connection(raw, url)
+    """A connection to the database at `url`; "ro" refuses every write in the server. A
+    viewer reads by short connections, one per read: those are reused (a connection to a server
+    on another host costs a round trip or more, and its authentication)."""
+    if mode == "ro" and not writer:
+        with _IDLE_LOCK:
+            idle = _IDLE.get(url)
+            raw = idle.pop() if idle else None
+        return Connection(raw or _open_viewer(url), url, reusable=True, reused=raw is not None)
+    return Connection(_open(url, application=WRITER_NAME if writer else "noc"), url)
+
+
+def _open_viewer(url: str) -> psycopg.Connection:
+    raw = _open(url)
+    raw.execute("SET default_transaction_read_only = on")
+    return raw
+
+
+IDLE_PER_DATABASE = 4  # read-only connections kept open for reuse, per database and process
+_IDLE: dict[str, list[psycopg.Connection]] = {}
+_IDLE_LOCK = threading.Lock()
+
+
+def _keep_idle(url: str, raw: psycopg.Connection) -> bool:
+    """Keep a viewer's connection for the next read, its transaction ended; False if it is not
+    worth keeping (broken, or enough kept)."""
+    status = raw.info.transaction_status
+    if raw.closed or status == pq.TransactionStatus.UNKNOWN:
+        return False
+    if status != pq.TransactionStatus.IDLE:
+        try:
+            raw.execute("ROLLBACK")
+        except psycopg.Error:
+            return False
+    with _IDLE_LOCK:
+        idle = _IDLE.setdefault(url, [])
+        if len(idle) >= IDLE_PER_DATABASE:
+            return False
+        idle.append(raw)
+    return True
 
 
 # Schema ---------------------------------------------------------------------------------------
@@ -350,11 +411,15 @@ def _version(db: Connection, url: str) -> int:
 
 class ServerWriterLock:
     """WriterLock for a server database: a session advisory lock, held by the writer's own
-    connection, so the server releases it when the writer dies (kill -9 included)."""
+    connection, so the server releases it when the writer dies (kill -9 included).
+
+    Its status (`publish`) travels as that connection's last statement, a comment the server
+    shows every session of the same role in pg_stat_activity: like the lock file's page, it needs
+    no write to the database, so it still tells when the writer cannot commit there."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = None  # no lock file: its status travels as the lock holder's NOTIFY
+        self.path = None  # no lock file
         self._raw: psycopg.Connection | None = None
 
     def acquire(self) -> None:
@@ -362,25 +427,13 @@ class ServerWriterLock:
                                            f"{socket.gethostname()}")
         (taken,) = raw.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()
         if not taken:
-            holder = self._holder(raw)
+            holder, _ = writer_of(Connection(raw, self.url))
             raw.close()
             raise StoreError(
                 f"{masked(self.url)} already has a writer ({holder or 'another process'}); a "
                 "second one is refused: run `noc` (a viewer) against it, or stop that writer "
                 "first")
         self._raw = raw
-
-    def _holder(self, raw: psycopg.Connection) -> str:
-        row = raw.execute(
-            "SELECT a.application_name, a.client_addr FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-            "AND l.objid = %s AND l.granted AND l.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database())",
-            (WRITER_LOCK_KEY,)).fetchone()
-        if row is None:
-            return ""
-        name, address = row
-        return name.removeprefix(f"{WRITER_NAME} ") + (f" from {address}" if address else "")
 
     def release(self) -> None:
         if self._raw is not None:
@@ -390,29 +443,56 @@ class ServerWriterLock:
     def publish(self, status: dict) -> None:
         """The writer's store status for every console (best effort, like the lock file)."""
         if self._raw is not None:
+            text = json.dumps(status).replace("/", "\\/")  # no */ nor /* in a comment
             with suppress(psycopg.Error):
-                self._raw.execute("SELECT pg_notify('noc_writer', %s)", (json.dumps(status),))
+                self._raw.execute(f"SELECT 1 /* {STATUS_MARK}{text} */".encode())
 
     def held_by_other(self) -> bool:
         return self.inspect()[0]
 
     def inspect(self) -> tuple[bool, dict]:
-        """(a writer holds the lock, its status: {} as the server keeps none between notices)."""
-        with closing(_open(self.url)) as raw:
-            return bool(self._holder(raw)), {}
+        """(a writer holds the lock, the status it last published: {} if none)."""
+        with closing(connect(self.url)) as db:
+            holder, status = writer_of(db)
+        return bool(holder), status
+
+
+STATUS_MARK = "noc writer status "
+
+
+def writer_of(db: Connection) -> tuple[str, dict]:
+    """Who holds the writer lock of the database ("" if none) and the status it published."""
+    row = db.execute(
+        "SELECT a.application_name, a.client_addr, a.query FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+        "AND l.objid = ? AND l.granted AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())",
+        (WRITER_LOCK_KEY,)).fetchone()
+    if row is None:
+        return "", {}
+    name, address, query = row
+    holder = name.removeprefix(f"{WRITER_NAME} ") + (f" from {address}" if address else "")
+    _, marked, text = (query or "").partition(STATUS_MARK)
+    try:
+        status = json.loads(text.removesuffix(" */")) if marked else {}
+    except ValueError:  # cut short by the server (track_activity_query_size): the next tells
+        status = {}
+    return holder, status if isinstance(status, dict) else {}
 
 
 class ServerChangeProbe:
     """What changes when the database may have: the server's WAL position moves with every
-    commit (of any writer, a viewer's action included), and the feed state's last update."""
+    commit (of any writer, a viewer's action included), the feed state's last update, and the
+    status the writer publishes (which changes when it cannot commit)."""
 
     def __init__(self, url: str) -> None:
         self._db = connect(url)
 
     def marker(self) -> object:
-        return self._db.execute(
+        row = self._db.execute(
             "SELECT pg_current_wal_insert_lsn()::text, (SELECT updated_ms FROM feed_state)"
         ).fetchone()
+        return row, writer_of(self._db)
 
     def close(self) -> None:
         self._db.close()

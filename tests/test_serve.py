@@ -92,6 +92,7 @@ async def test_the_console_in_a_browser_needs_the_token_and_is_a_read_only_viewe
                 await anyone.ws_connect(f"{base}/ws", headers=origin)
             assert capped.value.status == 503
     await wait_until(lambda: not sessions_of(server), what="the session's console to end")
+    assert "session opened" in process.stderr and TOKEN not in process.stderr  # logs keep it
 
 
 async def test_a_short_token_is_refused_in_one_line(tmp_path, processes):

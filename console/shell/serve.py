@@ -51,6 +51,8 @@ class ConsoleServer(Server):
         self.token = token
         self.max_sessions = sessions
         self.sessions = 0
+        # aiohttp's access log would write each page's URL, its token included: ours says less.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
