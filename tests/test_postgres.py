@@ -15,7 +15,15 @@ from store.models import DAY_COLUMNS
 from store.postgres import DAY_MS, IDLE_PER_DATABASE, masked, partition_name, raw_connection
 from store.views import ConsoleData
 from store.writer import Retention
-from tests.feedkit import free_port, query, running_simulator, stored_seq, wait_until
+from tests.feedkit import (
+    assert_matches_reference,
+    free_port,
+    query,
+    read_report,
+    running_simulator,
+    stored_seq,
+    wait_until,
+)
 from tests.test_cli import assert_one_line_error
 from tests.test_ingest import T0, Harness, answered_call
 
@@ -194,3 +202,26 @@ def test_a_writer_that_cannot_commit_says_so_to_every_viewer(postgres_db):
     finally:
         probe.close()
         lock.release()
+
+
+async def test_a_writer_whose_server_connection_ends_exits_3_and_the_restart_resumes(
+        postgres_db, processes):
+    async with running_simulator(speed=20, cps=60, limit=20_000) as (sim, url):
+        ingest = processes.noc("ingest", "--feed", url, "--db", postgres_db)
+        await wait_until(lambda: stored_seq(postgres_db) > 1_000, what="ingest to store")
+        with raw_connection(postgres_db) as db:  # the server restarting, or an admin's hand
+            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert await ingest.wait() == 3
+        last = ingest.stderr.strip().splitlines()[-1]
+        held = stored_seq(postgres_db)
+        assert last.startswith("noc: store: "), last
+        assert f"holds the feed up to seq {held:,}" in last
+        assert last.endswith("the next start resumes from there, nothing is lost")
+        assert "Traceback" not in ingest.stderr
+        restarted = processes.noc("ingest", "--feed", url, "--db", postgres_db)
+        await wait_until(lambda: stored_seq(postgres_db) == 20_000, what="the restart to catch up")
+        restarted.kill()
+    report = read_report(postgres_db)
+    assert (report["last_seq"], report["gaps"], report["quarantined"]) == (20_000, [], 0)
+    assert_matches_reference(report, sim.history)
