@@ -16,6 +16,7 @@ from store.postgres import DAY_MS, IDLE_PER_DATABASE, masked, partition_name, ra
 from store.views import ConsoleData
 from store.writer import Retention
 from tests.feedkit import (
+    REPO,
     assert_matches_reference,
     free_port,
     query,
@@ -225,3 +226,9 @@ async def test_a_writer_whose_server_connection_ends_exits_3_and_the_restart_res
     report = read_report(postgres_db)
     assert (report["last_seq"], report["gaps"], report["quarantined"]) == (20_000, [], 0)
     assert_matches_reference(report, sim.history)
+
+
+async def test_the_demo_refuses_a_server_database_in_one_line(tmp_path, processes):
+    demo = processes.noc("demo", "--db", "postgresql://noc@127.0.0.1:1/noc")
+    assert_one_line_error(demo, await demo.wait(), "noc demo keeps its own SQLite file")
+    assert not (tmp_path / "postgresql:").exists() and not list(REPO.glob("postgresql:*"))

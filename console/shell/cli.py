@@ -262,7 +262,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=DatabaseTarget(),
     help="Database file (default: demo.db in the XDG data folder; started afresh).",
 )
 @console_options
@@ -277,6 +277,9 @@ def demo(seed, cps, scenario, backfill, quiet_history, db_path, config_path,
 
     settings = load_settings(config_path)
     path = db_path or default_db_path().with_name("demo.db")
+    if is_postgres(path):  # a demo starts its database afresh: never a server's
+        raise Failure("noc demo keeps its own SQLite file, started afresh: give --db a file "
+                      "(noc ingest writes a feed into PostgreSQL)")
     private_folder(path.parent)
     if WriterLock.for_database(path).held_by_other():
         raise Failure(f"{path} is in use by another noc demo: stop it, or give --db another file")
