@@ -25,6 +25,7 @@ from screens.formats import (
     seconds,
     used_of,
 )
+from screens.navigation import OpenAccount
 from screens.safe_text import plain
 from screens.tables import WindowTable
 from store.views import AccountPage, AccountRow, ConsoleData, FeedView, failures_severity
@@ -217,7 +218,7 @@ class AccountListScreen(DataScreen):
         self.list_query = replace(self.list_query, keep=event.key)
 
     def on_window_table_selected(self, event: WindowTable.Selected) -> None:
-        self.app.open_account(self.KIND, event.key)
+        self.post_message(OpenAccount(self.KIND, event.key))
 
 
 def _failures(count: int | None) -> Cell:

@@ -25,6 +25,7 @@ from console.alerting.messages import send_test
 from screens.alert_dialogs import AcknowledgeDialog, SilenceChoice, SilenceDialog
 from screens.confirm import Confirm
 from screens.formats import DASH, SEVERITY_MARK, iso_utc, recent_time
+from screens.navigation import OpenAccount
 from screens.panes import DataPane
 from screens.safe_text import plain
 from screens.tables import LiveTable
@@ -276,7 +277,7 @@ class FiringPane(AlertWrites, DataPane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         alert = self._alerts.get(event.row_key.value or "")
         if alert is not None and alert.kind in ("customer", "carrier"):
-            self.app.open_account(alert.kind, alert.account)
+            self.post_message(OpenAccount(alert.kind, alert.account))
 
 
 # Rules ----------------------------------------------------------------------------------------

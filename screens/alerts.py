@@ -29,6 +29,7 @@ from screens.alert_panes import (
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.formats import DASH, SEVERITY_MARK, recent_time
+from screens.navigation import OpenAccount, ShowMode
 from screens.panes import DataPane, PaneTabs
 from screens.safe_text import plain
 from screens.tables import LiveTable
@@ -177,9 +178,9 @@ class ChecksPane(DataPane):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         kind, account = self._subjects.get(event.option.id or "", ("", ""))
         if kind in ("customer", "carrier"):
-            self.app.open_account(kind, account)
+            self.post_message(OpenAccount(kind, account))
         elif kind == "feed":
-            self.app.switch_mode("quarantine")
+            self.post_message(ShowMode("quarantine"))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 from textual import events
 from textual.screen import Screen
 
+from screens.navigation import ReadNow
 from store.views import ConsoleData, FeedView
 
 MINUTE_MS = 60_000
@@ -66,7 +67,7 @@ class DataScreen(KeptStyles, Screen):
         """Forget the last snapshot and ask for a new one at once (after a filter changes)."""
         self._last_snapshot = None
         self.asked += 1
-        self.app.refresh_data()
+        self.post_message(ReadNow())
 
     @property
     def tz(self) -> tzinfo:

@@ -22,6 +22,7 @@ from screens.base import DataScreen
 from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
 from screens.formats import DASH, SEVERITY_MARK, clock, pdd, percent, recent_time, seconds
+from screens.navigation import Back
 from screens.panes import AccountTabs, DataPane
 from screens.stats import SIP_PHRASES, StatsPane
 from screens.summary import SummaryPane
@@ -343,5 +344,4 @@ class CarrierScreen(AccountTabs, DataScreen):
         self.query_one(NocHeader).set_where(f"Carriers › {LOADING}")
 
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
+        self.post_message(Back())

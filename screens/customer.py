@@ -34,6 +34,7 @@ from screens.formats import (
     seconds,
     used_of,
 )
+from screens.navigation import Back
 from screens.panes import AccountTabs, DataPane
 from screens.safe_text import plain, printable_text
 from screens.stats import StatsPane
@@ -451,4 +452,4 @@ class CustomerScreen(AccountTabs, DataScreen):
         )
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.post_message(Back())

@@ -15,6 +15,7 @@ from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.formats import SEVERITY_MARK
+from screens.navigation import OpenAccount, ShowMode
 from screens.safe_text import plain
 from screens.summary import SummaryPane
 from store.views import ConsoleData, DashboardView, FeedView, SeriesView, SummaryRow
@@ -160,9 +161,9 @@ class DashboardScreen(DataScreen):
         kind, _, rest = (option.id or "").partition(":")
         account = rest.split(":")[0]
         if kind in ("customer", "carrier") and account:
-            self.app.open_account(kind, account)
+            self.post_message(OpenAccount(kind, account))
         elif kind == "feed":
-            self.app.switch_mode("quarantine")
+            self.post_message(ShowMode("quarantine"))
 
 
 def _replace_options(option_list: OptionList, options: list[Option]) -> None:

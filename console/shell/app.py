@@ -40,6 +40,7 @@ from screens.customer import CustomerScreen
 from screens.customers import CustomersScreen
 from screens.dashboard import DashboardScreen
 from screens.help import HelpScreen
+from screens.navigation import Back, OpenAccount, ReadNow, ShowMode
 from screens.palette import AccountCommands, KeyCommands
 from screens.quarantine import QuarantineScreen
 from screens.timezone import TimezonePicker
@@ -354,6 +355,19 @@ class NocApp(App):
                     self.screen.refresh_now()
 
         self.push_screen(TimezonePicker(str(self.display_tz)), chosen)
+
+    def on_open_account(self, message: OpenAccount) -> None:
+        self.open_account(message.kind, message.account)
+
+    def on_show_mode(self, message: ShowMode) -> None:
+        self.switch_mode(message.mode)
+
+    def on_back(self, message: Back) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def on_read_now(self, message: ReadNow) -> None:
+        self.refresh_data()
 
     def open_account(self, kind: str, account: str) -> None:
         """Jump to a customer or carrier (from a list or the command palette). One screen of
