@@ -22,6 +22,8 @@ from pathlib import Path
 from tests.feedkit import free_port
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
+ROOT_PREFIX = "noc-pg-"
+OWNER = "owner"  # the pid of the test session a cluster belongs to
 
 
 def binaries() -> Path | None:
@@ -38,20 +40,18 @@ def binaries() -> Path | None:
 class Cluster:
     """A running cluster; `database()` makes a new empty database and returns its URL."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, folder: Path | None = None) -> None:
         self.bin_dir = bin_dir
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="noc-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=folder))
         self.user = None if os.geteuid() else "postgres"
         self._names = itertools.count(1)
 
-    def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        command = [str(self.bin_dir / args[0]), *args[1:]]
-        if self.user:
-            command = ["runuser", "-u", self.user, "--", *command]
-        return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        return _as_owner(list(args), self.bin_dir)
 
     def start(self) -> None:
+        (self.root / OWNER).write_text(str(os.getpid()))
         if self.user:
             account = pwd.getpwnam(self.user)
             os.chown(self.root, account.pw_uid, account.pw_gid)
@@ -80,10 +80,33 @@ class Cluster:
         return self.url(name)
 
 
+def stop_orphans(bin_dir: Path, folder: Path | None = None) -> list[Path]:
+    """Stop and remove the clusters of test sessions that died without stopping theirs (killed
+    by a timeout, say: pg_ctl's server outlives them); those of live sessions are left alone."""
+    stopped = []
+    for root in Path(folder or tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+        try:
+            owner = int((root / OWNER).read_text())
+            os.kill(owner, 0)
+            continue  # its session runs
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge (another user's, or being made)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _as_owner(["pg_ctl", "-D", str(root / "data"), "-m", "immediate", "-w", "stop"],
+                      bin_dir)
+        shutil.rmtree(root, ignore_errors=True)
+        stopped.append(root)
+    return stopped
+
+
 @contextlib.contextmanager
 def running_cluster() -> Iterator[Cluster | str]:
     """A started cluster, or the reason there can be none here."""
     bin_dir = binaries()
+    if bin_dir is not None:
+        stop_orphans(bin_dir)
     if bin_dir is None:
         yield (f"PostgreSQL is not installed (no initdb under {BIN_GLOB}; .ci/run installs "
                "Debian's postgresql)")
@@ -102,6 +125,14 @@ def running_cluster() -> Iterator[Cluster | str]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def _as_owner(args: list[str], bin_dir: Path) -> subprocess.CompletedProcess:
+    """One of PostgreSQL's programs, as the user clusters run as (`postgres` for root)."""
+    command = [str(bin_dir / args[0]), *args[1:]]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    return subprocess.run(command, check=True, capture_output=True, text=True)
 
 
 def _has_user(name: str) -> bool:

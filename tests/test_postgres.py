@@ -6,6 +6,11 @@ read, and viewers told of each commit. What both stores share is tested over bot
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +30,7 @@ from tests.feedkit import (
     stored_seq,
     wait_until,
 )
+from tests.pgkit import OWNER, Cluster, stop_orphans
 from tests.test_cli import assert_one_line_error
 from tests.test_ingest import T0, Harness, answered_call
 
@@ -232,3 +238,25 @@ async def test_the_demo_refuses_a_server_database_in_one_line(tmp_path, processe
     demo = processes.noc("demo", "--db", "postgresql://noc@127.0.0.1:1/noc")
     assert_one_line_error(demo, await demo.wait(), "noc demo keeps its own SQLite file")
     assert not (tmp_path / "postgresql:").exists() and not list(REPO.glob("postgresql:*"))
+
+
+def test_a_cluster_left_by_a_killed_test_session_is_stopped_by_the_next(postgres_cluster):
+    if not isinstance(postgres_cluster, Cluster):
+        pytest.skip(postgres_cluster)
+    folder = Path(tempfile.mkdtemp(prefix="noc-pg-test-"))
+    folder.chmod(0o755)  # (the cluster's own user reaches its folder through this one)
+    orphan = Cluster(postgres_cluster.bin_dir, folder)
+    try:
+        orphan.start()
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        (orphan.root / OWNER).write_text(str(gone.pid))  # its session was killed
+        alive = Cluster(postgres_cluster.bin_dir, folder)  # this session's: left alone
+        (alive.root / OWNER).write_text(str(os.getpid()))
+        assert stop_orphans(postgres_cluster.bin_dir, folder) == [orphan.root]
+        assert not orphan.root.exists() and alive.root.exists()
+        with pytest.raises(StoreError, match="refused"):
+            connect(orphan.url())
+    finally:
+        orphan.stop()
+        shutil.rmtree(folder, ignore_errors=True)
