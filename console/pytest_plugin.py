@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from console import testing
 
+_SEED_FIXTURE = "noc_seeded_template"
+_prebuild: subprocess.Popen | None = None
 
-@pytest.fixture(scope="session")
-def noc_seeded_template(tmp_path_factory) -> object:
-    """The seeded database, built once per test run: with pytest-xdist, the first worker builds
-    it in the run's shared folder while the others wait on a lock, then all read the one file."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return testing.seed_database(tmp_path_factory.mktemp("noc-seed") / "seeded.db")
-    shared = tmp_path_factory.getbasetemp().parent / "noc-seed"
+
+def shared_seed(folder: str | Path) -> Path:
+    """The seeded database in `folder`, built there by the first caller (of any process) while
+    the others wait on a lock, then read by all."""
+    shared = Path(folder)
     shared.mkdir(exist_ok=True)
     built = shared / "seeded.db"
     with open(shared / "lock", "w") as lock:
@@ -35,6 +38,42 @@ def noc_seeded_template(tmp_path_factory) -> object:
         if not built.exists():
             testing.seed_database(shared / "building.db").rename(built)
     return built
+
+
+def _shared_seed_folder(config: pytest.Config) -> Path:
+    return config._tmp_path_factory.getbasetemp().parent / "noc-seed"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With pytest-xdist, the first worker starts building the seeded database in a process of
+    its own as soon as the tests are known, so that the tests before the first that needs it
+    run meanwhile, rather than a worker waiting for it idle."""
+    global _prebuild
+    if os.environ.get("PYTEST_XDIST_WORKER") != "gw0" or not any(
+            _SEED_FIXTURE in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    folder = _shared_seed_folder(session.config)
+    _prebuild = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from console.pytest_plugin import shared_seed; "
+         "shared_seed(sys.argv[1])", str(folder)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_sessionfinish() -> None:
+    global _prebuild
+    if _prebuild is not None:  # a run ended (or was cut short) before the seed was needed
+        _prebuild.kill()
+        _prebuild.wait()
+        _prebuild = None
+
+
+@pytest.fixture(scope="session")
+def noc_seeded_template(tmp_path_factory, pytestconfig) -> object:
+    """The seeded database, built once per test run: with pytest-xdist, in the run's shared
+    folder (see `pytest_collection_finish`), read by every worker."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return testing.seed_database(tmp_path_factory.mktemp("noc-seed") / "seeded.db")
+    return shared_seed(_shared_seed_folder(pytestconfig))
 
 
 @pytest.fixture
