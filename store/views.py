@@ -753,7 +753,7 @@ class ConsoleData:
             cps=sum(live.get((CUSTOMER, a.id), (0, 0))[1] for a in customers),
             balances=tuple(balances),
             carriers=tuple(health),
-            checks=tuple(sorted(checks, key=lambda c: (c.muted, -SEVERITIES.index(c.severity)))),
+            checks=tuple(sorted(checks, key=_check_order)),
         )
 
     def _low(self, account: _Account, last_hour: Totals | None) -> bool:
@@ -1312,6 +1312,13 @@ def _alert_checks(alerts: Iterable[Sequence], names: Mapping[tuple[str, str], st
             text += f" · acknowledged by {acked_by}"
         yield Check(level, (kind, account), text, rule=title, area=area,
                     muted=bool(silenced or acked_by))
+
+
+def _check_order(check: Check) -> tuple:
+    """Unmuted first; then what questions every other figure (no writer, a store that cannot
+    write, a feed that is down or silent), since each line below it may be stale; then by
+    severity, worst first."""
+    return (check.muted, check.subject not in (FEED, STORE), -SEVERITIES.index(check.severity))
 
 
 def _watched_by_rules(check: Check, watched: set[tuple[str, str, str]]) -> bool:
