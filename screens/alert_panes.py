@@ -24,7 +24,7 @@ from console.alerting import areas as alert_areas
 from console.alerting.messages import send_test
 from screens.alert_dialogs import AcknowledgeDialog, SilenceChoice, SilenceDialog
 from screens.confirm import Confirm
-from screens.formats import DASH, SEVERITY_MARK, iso_utc, recent_time
+from screens.formats import DASH, SEVERITY_MARK, iso_utc, name_of, names_of, recent_time
 from screens.navigation import OpenAccount
 from screens.panes import DataPane
 from screens.safe_text import plain
@@ -67,7 +67,7 @@ EVENT_GROUPS = {  # what `f` cycles through on the history
 EVENT_STYLE = {"fired": "bold red", "resolved": "green", "penalty": "bold", "failed": "red",
                "sent": "", "acked": "cyan", "silenced": "dim"}
 EXPORT_HISTORY = tuple(ExportColumn(label) for label in (
-    "time (UTC)", "event", "rule", "kind", "account", "area", "level")) + (
+    "time (UTC)", "event", "rule", "kind", "account", "account name", "area", "level")) + (
     ExportColumn("value", 2), ExportColumn("threshold", 2)) + tuple(
     ExportColumn(label) for label in ("detail", "recipient", "by"))
 
@@ -105,14 +105,10 @@ def alert_status(alert: StateRow) -> Text:
     return status_cell(alert.status)
 
 
-def names_of(data: ConsoleData) -> dict[tuple[str, str], str]:
-    return {(kind, id_): name for kind, id_, name in data.account_names()}
-
-
 def subject_name(kind: str, account: str, names: Mapping[tuple[str, str], str]) -> str:
     if kind == alerting.FEED or not account:
         return "the feed" if kind == alerting.FEED else DASH
-    return names.get((kind, account), account)
+    return name_of(names, kind, account)
 
 
 # Writes any alerts pane may make ----------------------------------------------------------------
@@ -629,9 +625,11 @@ class HistoryPane(DataPane):
 
         def export(target: Path, _scope: Scope) -> int:
             rows = AlertData(path).history(search=search, events=events, limit=None)
+            names = names_of(self.app.data)
             write_table(target, EXPORT_HISTORY, [
-                (iso_utc(h.ts_ms, "seconds"), h.event, h.rule_title, h.kind, h.account, h.area,
-                 h.level, h.value, h.threshold, h.detail, h.recipient, h.actor) for h in rows])
+                (iso_utc(h.ts_ms, "seconds"), h.event, h.rule_title, h.kind, h.account,
+                 subject_name(h.kind, h.account, names) if h.kind else "", h.area, h.level,
+                 h.value, h.threshold, h.detail, h.recipient, h.actor) for h in rows])
             return len(rows)
 
         def exported(result: ExportResult | None) -> None:

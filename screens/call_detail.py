@@ -3,7 +3,7 @@ so that why it failed over (or did not) can be read at a glance."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import tzinfo
 
 from rich.text import Text
@@ -14,7 +14,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from screens.formats import DASH, code_style, local_time, pdd, seconds
+from screens.formats import (
+    DASH,
+    code_mark,
+    code_style,
+    local_time,
+    name_of,
+    names_of,
+    pdd,
+    seconds,
+    sip_code,
+)
 from screens.safe_text import plain
 from screens.stats import SIP_PHRASES
 from screens.tables import LiveTable
@@ -35,28 +45,34 @@ def reject_reason(reason: str) -> str:
     return reason.replace("_", " ").replace("cps", "CPS")
 
 
-def why(call: CallRow, attempts: Sequence[AttemptRow]) -> str:
-    """One sentence on how the call ended and how routing got there."""
+def why(call: CallRow, attempts: Sequence[AttemptRow],
+        names: Mapping[tuple[str, str], str] | None = None) -> str:
+    """One sentence on how the call ended and how routing got there, carriers by `names`."""
     if call.rejected:
         return (f"Refused by the switch before routing ({reject_reason(call.reason)}, "
                 f"{code_text(call.code)}): no carrier was tried.")
     if not attempts:
         return f"Ended with {code_text(call.code)}; no carrier attempt was stored."
     *failed, last = attempts
+
+    def carrier(attempt: AttemptRow) -> str:
+        return name_of(names or {}, "carrier", attempt.carrier)
+
     if last.code is None:
-        outcome = f"Still in progress on {last.carrier}"
+        outcome = f"Still in progress on {carrier(last)}"
     elif 200 <= last.code < 300:
-        outcome = f"Answered by {last.carrier}"
+        outcome = f"Answered by {carrier(last)}"
     elif last.code in STOPS_ROUTING:
-        outcome = (f"{last.carrier} answered {code_text(last.code)}, which stops routing "
+        outcome = (f"{carrier(last)} answered {code_text(last.code)}, which stops routing "
                    "(no failover on 404, 480, 486)")
     elif last.code == 487:
-        outcome = f"The caller gave up while {last.carrier} was ringing"
+        outcome = f"The caller gave up while {carrier(last)} was ringing"
     else:
-        outcome = f"Failed: the last carrier tried, {last.carrier}, answered {code_text(last.code)}"
+        outcome = (f"Failed: the last carrier tried, {carrier(last)}, answered "
+                   f"{code_text(last.code)}")
     if not failed:
         return outcome + "."
-    tried = ", then ".join(f"{a.carrier} ({a.code if a.code is not None else DASH})"
+    tried = ", then ".join(f"{carrier(a)} ({a.code if a.code is not None else DASH})"
                            for a in failed)
     return f"{outcome}, after failing over from {tried}."
 
@@ -113,7 +129,8 @@ class CallDetail(ModalScreen[None]):
         facts.append_text(plain(f"   {call.cli or DASH} → {call.dst}", style="bold"))
         facts.append("\n")
         facts.append_text(plain(f"route {call.route or DASH} · "))
-        facts.append(code_text(call.code), style=code_style(call.code))
+        facts.append(" ".join(part for part in (code_text(call.code), code_mark(call.code))
+                              if part), style=code_style(call.code))
         if call.rejected:
             facts.append(f" · refused: {reject_reason(call.reason)}", style="bold red")
         else:
@@ -124,10 +141,13 @@ class CallDetail(ModalScreen[None]):
 
     def on_mount(self) -> None:
         if self.call.rejected:
-            self._show([])
+            self._show(([], {}))
         else:
-            self.run_worker(lambda: self.app.data.call_attempts(self.call.seq), thread=True,
-                            exit_on_error=False)
+            self.run_worker(self._read, thread=True, exit_on_error=False)
+
+    def _read(self) -> tuple[list[AttemptRow], dict[tuple[str, str], str]]:
+        data = self.app.data
+        return data.call_attempts(self.call.seq), names_of(data)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.SUCCESS:
@@ -136,13 +156,15 @@ class CallDetail(ModalScreen[None]):
             self.query_one("#call-why", Static).update(
                 plain(f"Could not read the attempts: {event.worker.error}"))
 
-    def _show(self, attempts: list[AttemptRow]) -> None:
-        self.query_one("#call-why", Static).update(plain(why(self.call, attempts)))
+    def _show(self, read: tuple[list[AttemptRow], dict[tuple[str, str], str]]) -> None:
+        attempts, names = read
+        self.query_one("#call-why", Static).update(plain(why(self.call, attempts, names)))
         table = self.query_one(LiveTable)
         table.display = bool(attempts)
         table.set_rows((str(a.attempt), (
-            str(a.attempt), a.carrier, a.route, local_time(a.start_ms, self.tz),
-            Text(DASH if a.code is None else str(a.code), style=code_style(a.code)),
+            str(a.attempt), name_of(names, "carrier", a.carrier), a.route,
+            local_time(a.start_ms, self.tz),
+            sip_code(a.code),
             a.reason or SIP_PHRASES.get(a.code, ""), pdd(a.pdd_ms),
             seconds(a.duration_s) if a.duration_s else DASH,
         )) for a in attempts)

@@ -21,7 +21,18 @@ from screens.account_alerts import AccountAlertsPane
 from screens.base import DataScreen
 from screens.call_detail import CallDetail
 from screens.chrome import NocHeader
-from screens.formats import DASH, SEVERITY_MARK, clock, pdd, percent, recent_time, seconds
+from screens.formats import (
+    DASH,
+    SEVERITY_MARK,
+    clock,
+    name_of,
+    names_of,
+    pdd,
+    percent,
+    recent_time,
+    seconds,
+    sip_code,
+)
 from screens.navigation import Back
 from screens.panes import AccountTabs, DataPane
 from screens.stats import SIP_PHRASES, StatsPane
@@ -184,6 +195,7 @@ class FailoverSnapshot:
     failover: int
     failover_answered: int
     rows: tuple[FailoverRow, ...]
+    names: tuple[tuple[tuple[str, str], str], ...] = ()
 
 
 class FailoverPane(DataPane):
@@ -219,7 +231,8 @@ class FailoverPane(DataPane):
     def gather(self, data: ConsoleData, now_ms: int) -> FailoverSnapshot:
         view = data.carrier_main(self.account, now_ms)
         return FailoverSnapshot(now_ms, view.failover, view.failover_answered,
-                                tuple(data.failovers(self.account, now_ms)))
+                                tuple(data.failovers(self.account, now_ms)),
+                                tuple(names_of(data).items()))
 
     def show(self, snapshot: FailoverSnapshot) -> None:
         self.query_one("#failover-counts", Static).update(facts_table(
@@ -230,13 +243,14 @@ class FailoverPane(DataPane):
             "No call failed here and was answered elsewhere in the last 7 days.")
         self._rows = {str(row.call_seq): row for row in snapshot.rows}
         tz = self.app.display_tz
+        names = dict(snapshot.names)
         table = self.query_one(LiveTable)
         table.set_rows((key, (
-            recent_time(r.start_ms, snapshot.now_ms, tz), r.customer, r.cli or DASH, r.dst,
+            recent_time(r.start_ms, snapshot.now_ms, tz), name_of(names, "customer", r.customer),
+            r.cli or DASH, r.dst,
             r.route or DASH,
-            Text.assemble((str(r.failed_code), "bold red"), " ",
-                          r.failed_reason or SIP_PHRASES.get(r.failed_code, "")),
-            Text(r.answered_by, style="bold"), clock(r.duration_s),
+            sip_code(r.failed_code, r.failed_reason or SIP_PHRASES.get(r.failed_code, "")),
+            Text(name_of(names, CARRIER, r.answered_by), style="bold"), clock(r.duration_s),
         )) for key, r in self._rows.items())
         table.display = bool(snapshot.rows)
 

@@ -6,7 +6,7 @@ the active pane's own snapshot (see screens.panes).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,13 +25,15 @@ from screens.formats import (
     DASH,
     STATUS_LOOK,
     clock,
-    code_style,
     marked,
     money,
+    name_of,
+    names_of,
     pdd,
     percent,
     recent_time,
     seconds,
+    sip_code,
     used_of,
 )
 from screens.navigation import Back
@@ -135,6 +137,7 @@ class CallsSnapshot:
     carrier: str  # the carrier id the filter's name found
     problem: str
     calls: tuple[CallRow, ...]
+    names: tuple[tuple[tuple[str, str], str], ...] = ()
 
 
 class CallsPane(DataPane):
@@ -175,18 +178,20 @@ class CallsPane(DataPane):
             carrier, problem = _find_carrier(data, carrier)
         calls = data.latest_calls(self.account, now_ms, number=wanted.number, code=wanted.code,
                                   carrier=carrier, limit=self.LIMIT)
-        return CallsSnapshot(now_ms, wanted, carrier, problem, tuple(calls))
+        return CallsSnapshot(now_ms, wanted, carrier, problem, tuple(calls),
+                             tuple(names_of(data).items()))
 
     def show(self, snapshot: CallsSnapshot) -> None:
         self._calls = {_call_key(c): c for c in snapshot.calls}
         tz = self.app.display_tz
-        self.query_one(LiveTable).set_rows((key, _call_cells(c, snapshot.now_ms, tz))
+        names = dict(snapshot.names)
+        self.query_one(LiveTable).set_rows((key, _call_cells(c, snapshot.now_ms, tz, names))
                                            for key, c in self._calls.items())
         count = len(snapshot.calls)
         newest = f"newest {count} calls" if count == self.LIMIT else f"{count:,} calls"
         scope = " in 7 days" if snapshot.filter != CallFilter() else ""
         if snapshot.carrier:
-            scope += f" · carrier {snapshot.carrier}"
+            scope += f" · carrier {name_of(names, 'carrier', snapshot.carrier)}"
         problem = Text(f" · {snapshot.problem}", style="yellow") if snapshot.problem else ""
         self.query_one("#calls-status", Static).update(status_line(newest, scope, problem))
 
@@ -220,15 +225,17 @@ def _call_key(call: CallRow) -> str:
     return f"r{call.seq}" if call.rejected else str(call.seq)
 
 
-def _call_cells(c: CallRow, now_ms: int, tz) -> tuple[Cell, ...]:
+def _call_cells(c: CallRow, now_ms: int, tz,
+                names: Mapping[tuple[str, str], str]) -> tuple[Cell, ...]:
     answered = 200 <= c.code < 300
     if c.rejected:
         code = Text(f"{c.code} ⊘ {reject_reason(c.reason)}", style="red")
     else:
-        code = Text(str(c.code), style=code_style(c.code))
+        code = sip_code(c.code)
     return (
         recent_time(c.start_ms, now_ms, tz), c.cli or DASH, c.dst, c.route or DASH,
-        c.carrier or DASH, code, seconds(c.duration_s) if answered else DASH,
+        name_of(names, "carrier", c.carrier) if c.carrier else DASH, code,
+        seconds(c.duration_s) if answered else DASH,
         str(c.attempts) if c.attempts else DASH, pdd(c.pdd_ms),
         f"{c.charge:.4f}" if c.charge else DASH,
     )
@@ -241,6 +248,7 @@ class DialogsSnapshot:
     total: int
     answered: int
     dialogs: tuple[DialogRow, ...]  # the newest SHOWN
+    names: tuple[tuple[tuple[str, str], str], ...] = ()
 
 
 DIALOG_STATE_STYLE = {"answered": "green", "ringing": "yellow", "trying": "dim"}
@@ -256,6 +264,7 @@ class DialogsPane(DataPane):
         super().__init__(id="dialogs-pane")
         self.account = customer
         self._dialogs: dict[str, DialogRow] = {}
+        self._names: dict[tuple[str, str], str] = {}
 
     def for_account(self, account: str) -> None:
         super().for_account(account)
@@ -272,13 +281,16 @@ class DialogsPane(DataPane):
     def gather(self, data: ConsoleData, now_ms: int) -> DialogsSnapshot:
         dialogs = data.dialogs(self.account, now_ms)
         answered = sum(d.state == "answered" for d in dialogs)
-        return DialogsSnapshot(len(dialogs), answered, tuple(dialogs[:self.SHOWN]))
+        return DialogsSnapshot(len(dialogs), answered, tuple(dialogs[:self.SHOWN]),
+                               tuple(names_of(data).items()))
 
     def show(self, snapshot: DialogsSnapshot) -> None:
         self._dialogs = {d.call_id: d for d in snapshot.dialogs}
+        self._names = names = dict(snapshot.names)
         self.query_one(LiveTable).set_rows((d.call_id, (
             clock(d.age_s), Text(d.state, style=DIALOG_STATE_STYLE.get(d.state, "")),
-            d.carrier or DASH, d.cli or DASH, d.dst, d.route or DASH,
+            name_of(names, "carrier", d.carrier) if d.carrier else DASH, d.cli or DASH, d.dst,
+            d.route or DASH,
             str(d.attempt) if d.attempt else DASH, clock(d.answered_s),
         )) for d in snapshot.dialogs)
         ending = ("read-only console: calls cannot be ended here" if self.app.read_only
@@ -298,13 +310,16 @@ class DialogsPane(DataPane):
             self.notify("No call is highlighted", severity="warning")
             return
         question = (f"End call {dialog.call_id}?\n\n{dialog.cli or DASH} → {dialog.dst}\n"
-                    f"{dialog.state} on {dialog.carrier or DASH} for {clock(dialog.age_s)}")
+                    f"{dialog.state} on {self._carrier_name(dialog)} for {clock(dialog.age_s)}")
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._end(dialog)
 
         self.app.push_screen(Confirm(question, yes="End call", title="End a call"), answered)
+
+    def _carrier_name(self, dialog: DialogRow) -> str:
+        return name_of(self._names, "carrier", dialog.carrier) if dialog.carrier else DASH
 
     def _end(self, dialog: DialogRow) -> None:
         self.write(lambda: self.app.request_control(

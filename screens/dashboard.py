@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
-from screens.formats import SEVERITY_MARK
+from screens.formats import SEVERITY_MARK, name_of, names_of
 from screens.navigation import OpenAccount, ShowMode
 from screens.safe_text import plain
 from screens.summary import SummaryPane
@@ -40,6 +40,7 @@ class DashboardSnapshot:
     series: SeriesView
     summary: tuple[SummaryRow, ...]
     currency: str | None = None
+    names: tuple[tuple[tuple[str, str], str], ...] = ()
 
 
 class DashboardScreen(DataScreen):
@@ -85,6 +86,7 @@ class DashboardScreen(DataScreen):
             series=data.series(None, None, "hour", now_ms, per=per),
             summary=tuple(data.summary("customer", None, self.summary_mode, now_ms)),
             currency=data.currency(),
+            names=tuple(names_of(data).items()),
         )
 
     def show(self, snapshot: DashboardSnapshot) -> None:
@@ -98,7 +100,7 @@ class DashboardScreen(DataScreen):
         self.query_one("#cps", Static).update(f"CPS {view.cps:,}")
         self._show_checks(view)
         self._show_balances(view)
-        self._show_graph(snapshot.series)
+        self._show_graph(snapshot.series, dict(snapshot.names))
         self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency)
 
     def _show_checks(self, view: DashboardView) -> None:
@@ -122,11 +124,11 @@ class DashboardScreen(DataScreen):
             rows.append(Option(line, id=f"customer:{b.id}"))
         _replace_options(self.query_one("#balances", OptionList), rows)
 
-    def _show_graph(self, series: SeriesView) -> None:
+    def _show_graph(self, series: SeriesView, names: dict[tuple[str, str], str]) -> None:
         title, unit = GRAPHS[self.graph]
         if self.per_carrier and self.graph != "channels":
-            values = {printable(name): points
-                      for name, points in series.per_account.get(self.graph, {}).items()}
+            values = {printable(name_of(names, "carrier", carrier)): points
+                      for carrier, points in series.per_account.get(self.graph, {}).items()}
             title += " per carrier"
         else:
             values = {"total": series.series[self.graph]}

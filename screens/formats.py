@@ -4,11 +4,13 @@ those who have it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 
 from rich.text import Text
 
-from store.views import DAY_MS
+from store.metrics import is_carrier_failure
+from store.views import DAY_MS, ConsoleData
 
 DASH = "–"
 NEAR_LIMIT = 0.9  # channels or CPS this close to the limit are marked
@@ -24,6 +26,16 @@ STATUS_LOOK = {  # an account's status
     "disabled": ("✖", "bold red"),
     "penalty": ("▲", "bold yellow"),
 }
+
+
+def names_of(data: ConsoleData) -> dict[tuple[str, str], str]:
+    """Every account's name by (kind, id): screens show an account by its name, not its id."""
+    return {(kind, id_): name or id_ for kind, id_, name in data.account_names()}
+
+
+def name_of(names: Mapping[tuple[str, str], str], kind: str, account: str) -> str:
+    """An account's name; its id while the store has none for it."""
+    return names.get((kind, account)) or account
 
 
 def local_time(ms: int | None, tz: tzinfo, pattern: str = "%H:%M:%S") -> str:
@@ -92,8 +104,31 @@ def clock(seconds_: float | None) -> str:
     return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
+ANSWERED_MARK = "✓"
+CARRIER_FAILURE_MARK = "✖"  # 408 and 5xx: the carrier failed, not the number or the caller
+
+
 def code_style(code: int | None) -> str:
-    """A SIP code's colour: answered green, a server's failure red."""
+    """A SIP code's colour: answered green, a carrier's failure (408, 5xx) red."""
     if code is None:
         return ""
-    return "green" if 200 <= code < 300 else "red" if 500 <= code < 600 else ""
+    return "green" if 200 <= code < 300 else "red" if is_carrier_failure(code) else ""
+
+
+def code_mark(code: int | None) -> str:
+    """What the colour says, in a mark that reads without it: ✓ answered, ✖ carrier failure."""
+    if code is None:
+        return ""
+    return (ANSWERED_MARK if 200 <= code < 300 else CARRIER_FAILURE_MARK
+            if is_carrier_failure(code) else "")
+
+
+def sip_code(code: int | None, phrase: str = "") -> Text:
+    """A final SIP code with its mark and colour ('503 ✖', '200 ✓', '404'), then `phrase`."""
+    if code is None:
+        return Text(DASH)
+    text = Text(" ".join(part for part in (str(code), code_mark(code)) if part),
+                style=code_style(code))
+    if phrase:
+        text.append(f" {phrase}")
+    return text

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from screens.formats import code_style, local_time
+from screens.formats import local_time, sip_code
 from screens.panes import DataPane
 from screens.tables import LiveTable
 from store.metrics import LOST_CODE
@@ -144,7 +144,7 @@ class StatsPane(DataPane):
         self.set_class(metric.key == CODES, "-codes")
         if metric.key == CODES:
             self.query_one(LiveTable).set_rows(
-                (str(c.code), (Text(str(c.code), style=code_style(c.code)),
+                (str(c.code), (sip_code(c.code),
                                SIP_PHRASES.get(c.code, ""), f"{c.count:,}",
                                share(c.share_pct), share_bar(c.share_pct)))
                 for c in snapshot.codes)

@@ -218,30 +218,43 @@ class SeriesPlot(PlotextPlot):
             return Text(PLAIN_MARKERS[number % len(PLAIN_MARKERS)])
         return Text("■", style=Style(color=Color.from_ansi(PALETTE[number % len(PALETTE)])))
 
-    def _header(self, width: int) -> Text:
-        """Title (and unit) on the left, the legend on the right when there are several series."""
+    def _header(self, width: int) -> list[Text]:
+        """Title (and unit) on the left, the legend on the right when there are several series;
+        a legend too long for the title's line goes under it, wrapped between its entries, so
+        that every series keeps its entry."""
         data = self._data
         title = f"{data.title} ({data.unit})" if data.unit else data.title
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(title, style=self.get_component_rich_style("series-plot--title"))
         if len(data.series) < 2:
-            return header
+            return [header]
         hidden_style = self.get_component_rich_style("series-plot--hidden")
-        legend = Text()
+        entries = []
         # The total leads the legend (it is the headline figure) but is drawn last.
         for number, name, _ in sorted(self._numbered_series(), key=lambda s: not is_total(s[1])):
-            legend.append(" ")
-            legend.append(self._swatch(number, name))
-            legend.append(f" {name}", style=hidden_style if name in self._hidden else "")
-        gap = max(width - header.cell_len - legend.cell_len, 1)
-        header.append(" " * gap).append(legend)
+            entry = Text(" ", no_wrap=True, overflow="ellipsis")
+            entry.append(self._swatch(number, name))
+            entry.append(f" {name}", style=hidden_style if name in self._hidden else "")
+            entries.append(entry)
+        legend_width = sum(entry.cell_len for entry in entries)
+        if header.cell_len + 1 + legend_width <= width:
+            header.append(" " * (width - header.cell_len - legend_width))
+            header.append_text(Text("").join(entries))
+            return [header]
         header.truncate(width, overflow="ellipsis")
-        return header
+        lines = [header, Text(no_wrap=True, overflow="ellipsis")]
+        for entry in entries:
+            if lines[-1].cell_len and lines[-1].cell_len + entry.cell_len > width:
+                lines.append(Text(no_wrap=True, overflow="ellipsis"))
+            lines[-1].append_text(entry)
+        for line in lines[1:]:
+            line.truncate(width, overflow="ellipsis")  # only a name wider than the plot
+        return lines
 
     def render(self) -> RenderableType:
         width, height = self.content_size
-        header = self._header(width)
-        body_height = height - 1
+        header = Group(*self._header(width))
+        body_height = height - len(header.renderables)
         if body_height < 1:
             return header
         visible = self._visible_series()

@@ -342,7 +342,9 @@ async def test_e_exports_the_whole_history(noc_app, noc_settle, noc_db, tmp_path
     rows = list(csv.reader(target.open()))
     assert rows[0][:3] == ["time (UTC)", "event", "rule"]
     assert len(rows) - 1 == AlertData(noc_db).history_count()
-    assert ["penalty", "Carrier down", "carrier", "ember-link"] in [r[1:5] for r in rows]
+    # The account's id, and its name beside it.
+    assert ["penalty", "Carrier down", "carrier", "ember-link", "Ember Link"] in [
+        r[1:6] for r in rows]
 
 
 async def test_penalties_show_who_is_disabled_until_when(noc_app, noc_settle):

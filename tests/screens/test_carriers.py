@@ -196,9 +196,13 @@ async def test_failover_lists_the_calls_answered_elsewhere(noc_app, noc_settle, 
         table = screen.query_one(FailoverPane).query_one(LiveTable)
         assert keys(table) == [str(row.call_seq) for row in failovers]  # newest first
         first = failovers[0]
-        assert str(table.get_cell(str(first.call_seq), "answered_by")) == first.answered_by
+        names = {id_: name for _, id_, name in ConsoleData(noc_db).account_names()}
+        # Accounts by name, not by id; the carrier's failure marked, not only coloured red.
+        assert str(table.get_cell(str(first.call_seq), "answered_by")) == names[
+            first.answered_by]
+        assert str(table.get_cell(str(first.call_seq), "customer")) == names[first.customer]
         assert str(table.get_cell(str(first.call_seq), "failed")).startswith(
-            str(first.failed_code))
+            f"{first.failed_code} ✖")
 
 
 async def test_enter_on_a_failover_opens_the_call_and_its_attempts(noc_app, noc_settle, noc_db):

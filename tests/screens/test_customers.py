@@ -16,6 +16,7 @@ from screens.call_detail import CallDetail, why
 from screens.confirm import Confirm
 from screens.customer import CallFilter, CallsPane, CustomerScreen, DialogsPane
 from screens.customers import CustomersScreen
+from screens.formats import sip_code
 from store.actions import request_control
 from store.views import AttemptRow, CallRow
 from widgets.export import ExportScreen
@@ -236,7 +237,11 @@ async def test_latest_calls_filter_narrows_the_rows(noc_app, noc_settle):
         calls = list(pane._calls.values())
         assert 0 < len(calls) < everything
         assert {(c.cli, c.code, c.carrier) for c in calls} == {(cli, 200, "atlas-voice")}
-        assert keys(pane.query_one(LiveTable)) == list(pane._calls)
+        table = pane.query_one(LiveTable)
+        assert keys(table) == list(pane._calls)
+        # The carrier by its name in the rows and the status, as typed in the filter.
+        assert {str(table.get_cell(key, "carrier")) for key in keys(table)} == {"Atlas Voice"}
+        assert "carrier Atlas Voice" in str(pane.query_one("#calls-status").render())
 
 
 async def test_enter_on_a_call_lists_its_attempts(noc_app, noc_settle):
@@ -249,6 +254,7 @@ async def test_enter_on_a_call_lists_its_attempts(noc_app, noc_settle):
         attempts = detail.query_one(LiveTable)
         assert len(keys(attempts)) == call.attempts
         assert "after failing over from" in str(detail.query_one("#call-why").render())
+        assert "-" not in str(attempts.get_cell("1", "carrier"))  # a name, not an id
         await pilot.press("escape")
         assert app.screen is screen
 
@@ -326,8 +332,19 @@ def test_why_explains_failover_and_where_routing_stops():
     answered = AttemptRow(2, "delta-route", "49", 10, 40, 200, "OK", 900, 30.0, True)
     assert why(call, [failed, answered]) == (
         "Answered by delta-route, after failing over from ember-link (503).")
+    names = {("carrier", "delta-route"): "Delta Route", ("carrier", "ember-link"): "Ember Link"}
+    assert why(call, [failed, answered], names) == (
+        "Answered by Delta Route, after failing over from Ember Link (503).")
     busy = AttemptRow(1, "atlas-voice", "49", 0, 10, 486, "Busy Here", None, 0.0, True)
     assert "stops routing" in why(call, [busy])
+
+
+def test_codes_read_without_colour_and_408_is_a_carrier_failure():
+    assert (sip_code(408).plain, sip_code(408).style) == ("408 ✖", "red")
+    assert (sip_code(503).plain, sip_code(503).style) == ("503 ✖", "red")
+    assert (sip_code(200).plain, sip_code(200).style) == ("200 ✓", "green")
+    assert (sip_code(404).plain, sip_code(404).style) == ("404", "")
+    assert sip_code(486, "Busy Here").plain == "486 Busy Here"
 
 
 class TableApp(App):

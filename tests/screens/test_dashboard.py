@@ -45,7 +45,22 @@ async def test_graph_keys_cycle_metrics_and_split_by_carrier(noc_app, noc_settle
         await pilot.press("p")
         await noc_settle(pilot)
         names = [name for name, _ in plot._data.series]
-        assert "ember-link" in names and "total" not in names
+        assert "Ember Link" in names and "total" not in names  # carriers by name, not by id
+
+
+async def test_the_legend_per_carrier_at_80x24_has_every_carrier(noc_app, noc_settle):
+    app = noc_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await noc_settle(pilot)
+        await pilot.press("g", "p")
+        await noc_settle(pilot)
+        plot = app.screen.query_one(SeriesPlot)
+        names = [name for name, _ in plot._data.series]
+        assert len(names) >= 4
+        legend = "\n".join(line.plain for line in plot._header(plot.content_size.width))
+        assert "…" not in legend
+        for name in names:
+            assert f"■ {name}" in legend
 
 
 async def test_a_week_of_summary_cells_selected_copied_and_exported(noc_app, noc_settle, tmp_path):
