@@ -20,7 +20,7 @@ from screens.alert_panes import (
     penalty_status,
 )
 from screens.alerts import REQUEST_COLUMNS, check_lines, request_rows
-from screens.formats import DASH, recent_time
+from screens.formats import DASH, penalty_until, recent_time
 from screens.panes import DataPane
 from screens.safe_text import plain
 from screens.tables import LiveTable
@@ -108,8 +108,8 @@ class AccountAlertsPane(AlertWrites, DataPane):
         if snapshot.penalties:
             p = snapshot.penalties[-1]  # the one that ends last
             penalty.update(Text.assemble(
-                penalty_status(p, now_ms), f" · in penalty until "
-                f"{recent_time(p.until_ms, now_ms, tz)} · rule ", plain(p.rule_title or DASH)))
+                penalty_status(p, now_ms), f" · in penalty {penalty_until(p.until_ms, now_ms, tz)}"
+                " · rule ", plain(p.rule_title or DASH)))
         self._show_rules(snapshot)
         requests = self.query_one("#account-requests", LiveTable)
         requests.set_rows(request_rows(snapshot.requests, now_ms, tz))

@@ -14,12 +14,14 @@ from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
 from screens.formats import (
+    NAME_CHARS,
     SEVERITY_MARK,
     STATUS_LOOK,
     cut,
     marked,
     money,
     pdd,
+    penalty_until,
     percent,
     recent_time,
     seconds,
@@ -32,9 +34,6 @@ from store.views import AccountPage, AccountRow, ConsoleData, FeedView, failures
 from widgets.filter_input import FilterInput
 from widgets.key_bar import KeyBar
 from widgets.live_table import Cell, Col
-
-NAME_CHARS = 24  # longer names are cut (the search and the detail screen have them whole)
-
 
 # The account lists ----------------------------------------------------------------------------
 
@@ -58,17 +57,19 @@ class AccountsSnapshot:
     page: AccountPage
 
 
-SORT_LABELS = {  # the sorts of store.views.ACCOUNT_SORTS, as the status line names them
-    "name": "name",
-    "channels": "channels",
-    "asr": "ASR, worst first",
-    "attempts": "attempts",
-    "failures": "consec. fails",
-    "balance": "balance, lowest first",
+SORT_LABELS = {  # the sorts of store.views.ACCOUNT_SORTS as the status line names them, k9s'
+    # way: ▼ the most (of trouble, channels...) first, ▲ the least (A first, the lowest ASR)
+    "trouble": "trouble ▼",
+    "name": "name ▲",
+    "channels": "channels ▼",
+    "asr": "ASR ▲",
+    "attempts": "attempts ▼",
+    "failures": "consec. fails ▼",
+    "balance": "balance ▲",
 }
-SORTS_BY_KIND = {
-    "customer": ("name", "channels", "asr", "attempts", "balance"),
-    "carrier": ("name", "channels", "asr", "attempts", "failures"),
+SORTS_BY_KIND = {  # the first is the default: failing, penalised, over a limit first
+    "customer": ("trouble", "name", "channels", "asr", "attempts", "balance"),
+    "carrier": ("trouble", "name", "channels", "asr", "attempts", "failures"),
 }
 
 
@@ -164,7 +165,7 @@ class AccountListScreen(DataScreen):
         if query.search.strip() and not page.matched:
             count = f"no {self.KIND} matches “{query.search.strip()}”"
         self.query_one("#list-status", Static).update(
-            plain(f"{count} · sort: {SORT_LABELS[query.sort]} (s)"))
+            plain(f"{count} · sorted by {SORT_LABELS[query.sort]} (s)"))
 
     def _ask(self, **changes) -> None:
         """Read the list again, asked differently."""
@@ -195,7 +196,7 @@ class AccountListScreen(DataScreen):
     def _status(self, a: AccountRow, now_ms: int) -> Text:
         text = a.status
         if a.status == "penalty" and a.penalty_until_ms is not None:
-            text = f"penalty →{recent_time(a.penalty_until_ms, now_ms, self.tz, '%H:%M')}"
+            text = f"penalty {penalty_until(a.penalty_until_ms, now_ms, self.tz)}"
         return marked(STATUS_LOOK.get(a.status, ("?", "")), text)
 
     # Actions --------------------------------------------------------------------------

@@ -24,7 +24,15 @@ from console.alerting import areas as alert_areas
 from console.alerting.messages import send_test
 from screens.alert_dialogs import AcknowledgeDialog, SilenceChoice, SilenceDialog
 from screens.confirm import Confirm
-from screens.formats import DASH, SEVERITY_MARK, iso_utc, name_of, names_of, recent_time
+from screens.formats import (
+    DASH,
+    SEVERITY_MARK,
+    iso_utc,
+    name_of,
+    names_of,
+    penalty_left,
+    recent_time,
+)
 from screens.navigation import OpenAccount
 from screens.panes import DataPane
 from screens.safe_text import plain
@@ -255,7 +263,7 @@ class FiringPane(AlertWrites, DataPane):
         firing = sum(a.state == "firing" for a in snapshot.alerts)
         pending = len(snapshot.alerts) - firing
         self.query_one("#firing-title", Static).update(
-            f"{firing:,} firing · {pending:,} pending · a acknowledge · s silence · "
+            f"{firing:,} firing · {pending:,} pending · sorted by trouble ▼ · "
             "Enter opens the account" if snapshot.alerts
             else "✓ No alert is firing or pending")
 
@@ -656,9 +664,7 @@ PENALTY_COLUMNS = (
 
 def penalty_status(p: PenaltyRow, now_ms: int) -> Text:
     if p.status == "active":
-        left = max(0, p.until_ms - now_ms) // 1000
-        text = f"{left // 60} min" if left >= 60 else f"{left} s"
-        return Text(f"● disabled, {text} left", style="bold red")
+        return Text(f"● disabled, {penalty_left(p.until_ms, now_ms)}", style="bold red")
     if p.status == "releasing":
         return Text("↻ re-enabling", style="yellow")
     return Text("✓ back", style="green")
@@ -716,9 +722,9 @@ OUTBOX_COLUMNS = (
     Col("queued", "Queued"),
     Col("status", "Status"),
     Col("to", "To"),
-    Col("subject", "Subject"),
     Col("tries", "Tries", "right", drop=2),
     Col("error", "Last error", drop=1),
+    Col("subject", "Subject", fill=True),  # shortened at a word, never cut inside one
 )
 
 
@@ -761,7 +767,7 @@ class OutboxPane(DataPane):
         table = self.query_one("#outbox", LiveTable)
         table.set_rows((key, (
             recent_time(m.created_ms, snapshot.now_ms, tz), outbox_status(m, snapshot.now_ms, tz),
-            m.recipient, m.subject, f"{m.attempts:,}", m.last_error or DASH,
+            m.recipient, f"{m.attempts:,}", m.last_error or DASH, m.subject,
         )) for key, m in self._messages.items())
         table.display = bool(self._messages)
         counts = dict(snapshot.counts)

@@ -130,7 +130,8 @@ class ChecksPane(DataPane):
 
     def compose(self) -> ComposeResult:
         yield Static("Open checks", id="checks-title", classes="pane-title")
-        yield Static(check_grid("Severity", "Subject", "Check"), id="checks-head")
+        # "Level", the word of every alert list for a severity.
+        yield Static(check_grid("Level", "Subject", "Check"), id="checks-head")
         yield OptionList(id="checks")
         yield Static("Control requests and penalties", id="requests-title",
                      classes="pane-title")

@@ -30,6 +30,7 @@ from screens.formats import (
     name_of,
     names_of,
     pdd,
+    penalty_until,
     percent,
     recent_time,
     seconds,
@@ -456,8 +457,7 @@ class CustomerScreen(AccountTabs, DataScreen):
             balance = Text(f"▼ {balance.plain} low", style="bold red")
         status = a.status
         if a.status == "penalty":
-            until = recent_time(a.penalty_until_ms, snapshot.now_ms, self.tz, "%H:%M")
-            status = f"penalty until {until}"
+            status = f"penalty {penalty_until(a.penalty_until_ms, snapshot.now_ms, self.tz)}"
         return status_line(
             "Balance ", balance, "  Channels ", used_of(a.channels, a.channel_limit),
             "  CPS ", used_of(a.cps, a.cps_limit), "  ",

@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 from console.feed.printable import printable
 from screens.base import DataScreen
 from screens.chrome import NocHeader
-from screens.formats import SEVERITY_MARK, name_of, names_of
+from screens.formats import NAME_CHARS, SEVERITY_MARK, cut, money, name_of, names_of
 from screens.navigation import OpenAccount, ShowMode
 from screens.safe_text import plain
 from screens.summary import SummaryPane
@@ -23,6 +23,7 @@ from widgets.gauge import Gauge
 from widgets.key_bar import KeyBar
 from widgets.series_plot import SeriesPlot
 
+WIDE = 120  # columns from which the dashboard has the room for two graphs side by side
 GRAPHS = {  # key in store.views.SERIES -> (title, unit)
     "channels": ("Live channels", ""),
     "asr": ("ASR", "%"),
@@ -71,6 +72,7 @@ class DashboardScreen(DataScreen):
                 yield Static("Balances", classes="section-title")
                 yield OptionList(id="balances")
             yield SeriesPlot(id="graph")
+            yield SeriesPlot(id="graph-next")
         yield SummaryPane("network-summary", id="summary")
         yield KeyBar()
 
@@ -115,25 +117,34 @@ class DashboardScreen(DataScreen):
 
     def _show_balances(self, view: DashboardView) -> None:
         rows = []
-        for b in view.balances:
-            amount = "–" if b.balance is None else f"{b.balance:,.2f} {b.currency or ''}".strip()
-            line = Text.assemble(f"{printable(b.name)[:20]:<20} ",
-                                 plain(amount, "bold red" if b.low else ""))
+        # Amounts right-aligned to one width, so that their decimal points stand in a column.
+        amounts = [money(b.balance, b.currency) for b in view.balances]
+        width = max(map(len, amounts), default=0)
+        for b, amount in zip(view.balances, amounts, strict=True):
+            line = Text.assemble(f"{cut(printable(b.name), NAME_CHARS):<{NAME_CHARS}} ",
+                                 plain(f"{amount:>{width}}", "bold red" if b.low else ""))
             if b.low:
                 line.append(" low", style="red")
             rows.append(Option(line, id=f"customer:{b.id}"))
         _replace_options(self.query_one("#balances", OptionList), rows)
 
     def _show_graph(self, series: SeriesView, names: dict[tuple[str, str], str]) -> None:
-        title, unit = GRAPHS[self.graph]
-        if self.per_carrier and self.graph != "channels":
-            values = {printable(name_of(names, "carrier", carrier)): points
-                      for carrier, points in series.per_account.get(self.graph, {}).items()}
-            title += " per carrier"
-        else:
-            values = {"total": series.series[self.graph]}
-        self.query_one(SeriesPlot).set_series(series.times, values, title=f"{title} · last hour",
-                                              unit=unit, tz=self.tz)
+        graphs = list(GRAPHS)
+        after = graphs[(graphs.index(self.graph) + 1) % len(graphs)]
+        for plot, graph in (("#graph", self.graph), ("#graph-next", after)):
+            title, unit = GRAPHS[graph]
+            if self.per_carrier and graph != "channels":
+                values = {printable(name_of(names, "carrier", carrier)): points
+                          for carrier, points in series.per_account.get(graph, {}).items()}
+                title += " per carrier"
+            else:
+                values = {"total": series.series[graph]}
+            self.query_one(plot, SeriesPlot).set_series(
+                series.times, values, title=f"{title} · last hour", unit=unit, tz=self.tz)
+
+    def on_resize(self) -> None:
+        """A wide terminal shows the next graph beside the chosen one."""
+        self.query_one("#graph-next").display = self.size.width >= WIDE
 
     # Actions --------------------------------------------------------------------------
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, tzinfo
 from rich.text import Text
 
 from store.metrics import is_carrier_failure
-from store.views import DAY_MS, ConsoleData
+from store.views import DAY_MS, ConsoleData, time_left
 
 DASH = "–"
+NAME_CHARS = 20  # an account's name in a list; a longer one ends in … (its screen has it whole)
 NEAR_LIMIT = 0.9  # channels or CPS this close to the limit are marked
 SEVERITY_MARK = {  # an alert's or a check's severity
     "critical": ("‼", "bold reverse red"),
@@ -54,6 +55,15 @@ def recent_time(ms: int | None, now_ms: int, tz: tzinfo, pattern: str = "%H:%M:%
     if ms is not None and abs(now_ms - ms) >= DAY_MS:
         return local_time(ms, tz, "%m-%d %H:%M")
     return local_time(ms, tz, pattern)
+
+
+def penalty_until(until_ms: int | None, now_ms: int, tz: tzinfo) -> str:
+    """A penalty's end as every screen writes it: 'until 12:12' (the date too from a day)."""
+    return f"until {recent_time(until_ms, now_ms, tz, '%H:%M')}"
+
+
+def penalty_left(until_ms: int, now_ms: int) -> str:
+    return f"{time_left(until_ms - now_ms)} left"
 
 
 def percent(value: float | None) -> str:

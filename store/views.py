@@ -73,6 +73,11 @@ SUMMARY_COLUMNS = ("Date", "Attempts", "In progress", "Connected", "ASR", "ACD",
 
 TOTALS_SUMS = ", ".join(f"coalesce(sum({name}), 0)" for name in TOTALS_FIELDS)
 BREACH_FIELDS = ("breach_channel", "breach_cps", "breach_other")
+# A carrier's attempts (a) that failed, answered by the next attempt (b), of call c, since then.
+FAILED_OVER = ("FROM attempt a JOIN attempt b ON b.call_seq = a.call_seq "
+               "AND b.attempt = a.attempt + 1 JOIN call c ON c.seq = a.call_seq "
+               "WHERE a.carrier = ? AND a.start_ms >= ? AND a.code NOT BETWEEN 200 AND 299 "
+               "AND b.code BETWEEN 200 AND 299")
 
 # A customer's routes, found by hopping along the rollups' primary key (kind, account, route,
 # bucket) from one route to the next: one index probe per route, whatever the history's length.
@@ -216,7 +221,15 @@ class AccountRow:
 
 # An account list's sorts: ORDER BY over the account (a), its live figures (l), its carrier
 # state (c) and its last hour (h); ties go by id. Trouble first where the figure has a side.
+FAILING = min(threshold for threshold, _ in FAILURE_SEVERITY)  # consecutive failures: a warning
+# Failing, at a limit or low on credit, the worst first (penalised and disabled accounts are put
+# before them all, in Python: whether a penalty stands is not a column).
+TROUBLE = (f"CASE WHEN coalesce(c.consecutive_failures, 0) >= {FAILING} THEN 1 ELSE 0 END "
+           "+ CASE WHEN a.channels > 0 AND coalesce(l.channels, 0) >= a.channels THEN 1 ELSE 0 END "
+           "+ CASE WHEN a.cps > 0 AND coalesce(l.cps, 0) >= a.cps THEN 1 ELSE 0 END "
+           "+ CASE WHEN a.kind = 'customer' AND a.balance < :low THEN 1 ELSE 0 END")
 ACCOUNT_SORTS = {
+    "trouble": f"{TROUBLE} DESC, coalesce(c.consecutive_failures, 0) DESC, casefold(a.name)",
     "name": "casefold(a.name)",
     "channels": "coalesce(l.channels, 0) DESC, casefold(a.name)",
     "asr": "coalesce(h.attempts, 0) = 0, 1.0 * h.answered / h.attempts, h.attempts DESC",
@@ -865,7 +878,13 @@ class ConsoleData:
                 + ("LEFT JOIN hour h ON h.account = a.id " if by_hour else "")
                 + "WHERE a.kind = :kind AND (:search = '' OR instr(casefold(a.id), :search) > 0 "
                 f"OR instr(casefold(a.name), :search) > 0) ORDER BY {order}, a.id",
-                {**params, "start": hour.start_ms, "end": hour.end_ms, "search": needle})]
+                {**params, "start": hour.start_ms, "end": hour.end_ms, "search": needle,
+                 "low": self.low_balance})]
+            if sort == "trouble":
+                stopped = {*(id_ for (of, id_) in _penalties(db, now_ms) if of == kind),
+                           *(id_ for id_, in db.execute(
+                               "SELECT id FROM account WHERE kind = ? AND NOT enabled", (kind,)))}
+                ids.sort(key=lambda id_: id_ not in stopped)
             total = len(ids) if not needle else db.execute(
                 "SELECT count(*) FROM account WHERE kind = ?", (kind,)).fetchone()[0]
             kept = ids.index(keep) if keep in ids else None
@@ -1068,11 +1087,8 @@ class ConsoleData:
         with self._read() as db:
             rows = db.execute(
                 "SELECT a.call_seq, c.call_id, a.start_ms, c.customer, c.cli, c.dst, a.route, "
-                "a.code, a.reason, b.carrier, b.duration_ms "
-                "FROM attempt a JOIN attempt b ON b.call_seq = a.call_seq "
-                "AND b.attempt = a.attempt + 1 JOIN call c ON c.seq = a.call_seq "
-                "WHERE a.carrier = ? AND a.start_ms >= ? AND a.code NOT BETWEEN 200 AND 299 "
-                "AND b.code BETWEEN 200 AND 299 ORDER BY a.start_ms DESC LIMIT ?",
+                f"a.code, a.reason, b.carrier, b.duration_ms {FAILED_OVER} "
+                "ORDER BY a.start_ms DESC LIMIT ?",
                 (carrier, now_ms - window_ms, limit),
             ).fetchall()
         return [
@@ -1081,6 +1097,15 @@ class ConsoleData:
             for (seq, call_id, start, customer, cli, dst, route, code, reason, answered_by,
                  duration) in rows
         ]
+
+    def failover_summary(self, carrier: str, now_ms: int,
+                         window_ms: int = SEARCH_WINDOW_MS) -> list[tuple[int, str, int]]:
+        """The calls of `failovers` over the whole window, counted by (the code this carrier
+        failed with, the carrier that answered), the most first."""
+        with self._read() as db:
+            return [(code, answered_by, count) for code, answered_by, count in db.execute(
+                f"SELECT a.code, b.carrier, count(*) {FAILED_OVER} GROUP BY a.code, b.carrier "
+                "ORDER BY count(*) DESC, a.code, b.carrier", (carrier, now_ms - window_ms))]
 
     # Feed trouble and requests ------------------------------------------------------------
 
@@ -1409,13 +1434,15 @@ def _disabled_checks(accounts: Iterable[_Account],
         penalty = penalties.get((a.kind, a.id))
         if penalty is not None:
             until_ms, _, reason = penalty
-            left = _minutes_left(until_ms - now_ms)
+            left = time_left(until_ms - now_ms)
             text = f"{a.kind} {a.name}: in penalty, {left} left"
             yield Check("warning", (a.kind, a.id), f"{text}: {reason}" if reason else text)
         elif not a.enabled:
             yield Check("warning", (a.kind, a.id), f"{a.kind} {a.name} is disabled")
 
 
-def _minutes_left(ms: int) -> str:
+def time_left(ms: int) -> str:
+    """What is left of a penalty, wherever it shows: '15 min' (rounded up), '40 s' under a
+    minute."""
     seconds = max(0, ms) // 1000
     return f"{-(-seconds // 60)} min" if seconds >= 60 else f"{seconds} s"

@@ -1,6 +1,6 @@
 """Account lists read a page at a time, sorted and searched in SQL: checked against every account
 read whole and sorted and searched in Python, on accounts built to make sorts tie and case fold
-(an ß, a dotted İ, names equal but for case, no balance, no traffic)."""
+(an ß, a dotted İ, names equal but for case, no balance, no traffic, disabled, short of credit)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,20 @@ NOW_MS = round((T0 + 600) * 1000)
 NAMES = ["Straße Telecom", "STRASSE telecom", "İstanbul Net", "istanbul net", "Øresund",
          "acme", "Acme", "ACME", "Zeta", "zeta 2", "Blue", "blue"]
 
+def trouble(a: AccountRow) -> tuple:
+    """Stopped (penalised or disabled) first, then the most of: failing, at the channel or CPS
+    limit, short of credit; then the most consecutive failures, then by name."""
+    score = ((a.consecutive_failures or 0) >= 50) + bool(
+        a.channel_limit and a.channels >= a.channel_limit) + bool(
+        a.cps_limit and a.cps >= a.cps_limit) + (
+        a.kind == "customer" and a.balance is not None and a.balance < 50)
+    return (a.status not in ("penalty", "disabled"), -score, -(a.consecutive_failures or 0),
+            a.name.casefold(), a.id)
+
+
 # The same orders, as a person would state them (ties by id).
 REFERENCE = {
+    "trouble": trouble,
     "name": lambda a: (a.name.casefold(), a.id),
     "channels": lambda a: (-a.channels, a.name.casefold(), a.id),
     "asr": lambda a: (a.asr is None, a.asr or 0.0, -a.attempts, a.id),
@@ -33,7 +45,7 @@ def build(path) -> None:
         for kind, prefix in (("customer", "u"), ("carrier", "k")):
             events.append(ev(0, "account", -3600, kind=kind, id=f"{prefix}{n:02d}",
                              name=pick.choice(NAMES) if n % 3 else f"{kind} {n}",
-                             channels=50, cps=5,
+                             channels=50, cps=5, enabled=n != 7,  # one of each kind disabled
                              **({"balance": pick.choice([0, 10, 10, 250.5]), "currency": "USD"}
                                 if kind == "customer" and n % 4 else {})))
     for n in range(400):

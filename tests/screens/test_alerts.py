@@ -351,7 +351,7 @@ async def test_penalties_show_who_is_disabled_until_when(noc_app, noc_settle):
     async with noc_app().run_test(size=(120, 40)) as pilot:
         screen = await open_alerts(pilot, noc_settle, "penalties")
         table = screen.query_one("#penalties", LiveTable)
-        assert cells(table, 0)[:4] == ["carrier Ember Link", "● disabled, 14 min left",
+        assert cells(table, 0)[:4] == ["carrier Ember Link", "● disabled, 15 min left",
                                        "11:57:45", "12:12:45"]
         assert cells(table, 1)[1:4] == ["✓ back", "11:28:30", "11:29:30"]
 
@@ -367,6 +367,25 @@ async def test_outbox_lists_messages_and_enter_reads_one(noc_app, noc_settle):
         await testing.until(pilot, lambda: isinstance(pilot.app.screen, MessageModal))
         text = " ".join(str(s.render()) for s in pilot.app.screen.query(Static))
         assert "Carrier down" in text and "Ember Link" in text
+
+
+async def test_outbox_subjects_at_80x24_are_shortened_at_a_word(noc_app, noc_settle, noc_db):
+    subjects = {str(m.id): m.subject for m in AlertData(noc_db).outbox(limit=200)}
+    async with noc_app().run_test(size=(80, 24)) as pilot:
+        screen = await open_alerts(pilot, noc_settle, "outbox")
+        table = screen.query_one("#outbox", LiveTable)
+        await pilot.pause()
+        shown = dict(zip((row.key.value for row in table.ordered_rows),
+                         (str(table.render_line(n + 1).text) for n in range(table.row_count)),
+                         strict=False))
+        assert any("…" in line for line in shown.values())
+        for key, line in shown.items():
+            text = line.rstrip()
+            if text.endswith("…"):
+                subject = subjects[key]
+                prefix = text[text.index(subject[:10]):-1].rstrip()
+                assert subject.startswith(prefix), (prefix, subject)
+                assert subject[len(prefix)] == " "  # cut between words, not inside one
 
 
 # The same state elsewhere -----------------------------------------------------------------------
@@ -395,7 +414,7 @@ async def test_the_carriers_alerts_tab_shows_its_rules_and_penalty(noc_app, noc_
         assert states["Carrier down"] == "● firing"
         assert states["PDD high"] == "? too few calls"
         penalty = str(screen.query_one("#account-penalty", Static).render())
-        assert "in penalty until 12:12:45 · rule Ember Link watch" in penalty
+        assert "in penalty until 12:12 · rule Ember Link watch" in penalty
         table.move_cursor(row=column(table, "rule").index("Carrier down"))
         await pilot.press("a")
         await testing.until(pilot, lambda: isinstance(pilot.app.screen, AcknowledgeDialog))

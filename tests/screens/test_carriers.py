@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import Static
 
 from console import testing
 from console.feed.ingestor import Ingestor
 from console.feed.service import load_state
 from screens.call_detail import CallDetail
-from screens.carrier import CarrierScreen, FailoverPane, MainPane
+from screens.carrier import CarrierScreen, FailoverPane, MainPane, failover_summary_table
 from screens.carriers import CarriersScreen
 from store.actions import request_control
 from store.views import ConsoleData, failures_severity
@@ -203,6 +205,30 @@ async def test_failover_lists_the_calls_answered_elsewhere(noc_app, noc_settle, 
         assert str(table.get_cell(str(first.call_seq), "customer")) == names[first.customer]
         assert str(table.get_cell(str(first.call_seq), "failed")).startswith(
             f"{first.failed_code} ✖")
+
+
+async def test_a_tall_failover_tab_sums_the_list_up_by_code_and_answering_carrier(
+        noc_app, noc_settle, noc_db):
+    data = ConsoleData(noc_db)
+    every = data.failovers(DOWN, testing.FIXED_NOW_MS, limit=1_000_000)
+    counted = Counter((row.failed_code, row.answered_by) for row in every)
+    summary = data.failover_summary(DOWN, testing.FIXED_NOW_MS)
+    assert summary == sorted(((code, by, n) for (code, by), n in counted.items()),
+                             key=lambda s: (-s[2], s[0], s[1]))
+    assert sum(n for *_, n in summary) == len(every) > 200  # more than the list holds
+    names = {id_: name for _, id_, name in data.account_names()}
+    for size, shown in (((120, 40), True), ((80, 24), False)):
+        async with noc_app().run_test(size=size) as pilot:
+            screen = await open_carrier(pilot, noc_settle, tab="failover")
+            box = screen.query_one("#failover-summary", Static)
+            assert box.display is shown
+    console = Console(width=116, record=True)
+    console.print(failover_summary_table(summary, {("carrier", k): v for k, v in names.items()}))
+    lines = console.export_text().splitlines()
+    code, by, count = summary[0]
+    assert lines[0].split() == ["Failed", "here", "with", "Answered", "by", "Calls,", "7", "days"]
+    assert lines[1].split()[:2] == [str(code), "✖"] and names[by] in lines[1]
+    assert lines[1].split()[-1] == f"{count:,}"
 
 
 async def test_enter_on_a_failover_opens_the_call_and_its_attempts(noc_app, noc_settle, noc_db):

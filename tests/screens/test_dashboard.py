@@ -146,6 +146,41 @@ async def test_summaries_show_units_totals_and_no_empty_days_before_the_data(noc
                    for value in (row[pdd] for row in sheet.values))  # seconds, not ms
 
 
+async def test_a_wide_dashboard_shows_two_graphs_side_by_side(noc_app, noc_settle):
+    for size, both in (((120, 40), True), ((80, 24), False)):
+        async with noc_app().run_test(size=size) as pilot:
+            await noc_settle(pilot)
+            first = app_plot(pilot.app, "#graph")
+            second = app_plot(pilot.app, "#graph-next")
+            assert first.display and second.display is both
+            assert first._data.title.startswith("Live channels")
+            assert second._data.title.startswith("ASR")  # the graph g would show next
+            if both:
+                assert second.region.y == first.region.y and second.region.x > first.region.x
+            await pilot.press("g")
+            await noc_settle(pilot)
+            assert first._data.title.startswith("ASR") and second._data.title.startswith("ACD")
+
+
+def app_plot(app, selector: str) -> SeriesPlot:
+    return app.screen.query_one(selector, SeriesPlot)
+
+
+async def test_balances_align_on_the_decimal_point_and_long_names_end_in_an_ellipsis(
+        noc_app, noc_settle):
+    from textual.widgets import OptionList
+
+    app = noc_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await noc_settle(pilot)
+        balances = app.screen.query_one("#balances", OptionList)
+        lines = [str(balances.get_option_at_index(n).prompt)
+                 for n in range(balances.option_count)]
+        assert len(lines) >= 4
+        assert len({line.index(".") for line in lines}) == 1, lines
+        assert any("Helpline Contact Ce…" in line for line in lines)
+
+
 async def test_enter_on_the_first_check_opens_the_failing_carrier(noc_app, noc_settle):
     from screens.carrier import CarrierScreen
 

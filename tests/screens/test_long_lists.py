@@ -39,12 +39,21 @@ async def test_thousands_of_accounts_are_read_a_window_at_a_time(many):
         await testing.settle(pilot)
         table = app.screen.query_one(WindowTable)
         assert table.total == ACCOUNTS and len(table.rows) <= 100
+        # Trouble first: the 49 customers with less than 50 USD left, then the others.
+        assert listed(table)[:2] == ["c2951", "c2952"]
+        assert "3,000 customers · sorted by trouble ▼ (s)" in str(
+            app.screen.query_one("#list-status").render())
+        await pilot.press("s")  # by name: the cursor stays on its customer
+        await testing.settle(pilot)
+        assert table.highlighted_key == "c2951"
+        await pilot.press("home")
+        await testing.settle(pilot)
         assert listed(table)[:2] == ["c0000", "c0001"]
         await pilot.press("end")
         await testing.settle(pilot)
         assert table.highlighted_key == "c2999" and len(table.rows) <= 100
-        assert "3,000 customers · sort: name (s)" in str(app.screen.query_one("#list-status")
-                                                        .render())
+        assert "3,000 customers · sorted by name ▲ (s)" in str(
+            app.screen.query_one("#list-status").render())
         await pilot.press(*"ssss")  # channels, ASR, attempts, then balance, lowest first
         await testing.settle(pilot)
         assert (table.highlighted_key, table.cursor) == ("c2999", 0)
