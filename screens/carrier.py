@@ -25,6 +25,7 @@ from screens.formats import (
     DASH,
     SEVERITY_MARK,
     clock,
+    money,
     name_of,
     names_of,
     pdd,
@@ -102,12 +103,13 @@ def consistency_table(day: CodeConsistency, all_time: CodeConsistency) -> Table:
     return table
 
 
-def day_facts(day: Totals, channels: int) -> list[str]:
+def day_facts(day: Totals, channels: int, currency: str | None = None) -> list[str]:
     return [
         f"{day.attempts:,} attempts", f"ASR {percent(metrics.asr(day))}",
         f"ACD {seconds(metrics.acd(day))}", f"PDD {pdd(metrics.pdd_ms(day))}",
-        f"{metrics.minutes(day):,.0f} min", f"revenue {metrics.revenue(day):,.2f}",
-        f"cost {metrics.cost(day):,.2f}", f"profit {metrics.profit(day):,.2f}",
+        f"{metrics.minutes(day):,.0f} min", f"revenue {money(metrics.revenue(day), currency)}",
+        f"cost {money(metrics.cost(day), currency)}",
+        f"profit {money(metrics.profit(day), currency)}",
         f"{channels:,} channels now",
     ]
 
@@ -161,13 +163,13 @@ class MainPane(DataPane):
 
     def show(self, snapshot: MainSnapshot) -> None:
         shown, self._shown = self._shown, snapshot
-        if shown is None or snapshot.view != shown.view:
-            self._show_view(snapshot.view)
+        if shown is None or (snapshot.view, snapshot.currency) != (shown.view, shown.currency):
+            self._show_view(snapshot.view, snapshot.currency)
         if shown is None or (snapshot.summary, snapshot.currency) != (shown.summary,
                                                                       shown.currency):
             self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency)
 
-    def _show_view(self, view: CarrierMainView) -> None:
+    def _show_view(self, view: CarrierMainView, currency: str | None) -> None:
         severity = failures_severity(view.consecutive_failures)
         self.query_one(BigNumber).update_value(
             view.consecutive_failures, failures_caption(severity), severity or "ok")
@@ -178,7 +180,7 @@ class MainPane(DataPane):
         self.query_one("#never-404").display = view.never_404
         self.query_one("#facts", Static).update(facts_table(
             ("Failover 24 h", failover_facts(view.failover, view.failover_answered)),
-            ("Last 24 h", day_facts(view.last_24h, view.channels)),
+            ("Last 24 h", day_facts(view.last_24h, view.channels, currency)),
         ))
 
     def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:

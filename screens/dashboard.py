@@ -28,7 +28,7 @@ GRAPHS = {  # key in store.views.SERIES -> (title, unit)
     "channels": ("Live channels", ""),
     "asr": ("ASR", "%"),
     "acd": ("ACD", "s"),
-    "pdd_ms": ("PDD", "ms"),
+    "pdd": ("PDD", "s"),
     "dtmf_pct": ("DTMF", "%"),
 }
 

@@ -38,7 +38,7 @@ METRICS = (
     Metric("channels", "Channels, peak", "Channels"),
     Metric("asr", "ASR", "ASR", "%", 1),
     Metric("acd", "ACD", "ACD", "s", 1),
-    Metric("pdd_ms", "PDD", "PDD", "ms"),
+    Metric("pdd", "PDD", "PDD", "s", 1),
     Metric("cps", "CPS, peak", "CPS"),
     Metric("dtmf_pct", "DTMF", "DTMF", "%", 1, customers_only=True),
     Metric(CODES, "SIP codes", "Codes"),

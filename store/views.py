@@ -59,7 +59,7 @@ SERIES: dict[str, Callable[[Totals], float | int | None]] = {
     "cps": attrgetter("peak_cps"),
     "asr": metrics.asr,
     "acd": metrics.acd,
-    "pdd_ms": metrics.pdd_ms,
+    "pdd": lambda t: seconds_of(metrics.pdd_ms(t)),  # in seconds, as every screen shows PDD
     "dtmf_pct": metrics.dtmf_pct,
     "ner": metrics.ner,
     "minutes": metrics.minutes,

@@ -207,7 +207,7 @@ def test_series_of_the_last_hour_by_minute(data):
     assert (attempts[at_0400], attempts[at_0401], attempts[at_0402]) == (1, 2, 0)
     assert view.series["acd"][at_0400] == 30.0
     assert view.series["acd"][at_0401] == 60.0
-    assert view.series["pdd_ms"][at_0400] == 2000.0
+    assert view.series["pdd"][at_0400] == 2.0  # seconds
     assert view.series["minutes"][at_0400] == 0.5
     breaches = view.series["channel_breaches"][at_0402], view.series["cps_breaches"][at_0402]
     assert breaches == (1, 2)

@@ -231,6 +231,14 @@ async def test_a_tall_failover_tab_sums_the_list_up_by_code_and_answering_carrie
     assert lines[1].split()[-1] == f"{count:,}"
 
 
+def test_the_last_24_h_of_a_carrier_give_money_with_its_currency():
+    from screens.carrier import day_facts
+    from store.metrics import Totals
+
+    facts = day_facts(Totals(), 0, "USD")
+    assert {"revenue 0.00 USD", "cost 0.00 USD", "profit 0.00 USD", "PDD –"} <= set(facts)
+
+
 async def test_enter_on_a_failover_opens_the_call_and_its_attempts(noc_app, noc_settle, noc_db):
     first = ConsoleData(noc_db).failovers(DOWN, testing.FIXED_NOW_MS)[0]
     app = noc_app()

@@ -162,6 +162,17 @@ async def test_a_wide_dashboard_shows_two_graphs_side_by_side(noc_app, noc_settl
             assert first._data.title.startswith("ASR") and second._data.title.startswith("ACD")
 
 
+async def test_the_pdd_graph_is_in_seconds(noc_app, noc_settle):
+    async with noc_app().run_test(size=(80, 24)) as pilot:
+        await noc_settle(pilot)
+        await pilot.press("g", "g", "g")  # channels, ASR, ACD, then PDD
+        await noc_settle(pilot)
+        plot = app_plot(pilot.app, "#graph")
+        assert plot._data.title.startswith("PDD") and plot._data.unit == "s"
+        values = [v for _, points in plot._data.series for v in points if v is not None]
+        assert values and max(values) < 30  # seconds, not milliseconds
+
+
 def app_plot(app, selector: str) -> SeriesPlot:
     return app.screen.query_one(selector, SeriesPlot)
 

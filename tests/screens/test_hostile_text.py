@@ -97,11 +97,11 @@ async def test_a_hostile_feed_reaches_no_terminal_raw(noc_feed, tmp_path):
         await pilot.press("2")
         await testing.until(pilot, lambda: app.screen.query_one(WindowTable).total == 5)
         assert_harmless(app)
-        assert "Clip\\x1b]52;c;cm0gLXJmI…" in screen_text(app)
+        assert "Clip\\x1b]52;c;cm0gL…" in screen_text(app)  # 20 characters of it, as shown
         await pilot.press("3")
         await testing.until(pilot, lambda: app.screen.query_one(WindowTable).total == 1)
         assert_harmless(app)
-        assert "Blink\\x1b[5m\\x1b]8;;htt…" in screen_text(app)
+        assert "Blink\\x1b[5m\\x1b]8;…" in screen_text(app)
 
         app.open_account("customer", "clear")
         await testing.settle(pilot)
