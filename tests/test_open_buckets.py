@@ -52,7 +52,7 @@ def test_the_newest_point_of_a_ratio_graph_does_not_dip_below_the_others(
     data = ConsoleData(path)
     for kind in ("customer", "carrier"):
         series = data.series(kind, None, "hour", now_ms).series
-        for metric in ("asr", "acd", "ner", "pdd_ms"):
+        for metric in ("asr", "acd", "ner", "pdd"):
             points = series[metric]
             newest, others = points[-1], list(points[-1 - COMPARED:-1])
             assert None not in others and newest is not None, (kind, metric)
