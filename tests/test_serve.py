@@ -58,9 +58,17 @@ async def read_until(ws: aiohttp.ClientWebSocketResponse, text: bytes) -> bytes:
 
 
 def sessions_of(server: psutil.Process) -> list[list[str]]:
-    """The command lines of the consoles `server` runs (not the shells that start them)."""
-    return [command for child in server.children(recursive=True)
-            if (command := child.cmdline())[1:3] == ["-m", "console.shell.cli"]]
+    """The command lines of the consoles `server` runs (not the shells that start them); a
+    console that has ended but is not yet reaped (a zombie) or is gone is not running."""
+    commands = []
+    for child in server.children(recursive=True):
+        try:
+            command = child.cmdline()
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+        if command[1:3] == ["-m", "console.shell.cli"]:
+            commands.append(command)
+    return commands
 
 
 async def test_the_console_in_a_browser_needs_the_token_and_is_a_read_only_viewer(served):
