@@ -10,9 +10,12 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
+CALLS_KEPT_FROM = "calls_kept_from_ms"
+
 
 class Meta(SQLModel, table=True):
-    """Identifies the file as noc's and records its schema version."""
+    """Identifies the file as noc's and records its schema version, and since when the CDRs are
+    kept (key CALLS_KEPT_FROM, ms; absent while `store.call_days` has pruned none)."""
 
     __tablename__ = "noc_meta"
     key: str = Field(primary_key=True)

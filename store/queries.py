@@ -14,10 +14,11 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from store import metrics, models, rollups
-from store.database import connect, locate
+from store.database import StoreError, connect, locate
 from store.live import unpack
 from store.metrics import Totals
 
@@ -49,6 +50,27 @@ def segments(start: int, end: int, minute_floor: int) -> list[tuple[str, int, in
         pieces.append((source, position, stop))
         position = stop
     return pieces
+
+
+class RangeBeyondRecords(StoreError):
+    """A report's edge that only the CDRs could answer, where they are pruned (`store.call_days`):
+    the rollups keep whole hours (and minutes for `store.minute_rollup_days`), not seconds."""
+
+    def __init__(self, edge_ms: int, records_from_ms: int, minute_floor_ms: int) -> None:
+        super().__init__(
+            f"the range has an edge at {_utc(edge_ms)}, and the CDRs before "
+            f"{_utc(records_from_ms)} are pruned (store.call_days): there, start and end it on "
+            f"a whole hour{_minutes_since(minute_floor_ms, records_from_ms)}")
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _minutes_since(minute_floor_ms: int, records_from_ms: int) -> str:
+    if minute_floor_ms >= records_from_ms:
+        return ""
+    return f" (on a whole minute from {_utc(minute_floor_ms)})"
 
 
 class Reader:
@@ -84,7 +106,9 @@ class Reader:
             start = time_from_ms if time_from_ms is not None else 0
             end = (time_to_ms if time_to_ms is not None
                    else feed.newest_ms - feed.newest_ms % 1000 + 1000)
-            totals = _totals(db, start, end, feed.newest_ms) if end > start else {}
+            records_from = _calls_kept_from(db)
+            totals = _totals(db, start, end, feed.newest_ms,
+                             records_from=records_from) if end > start else {}
             failures = dict(db.execute("SELECT carrier, consecutive_failures FROM carrier_state"))
             accounts = db.execute("SELECT kind, id FROM account ORDER BY kind, id").fetchall()
             gaps = db.execute("SELECT from_seq, to_seq FROM gap ORDER BY from_seq").fetchall()
@@ -120,8 +144,15 @@ def minute_floor(db: sqlite3.Connection, newest_ms: int, keep_days: int) -> int:
     return max(floor - floor % HOUR + HOUR, oldest or 0)
 
 
+def _calls_kept_from(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM noc_meta WHERE key = ?",
+                     (models.CALLS_KEPT_FROM,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _totals(db: sqlite3.Connection, start_ms: int, end_ms: int, newest_ms: int,
-            minute_keep_days: int = 8, route: str = rollups.ALL_ROUTES) -> dict[Key, Totals]:
+            minute_keep_days: int = 8, route: str = rollups.ALL_ROUTES,
+            records_from: int = 0) -> dict[Key, Totals]:
     floor = minute_floor(db, newest_ms, minute_keep_days)
     found: dict[Key, list[int]] = defaultdict(rollups.zero)
     for source, lo, hi in segments(start_ms, end_ms, floor):
@@ -129,7 +160,10 @@ def _totals(db: sqlite3.Connection, start_ms: int, end_ms: int, newest_ms: int,
             _add_rollups(db, source, lo, hi, route, found)
             continue
         for part_lo, part_hi in _within_hours(lo, hi):
-            if route == rollups.ALL_ROUTES and part_hi - part_lo > HOUR // 2:
+            if part_lo < records_from:
+                raise RangeBeyondRecords(part_lo, records_from, floor)
+            if (route == rollups.ALL_ROUTES and part_hi - part_lo > HOUR // 2
+                    and part_lo - part_lo % HOUR >= records_from):
                 _add_hour_but_the_rest(db, part_lo, part_hi, found)
             else:
                 _add_records(db, part_lo, part_hi, found)

@@ -205,8 +205,11 @@ class StoreWriter:
         db.execute("DELETE FROM rollup_ended_minute WHERE bucket < ?", (minute_cutoff,))
         cutoffs = {"event_log": now_ms - self.retention.event_log_days * DAY_MS}
         if self.retention.call_days:
-            cutoffs |= dict.fromkeys(("call", "attempt", "reject"),
-                                     now_ms - self.retention.call_days * DAY_MS)
+            call_cutoff = now_ms - self.retention.call_days * DAY_MS
+            cutoffs |= dict.fromkeys(("call", "attempt", "reject"), call_cutoff)
+            db.execute(  # a report's edges before it cannot be summed from records any more
+                f"INSERT INTO noc_meta (key, value) VALUES ('{models.CALLS_KEPT_FROM}', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(call_cutoff),))
         for table, cutoff in cutoffs.items():
             if self._partitions is not None:  # whole days at once; then the rest of one day
                 self._partitions.drop_before(db, table, cutoff)

@@ -18,6 +18,7 @@ from store.database import STORE_ERRORS, StoreError, WriterLock, change_probe, c
 from store.health import StoreFault, StoreHealth
 from store.models import DAY_COLUMNS
 from store.postgres import DAY_MS, IDLE_PER_DATABASE, masked, partition_name, raw_connection
+from store.queries import Reader
 from store.views import ConsoleData
 from store.writer import Retention
 from tests.feedkit import (
@@ -153,6 +154,26 @@ def test_an_old_day_of_events_and_calls_is_dropped_whole_and_its_rollups_kept(an
             names = partitions(any_db, table)
             assert partition_name(table, first_day) not in names
             assert partition_name(table, first_day + 3 * DAY_MS) in names
+
+
+def test_a_report_edge_where_the_cdrs_are_pruned_is_refused_and_whole_hours_still_count(any_db):
+    harness = Harness(any_db)
+    harness.writer.retention = Retention(call_days=2)
+    try:
+        for number, day in enumerate((0, 3)):
+            harness.feed(answered_call(1 + 10 * number, f"call-{day}", day * DAY_S + 60))
+            harness.flush()
+    finally:
+        harness.writer.close_now()
+    hour_ms = int(T0) * 1000 // 3_600_000 * 3_600_000  # the first call's hour
+    reader = Reader(any_db)
+    whole_hours = reader.report(hour_ms, hour_ms + 4 * DAY_MS)
+    assert whole_hours["customers"]["acme"]["answered"] == 2  # the pruned day's from its rollups
+    late_edge = reader.report(hour_ms + 3 * DAY_MS + 30_000, hour_ms + 4 * DAY_MS)
+    assert late_edge["customers"]["acme"]["answered"] == 1  # an edge where the CDRs are kept
+    with pytest.raises(StoreError, match=r"edge at .* CDRs before .* are pruned "
+                                         r"\(store.call_days\): .* whole hour"):
+        reader.report(hour_ms + 30_000, hour_ms + 4 * DAY_MS)
 
 
 def test_an_event_log_made_before_partitions_is_pruned_by_rows(postgres_db):
