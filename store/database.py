@@ -236,6 +236,23 @@ class ChangeProbe:
         self._db.close()
 
 
+def file_marker(target: Target) -> object | None:
+    """A look at a SQLite file that takes no query and no thread: its and its write-ahead log's
+    size and time of change, which every commit moves. Two commits in one tick of the clock may
+    leave it as it was, so a caller still reads now and then. None for PostgreSQL: no file."""
+    if is_postgres(target):
+        return None
+    marker = []
+    for path in (str(target), f"{target}-wal"):
+        try:
+            found = os.stat(path)
+        except OSError:
+            marker.append(None)
+        else:
+            marker.append((found.st_ino, found.st_size, found.st_mtime_ns))
+    return tuple(marker)
+
+
 def change_probe(target: Target) -> ChangeProbe:
     """The probe for a database: PostgreSQL's listens for the writers' notifications."""
     if is_postgres(target):

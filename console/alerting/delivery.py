@@ -41,6 +41,10 @@ class Delivery:
         self.settings = settings
         self.clock = clock
         self.wake = asyncio.Event()
+        # False when `wake` is set at every change of the store (by the engine's writer): the
+        # outbox is then looked at on a change or when its next message is due, not every POLL_S.
+        self.poll = True
+        self._next_due_ms: int | None = None  # of the pending messages, as last read
         self.health = StoreHealth()  # the writer's, once it runs the engine
         # Outcomes of sends not stored yet (the store failed), in the order decided.
         self._unstored: list[tuple[OutboxRow, DeliveryFailed | None]] = []
@@ -59,11 +63,19 @@ class Delivery:
                 sent = 0
             else:
                 self.health.recovered("alert delivery")
-            if sent < BATCH:
+            if sent < BATCH and (self.poll or not sent):  # else: read when the tried are due
                 # asyncio.timeout, not wait_for, which on 3.11 can swallow the cancel of a stop.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(POLL_S):
+                    async with asyncio.timeout(self._wait_s()):
                         await self.wake.wait()
+
+    def _wait_s(self) -> float | None:
+        """How long to wait for a wake: POLL_S, or until the next pending message is due."""
+        if self.poll or self._unstored:
+            return POLL_S
+        if self._next_due_ms is None:
+            return None
+        return max(0.0, (self._next_due_ms - self.clock()) / 1000)
 
     async def deliver_due(self) -> int:
         """Send every message due now (up to BATCH); return how many were tried.
@@ -103,10 +115,15 @@ class Delivery:
         return None
 
     def _due(self, now_ms: int) -> list[OutboxRow]:
-        rows = self.database.connection.execute(
+        db = self.database.connection
+        rows = db.execute(
             f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM alert_outbox "
             "WHERE status = 'pending' AND next_attempt_ms <= ? ORDER BY next_attempt_ms, id "
             "LIMIT ?", (now_ms, BATCH)).fetchall()
+        if not self.poll:
+            self._next_due_ms = db.execute(
+                "SELECT min(next_attempt_ms) FROM alert_outbox WHERE status = 'pending' "
+                "AND next_attempt_ms > ?", (now_ms,)).fetchone()[0]
         return [OutboxRow(*row) for row in rows]
 
     def _sent(self, message: OutboxRow, now_ms: int) -> None:

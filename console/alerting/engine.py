@@ -22,6 +22,7 @@ fire and clear on them. Deliveries go on meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -51,7 +52,7 @@ from console.alerting.messages import compose
 from console.alerting.scripts import Scripts
 from console.alerting.senders import Senders
 from console.alerting.settings import AlertSettings
-from console.alerting.values import Needs, RoundValues, WindowSums, collect
+from console.alerting.values import MINUTE_MS, Needs, RoundValues, WindowSums, collect
 from console.alerting.watch import Watchlist
 from store import alerting as store
 from store.alerting import ENGINE, FEED, Message, Rule, Silence, Template
@@ -113,6 +114,9 @@ class RoundReport:
     messages: int
     penalties: int
     wrote: bool
+    # Until when nothing but a change in the store can move anything (None: time moves some
+    # subject, penalty or value on, so the next round is at the interval).
+    rest_until_ms: int | None = None
 
 
 @dataclass
@@ -153,17 +157,24 @@ class AlertEngine:
         self.ready: Callable[[], bool] = lambda: True  # the writer's: is the store current?
         self.health = self.delivery.health  # the writer's: who is told of store trouble
         self._held = False
+        # True when whoever runs the engine calls `store_changed` at every change of the store
+        # (the writer does): rounds then rest while nothing changes, rather than poll.
+        self.told_of_changes = False
+        self._changed = asyncio.Event()
 
     # Running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Rounds every `interval` and deliveries, until cancelled (then closes)."""
         self.delivery.health = self.health
+        self.delivery.poll = not self.told_of_changes
         delivery = asyncio.create_task(self.delivery.run(), name="alert delivery")
         try:
             while True:
                 started = time.monotonic()
+                rest_until_ms = None
                 if self._may_evaluate():
+                    self._changed.clear()  # a change from now on calls for another round
                     try:
                         report = await self.database.call(self.evaluate_round, self.clock())
                     except STORE_ERRORS as error:  # the next round decides it all again
@@ -175,12 +186,26 @@ class AlertEngine:
                         self.health.recovered("alert engine")
                         if report.messages:
                             self.delivery.wake.set()
+                        rest_until_ms = report.rest_until_ms
                 elapsed = time.monotonic() - started
                 await asyncio.sleep(max(0.0, self.settings.interval - elapsed))
+                if self.told_of_changes and rest_until_ms is not None:
+                    await self._rest(rest_until_ms)
         finally:
             delivery.cancel()
             await asyncio.gather(delivery, return_exceptions=True)
             await self.close()
+
+    def store_changed(self) -> None:
+        """Something was committed to the store: the next round is due at the interval."""
+        self._changed.set()
+        self.delivery.wake.set()
+
+    async def _rest(self, until_ms: int) -> None:
+        """Wait for a change in the store, or until time alone moves something on."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, (until_ms - self.clock()) / 1000)):
+                await self._changed.wait()
 
     def _may_evaluate(self) -> bool:
         ready = self.ready()
@@ -224,7 +249,20 @@ class AlertEngine:
         if wrote:
             self._write(db, work, due_penalties, due_reports, flush_values, now_ms)
         return RoundReport(len(self._rules), self.watch.count(values), evaluated,
-                           len(work.history), len(work.messages), len(work.penalties), wrote)
+                           len(work.history), len(work.messages), len(work.penalties), wrote,
+                           self._rest_until(db, now_ms, due_penalties))
+
+    def _rest_until(self, db: sqlite3.Connection, now_ms: int,
+                    due_penalties: list[penalties.Due]) -> int | None:
+        """When time alone next moves something on, if no change in the store comes first:
+        the next minute (windows of minutes slide, quarantine windows with them, reports are
+        due at a minute), or a penalty's end; None while subjects are pending or firing, a
+        script gives values, penalties are being released or values wait to be written."""
+        if (self._active or self._value_dirty or due_penalties
+                or any(compiled.area.source == SCRIPT for compiled in self._rules)):
+            return None
+        next_minute = now_ms - now_ms % MINUTE_MS + MINUTE_MS
+        return min(next_minute, penalties.next_end(db) or next_minute)
 
     def _evaluate(self, compiled: CompiledRule, account: str, values: RoundValues,
                   now_ms: int, work: _Work, muted: dict[int, tuple[bool, frozenset[str]]],

@@ -47,6 +47,12 @@ def due(db: sqlite3.Connection, now_ms: int) -> list[Due]:
         "WHERE p.status = 'releasing' OR (p.status = 'active' AND p.until_ms <= ?)", (now_ms,))]
 
 
+def next_end(db: sqlite3.Connection) -> int | None:
+    """When the next active penalty ends (None: none is active)."""
+    return db.execute(
+        "SELECT min(until_ms) FROM alert_penalty WHERE status = 'active'").fetchone()[0]
+
+
 def start(db: sqlite3.Connection, rule: Rule, kind: str, account: str, now_ms: int,
           reason: str) -> dict:
     """Disable the account until now + the rule's penalty; return the history row."""

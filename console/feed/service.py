@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING
 from console.feed import protocol as p
 from console.feed.client import FeedClient, FeedStatus, token_in_clear
 from console.feed.ingestor import COUNTERS, MAX_ACCOUNTS, MAX_OPEN_CALLS, Ingestor, now_ms
-from store.database import STORE_ERRORS, StoreError, WriterLock, connect, locate, prepare
+from store.database import (
+    STORE_ERRORS,
+    StoreError,
+    WriterLock,
+    connect,
+    file_marker,
+    locate,
+    prepare,
+)
 from store.health import StoreFault, StoreHealth, fault_of
 from store.health import backoff as store_backoff
 from store.integrity import seq_holes
@@ -42,6 +50,7 @@ CLOSE_TIMEOUT_S = 5.0
 SWITCH_INTERVAL_S = 0.0005
 QUIET_NOTE_MS = 20_000  # a viewer calls the writer stale after 30 s with no commit
 FEED_COUNTERS = ("last_seq", "newest_ms", *COUNTERS)
+WATCH_READ_S = 10.0  # control requests are read at least this often, changed files or not
 
 
 @dataclass
@@ -155,6 +164,7 @@ class IngestService:
         self._current = False  # see caught_up
         self._write_task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self._changed = asyncio.Event()  # something to store that came by no frame
         self._controls_in_flight: set[str] = set()
         self._background: set[asyncio.Task] = set()
 
@@ -193,6 +203,7 @@ class IngestService:
         if self.engine is not None:
             self.engine.ready = self.caught_up
             self.engine.health = self.health
+            self.engine.told_of_changes = True  # by _watch_control_requests
             self._spawn(self.engine.run())  # cancelled, and so closed, by close()
         try:
             with tuned_for_ingest():
@@ -238,16 +249,23 @@ class IngestService:
         next_flush = time.monotonic() + interval
         frames = self.client.frames
         stopping = asyncio.create_task(self._stopping.wait())
+        changed = asyncio.create_task(self._changed.wait())
         try:
             while not self._stopping.is_set():
                 if reader.done():  # only a mistake in the feed's settings ends it
                     reader.result()
-                timeout = max(0.0, next_flush - time.monotonic())
+                # Nothing buffered, nothing to flush: wait for a frame however long it takes
+                # (a tick every flush interval would wake an idle writer for nothing).
+                timeout = (max(0.0, next_flush - time.monotonic())
+                           if self.ingestor.has_changes() else None)
                 getter = asyncio.ensure_future(frames.get())
                 done, _ = await asyncio.wait(
-                    {getter, stopping, reader}, timeout=timeout,
+                    {getter, stopping, reader, changed}, timeout=timeout,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
+                if changed in done:  # the feed's state changed: flushed as a frame would be
+                    self._changed.clear()
+                    changed = asyncio.create_task(self._changed.wait())
                 if getter in done:
                     self._apply(getter.result())
                     self._drain(self.settings.slice_events)
@@ -262,6 +280,7 @@ class IngestService:
                     next_flush = time.monotonic() + interval
         finally:
             stopping.cancel()
+            changed.cancel()
 
     def _drain(self, limit: int | None = None) -> None:
         """Apply the frames already received, up to `limit` events (None: all of them)."""
@@ -309,6 +328,7 @@ class IngestService:
 
     def _on_status(self, status: FeedStatus) -> None:
         self._log_status(status)
+        self._changed.set()
         self._connected = status.status == "connected"
         self.ingestor.set_feed_status(
             status=status.status,
@@ -412,18 +432,29 @@ class IngestService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _watch_control_requests(self, every: float = 0.5) -> None:
+    async def _watch_control_requests(self, every: float = 0.5,
+                                      at_least: float = WATCH_READ_S) -> None:
+        """Carry out the requests consoles store, read when the store may have changed (a look
+        at its files every `every` s, a read at least every `at_least` s): an idle writer reads
+        nothing. The alert engine is told of every change too."""
+        marker: object = None
+        read_at = -at_least
         while True:
-            try:
-                pending = await self.writer.read(pending_controls)
-            except STORE_ERRORS as error:
-                self.health.failed("reading control requests", fault_of(error), every)
-                pending = []
-            else:
-                self.health.recovered("reading control requests")
-            for message in pending:
-                if message.id not in self._controls_in_flight:
-                    self._spawn(self._carry_out_control(message))
+            seen = file_marker(self.db_path)
+            if seen is None or seen != marker or time.monotonic() - read_at >= at_least:
+                marker, read_at = seen, time.monotonic()
+                if self.engine is not None:
+                    self.engine.store_changed()
+                try:
+                    pending = await self.writer.read(pending_controls)
+                except STORE_ERRORS as error:
+                    self.health.failed("reading control requests", fault_of(error), every)
+                    pending, marker = [], None
+                else:
+                    self.health.recovered("reading control requests")
+                for message in pending:
+                    if message.id not in self._controls_in_flight:
+                        self._spawn(self._carry_out_control(message))
             await asyncio.sleep(every)
 
     async def _carry_out_control(self, message: p.Control) -> None:
