@@ -31,11 +31,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from painting import fresh, percentile, send_key, until_painted, use_frame_clock
+from painting import FrameClock, fresh, percentile, send_key, until_painted, use_frame_clock
 
 from console.feed.ingestor import now_ms
 from console.testing import make_app
 from screens.alerts import AlertsScreen
+from screens.base import DataScreen
 from screens.carrier import CarrierScreen
 from screens.carriers import CarriersScreen
 from screens.customer import CustomerScreen
@@ -117,8 +118,58 @@ def reached(app, screen_type: type, since: float, left_tab: str | None) -> bool:
     return tab is None or (tab == screen.active and tab != left_tab)
 
 
+class Tracer:
+    """Where a key's time goes: each read's start and end (worker thread) and each delivery's
+    start and end with the event loop's CPU time (UI thread), noted as they happen; `phases`
+    splits a key's time by the read that painted it."""
+
+    PHASES = ("to read", "read", "to show", "show", "to frame")
+
+    def __init__(self) -> None:
+        self.reads: dict[int, tuple[float, float]] = {}  # id(snapshot) -> the read's start, end
+        self.keys: list[tuple] = []  # key, kind, screen, tab, ms, phases
+        # read_at, the read's start and end, the delivery's start and end, the event loop's CPU
+        # time in it and at its end
+        self.shown: list[tuple[float, float, float, float, float, float, float]] = []
+
+    def install(self) -> None:
+        for screen_type in {screen_type for _, _, screen_type in ROUND
+                            if issubclass(screen_type, DataScreen)}:
+            screen_type.gather = self._timed_gather(screen_type.gather)
+        deliver = DataScreen.deliver
+
+        def timed_deliver(screen, snapshot, read_at, *args, **kwargs):
+            begun, cpu = time.monotonic(), time.thread_time()
+            deliver(screen, snapshot, read_at, *args, **kwargs)
+            start, end = self.reads.get(id(snapshot), (read_at, read_at))
+            self.shown.append((read_at, start, end, begun, time.monotonic(),
+                               time.thread_time() - cpu, time.thread_time()))
+
+        DataScreen.deliver = timed_deliver
+
+    def _timed_gather(self, gather):
+        def timed(screen, data, now):
+            start = time.monotonic()
+            snapshot = gather(screen, data, now)
+            self.reads[id(snapshot)] = (start, time.monotonic())
+            return snapshot
+        return timed
+
+    def phases(self, sent: float, painted_ms: float) -> dict[str, float]:
+        """The key's time split at the delivery that painted it: the last begun before the
+        frame of a read begun after the key."""
+        painted = sent + painted_ms / 1000
+        mine = [s for s in self.shown if s[0] >= sent and s[3] <= painted]
+        if not mine:
+            return {}
+        _, start, end, begun, ended, cpu, cpu_ended = mine[-1]
+        ms = [(start - sent), (end - start), (begun - end), (ended - begun), (painted - ended)]
+        return {**dict(zip(self.PHASES, (1000 * m for m in ms), strict=True)),
+                "show cpu": 1000 * cpu, "draw cpu": 1000 * (FrameClock.painted_cpu - cpu_ended)}
+
+
 async def drive(db: Path, rounds: int, size: tuple[int, int], profile: Path | None,
-                warm: bool = True) -> dict[str, list[float]]:
+                warm: bool = True, tracer: Tracer | None = None) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {kind: [] for kind in TARGETS_MS}
     app = make_app(db, clock=now_ms, warm_screens=warm)
     use_frame_clock(app)
@@ -134,6 +185,11 @@ async def drive(db: Path, rounds: int, size: tuple[int, int], profile: Path | No
                     try:
                         timings[kind].append(await until_painted(
                             lambda: reached(app, screen_type, sent, left_tab), sent))  # noqa: B023
+                        if tracer is not None:
+                            tracer.keys.append((key, kind, screen_type.__name__,
+                                                getattr(app.screen, "active", ""),
+                                                timings[kind][-1],
+                                                tracer.phases(sent, timings[kind][-1])))
                     except TimeoutError:
                         raise SystemExit(f"{key!r} never painted {screen_type.__name__}: "
                                          f"the app shows {app.screen!r}") from None
@@ -167,12 +223,18 @@ def main() -> None:
                         help="mount each screen when a key first leads to it (no warm_screens)")
     parser.add_argument("--profile", type=Path,
                         help="write a pyinstrument profile here (.html, .txt, .pyisession)")
+    parser.add_argument("--trace", action="store_true",
+                        help="split the slowest 5 %% of keys into read and draw phases")
     args = parser.parse_args()
+    tracer = Tracer() if args.trace else None
+    if tracer is not None:
+        tracer.install()
     size = tuple(int(n) for n in args.size.split("x"))
     # A few seconds of traffic stored before the viewer starts.
     with tempfile.TemporaryDirectory() as folder, writer(Path(folder), args.cps) as (db, _):
         seq_before, started = committed(db), time.monotonic()
-        timings = asyncio.run(drive(db, args.rounds, size, args.profile, not args.cold))
+        timings = asyncio.run(drive(db, args.rounds, size, args.profile, not args.cold,
+                                    tracer))
         rate = (committed(db) - seq_before) / (time.monotonic() - started)
     print(f"key to paint at {args.size}, {args.rounds} rounds{' (cold)' if args.cold else ''}, "
           f"the writer storing {rate:,.0f} events/s meanwhile, load average "
@@ -183,6 +245,19 @@ def main() -> None:
         print(f"  {kind:6} {len(values):4} keys: p50 {statistics.median(values):6.1f} ms, "
               f"p95 {p95:6.1f} ms, max {max(values):6.1f} ms "
               f"(target p95 < {TARGETS_MS[kind]:.0f} ms: {verdict})")
+    if tracer is not None:
+        print_slowest(tracer)
+
+
+def print_slowest(tracer: Tracer) -> None:
+    """The slowest 5 % of keys, each split into its phases (ms; `show cpu` the event loop's)."""
+    slowest = sorted(tracer.keys, key=lambda k: -k[4])[:max(1, len(tracer.keys) // 20)]
+    print("  slowest 5 %: key, screen (tab), ms = " + " + ".join(Tracer.PHASES)
+          + " (the event loop's CPU in show, and from show to the frame)")
+    for key, _, screen, tab, ms, phases in slowest:
+        split = " + ".join(f"{phases.get(p, 0):.0f}" for p in Tracer.PHASES)
+        print(f"    {key:>13} {screen}({tab}) {ms:6.1f} = {split} "
+              f"(cpu {phases.get('show cpu', 0):.0f}, {phases.get('draw cpu', 0):.0f})")
 
 
 if __name__ == "__main__":

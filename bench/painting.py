@@ -27,6 +27,7 @@ class FrameClock(HeadlessDriver):
 
     awaited: Callable[[], bool] | None = None
     painted = 0.0
+    painted_cpu = 0.0  # the event loop's CPU time (time.thread_time()) then
 
     @property
     def is_headless(self) -> bool:
@@ -36,6 +37,7 @@ class FrameClock(HeadlessDriver):
         awaited = FrameClock.awaited
         if awaited is not None and awaited():
             FrameClock.awaited, FrameClock.painted = None, time.monotonic()
+            FrameClock.painted_cpu = time.thread_time()
 
 
 def use_frame_clock(app) -> None:

@@ -123,6 +123,7 @@ class NocApp(App):
         self._styled_as: WeakKeyDictionary[Screen, tuple] = WeakKeyDictionary()  # and each screen
         self._polling = False
         self._poll_again = False
+        self._reading: tuple[Screen, int] | None = None  # the screen and `asked` of the read
         self._probe: ChangeProbe | None = None
         self._parent_pid = os.getppid()
         self._too_small: tuple[int, int] | None = None  # the size last said to be too small
@@ -249,8 +250,10 @@ class NocApp(App):
 
     def _poll_soon(self) -> None:
         if self._polling:
-            self._poll_again = True
-            return
+            if not self._reading_stale():
+                self._poll_again = True
+                return
+            self._reading = None  # dropped when it ends: the read begun now sets the next poll
         if self._poll_timer is not None:
             self._poll_timer.stop()
         self.call_later(self._poll)
@@ -276,6 +279,7 @@ class NocApp(App):
                 stale = (screen.current_as_of is None or screen._last_snapshot is None
                          or now - screen.current_as_of > STALE_AFTER_S)
                 if marker != screen.read_marker or stale:
+                    self._reading = (screen, screen.asked)
                     self._read(screen, now, marker, screen.asked)
                     return  # the next poll is set when the read is done
         except Exception as error:  # a failed probe must not stop the loop; it is shown instead
@@ -287,11 +291,21 @@ class NocApp(App):
         try:
             snapshot = screen.gather(self.data, self.clock())
         except Exception as error:
-            self.post_message(ReadDone(screen, error=error))
+            self.post_message(ReadDone(screen, asked=asked, error=error))
         else:
             self.post_message(ReadDone(screen, snapshot, now, marker, asked))
 
+    def _reading_stale(self) -> bool:
+        """The read under way is for what the visible screen no longer shows (another screen,
+        tab, filter or account): its result will be dropped, so a key need not wait for it."""
+        screen = self._visible_screen()
+        return self._reading is not None and (
+            self._reading[0] is not screen or self._reading[1] != getattr(screen, "asked", None))
+
     def on_read_done(self, done: ReadDone) -> None:
+        if self._reading != (done.screen, done.asked):
+            return  # a read overtaken by one begun for what is shown now, which goes on
+        self._reading = None
         if done.error is not None:
             self.notify(f"could not read the store: {done.error}", severity="error")
         elif done.screen is self._visible_screen():

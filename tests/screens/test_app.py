@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 
 import pytest
@@ -10,6 +11,7 @@ from textual.color import Color
 
 from console import testing
 from screens.chrome import NocHeader
+from screens.tables import LiveTable
 from screens.timezone import TimezonePicker
 from widgets.window_table import WindowTable
 
@@ -134,6 +136,36 @@ async def test_a_read_begun_before_the_screen_asked_again_is_not_shown(noc_app, 
         assert screen._last_snapshot is None and screen.current_as_of != 0.0
         await noc_settle(pilot)
         assert screen._last_snapshot == shown
+
+
+async def test_a_tab_whose_read_is_slow_does_not_hold_up_the_next_one(noc_app, noc_settle):
+    """`>` pressed twice quickly: the tab passed over reads slowly (a busy store), and the tab
+    arrived at shows its calls without waiting for that read, which is dropped when it ends."""
+    app = noc_app(refresh=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await noc_settle(pilot)
+        app.open_account("customer", "acme-telecom")
+        await noc_settle(pilot)
+        screen, data = app.screen, app.data
+        reading, let_go = threading.Event(), threading.Event()
+        route_stats = data.route_stats
+
+        def slow_route_stats(*args, **kwargs):
+            reading.set()
+            let_go.wait(120)
+            return route_stats(*args, **kwargs)
+
+        data.route_stats = slow_route_stats
+        try:
+            await pilot.press(">")  # Route Stats, its read held
+            await testing.until(pilot, reading.is_set)
+            await pilot.press(">")  # Latest Calls
+            await testing.until(pilot, lambda: screen.active == "calls" and screen.has_data)
+            assert screen.panes["calls"].query_one(LiveTable).row_count > 0
+        finally:
+            let_go.set()
+        await noc_settle(pilot)
+        assert screen.active == "calls"
 
 
 async def test_a_theme_chosen_on_one_screen_reaches_the_screens_kept_for_other_keys(

@@ -25,3 +25,25 @@ async def test_a_cell_that_grows_in_place_widens_its_column():
         await pilot.pause()
         row = "".join(segment.text for segment in table.render_line(1))
         assert "▲ penalty →17:26" in row
+
+
+def row_text(table: LiveTable, y: int) -> str:
+    return "".join(segment.text for segment in table.render_line(y))
+
+
+async def test_columns_follow_every_cell_as_they_all_change():
+    """A tab whose every row ticks (the ages of calls in progress, the times of the latest
+    calls) shows each new value whole, its columns as wide as their widest cell: wider when
+    one grows, narrower once the widest is gone."""
+    app = TableApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(LiveTable)
+        table.set_rows([(f"call{n}", (f"{n} s ago", "● answered")) for n in range(50)])
+        await pilot.pause()
+        table.set_rows([(f"call{n}", (f"{n} min ago", "● answered")) for n in range(50)])
+        await pilot.pause()
+        assert row_text(table, 1).split() == ["0", "min", "ago", "●", "answered"]
+        assert row_text(table, 1).index("●") == len(" 49 min ago  ")
+        table.set_rows([(f"call{n}", (f"{n}", "● answered")) for n in range(3)])
+        await pilot.pause()
+        assert row_text(table, 1).index("●") == len(" Name  ")
