@@ -32,13 +32,15 @@ def fixed_clock(now_ms: int = FIXED_NOW_MS) -> Callable[[], int]:
 
 
 def seed_events(now_ms: int = FIXED_NOW_MS, *, seed: int = 7, history_days: float = 3,
-                busy_hours: float = 2) -> Iterable[dict]:
-    """Protocol events: `history_days` of light traffic, then `busy_hours` up to `now_ms` of
-    busy traffic during a carrier outage (so a failing carrier shows), renumbered as one feed."""
+                history_cps: float = 0.05, busy_hours: float = 2) -> Iterable[dict]:
+    """Protocol events: `history_days` of light traffic (`history_cps` calls a second), then
+    `busy_hours` up to `now_ms` of busy traffic during a carrier outage (so a failing carrier
+    shows), renumbered as one feed."""
     now = now_ms / 1000
     busy_start = now - busy_hours * 3600
     phases = (
-        Traffic(seed, cps=0.05, scenario="calm", start_ts=busy_start - history_days * 86400),
+        Traffic(seed, cps=history_cps, scenario="calm",
+                start_ts=busy_start - history_days * 86400),
         Traffic(seed + 1, cps=2.0, scenario="outage", start_ts=busy_start),
     )
     seq = 0
@@ -50,7 +52,8 @@ def seed_events(now_ms: int = FIXED_NOW_MS, *, seed: int = 7, history_days: floa
 
 
 def seed_database(path: str | Path, *, now_ms: int = FIXED_NOW_MS, seed: int = 7,
-                  history_days: float = 3, busy_hours: float = 2) -> Path:
+                  history_days: float = 3, history_cps: float = 0.05,
+                  busy_hours: float = 2) -> Path:
     """Create (or replace) a database at `path` holding `seed_events`, as a writer would store it,
     with the feed shown as connected at `now_ms`."""
     path = Path(path)
@@ -63,7 +66,7 @@ def seed_database(path: str | Path, *, now_ms: int = FIXED_NOW_MS, seed: int = 7
     try:
         frame: list[dict] = []
         for event in seed_events(now_ms, seed=seed, history_days=history_days,
-                                 busy_hours=busy_hours):
+                                 history_cps=history_cps, busy_hours=busy_hours):
             frame.append(event)
             if len(frame) >= FRAME_EVENTS:
                 ingestor.apply_frame(json.dumps(frame))

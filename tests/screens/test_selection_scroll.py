@@ -28,8 +28,11 @@ async def stay_on_dashboard(pilot) -> None:
 
 @pytest.fixture(scope="module")
 def a_week(tmp_path_factory):
-    """A database with a week and more of daily rows: more than the dashboard shows at 80x24."""
-    return testing.seed_database(tmp_path_factory.mktemp("week") / "week.db", history_days=8)
+    """A database with a week and more of daily rows: more than the dashboard shows at 80x24.
+    Only the days count here, so they hold few calls (seeding the default's 300,000 events took
+    most of this module's time)."""
+    return testing.seed_database(tmp_path_factory.mktemp("week") / "week.db", history_days=8,
+                                 history_cps=0.005, busy_hours=0.25)
 
 
 async def test_a_selection_down_a_week_of_days_keeps_the_cursor_in_view(a_week, tmp_path):
