@@ -44,6 +44,19 @@ class StoreError(Exception):
     """A problem with the database that the user must act on; str() is the message."""
 
 
+class WriterTaken(StoreError):
+    """The database already has a writer: another process holds its writer lock."""
+
+
+class ServerUnreachable(StoreError):
+    """A database server that cannot be reached now (down, restarting, starting up): waiting
+    may mend it. `code` is the server's SQLSTATE, or "08001" when none was reached."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or "08001"
+
+
 class BackendError(Exception):
     """An error of a database engine other than SQLite (a PostgreSQL server's), carrying the
     engine's code (SQLSTATE) so that store.health can tell a passing cause from a lasting one."""
@@ -294,7 +307,7 @@ class WriterLock:
             holder = os.read(fd, 200).decode(errors="replace").split("\n")[0].strip()
             os.close(fd)
             database = str(self.path)[: -len(".writer")]
-            raise StoreError(
+            raise WriterTaken(
                 f"{database} already has a writer ({holder or 'another process'}); a second one "
                 f"is refused: run `noc` (a viewer) against it, or stop that writer first"
             ) from None

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from store import models
-from store.database import APP_ID, BackendError, StoreError
+from store.database import APP_ID, BackendError, ServerUnreachable, StoreError, WriterTaken
 
 CONNECT_TIMEOUT_S = 5
 # The advisory lock a writer holds for as long as it runs: one writer per database.
@@ -182,10 +182,17 @@ class Connection:
         if not (self.reusable and _keep_idle(self.url, self.raw)):
             self.raw.close()
 
+    @property
+    def lost(self) -> bool:
+        """The server ended this connection (a restart, an administrator): open another."""
+        return self.raw.closed or self.raw.broken
+
 
 def backend_error(error: psycopg.Error) -> BackendError:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return BackendError(message, error.sqlstate or "")
+    # No SQLSTATE on an OperationalError: the connection itself failed (lost, closed).
+    lost = "08006" if isinstance(error, psycopg.OperationalError) else ""
+    return BackendError(message, error.sqlstate or lost)
 
 
 def _open(url: str, *, application: str = "noc") -> psycopg.Connection:
@@ -193,7 +200,8 @@ def _open(url: str, *, application: str = "noc") -> psycopg.Connection:
         raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                               application_name=application)
     except psycopg.OperationalError as error:
-        raise StoreError(f"cannot open {masked(url)}: {_reason(error)}") from None
+        raise ServerUnreachable(f"cannot open {masked(url)}: {_reason(error)}",
+                                error.sqlstate) from None
     except psycopg.ProgrammingError as error:  # a URL libpq cannot read
         raise StoreError(f"cannot open {masked(url)}: not a valid PostgreSQL URL ({error})"
                          ) from None
@@ -429,7 +437,7 @@ class ServerWriterLock:
         if not taken:
             holder, _ = writer_of(Connection(raw, self.url))
             raw.close()
-            raise StoreError(
+            raise WriterTaken(
                 f"{masked(self.url)} already has a writer ({holder or 'another process'}); a "
                 "second one is refused: run `noc` (a viewer) against it, or stop that writer "
                 "first")

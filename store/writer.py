@@ -124,6 +124,18 @@ class StoreWriter:
             self._connection.close()
             self._connection = None
 
+    def lost(self) -> bool:
+        """Whether the server has ended the writer's connection (a PostgreSQL restart): then
+        `reopen` before the next write. A SQLite file's connection is never lost."""
+        return self._connection is None or getattr(self._connection, "lost", False)
+
+    async def reopen(self) -> None:
+        await self._run(self.reopen_now)
+
+    def reopen_now(self) -> None:
+        self.close_now()
+        self.open_now()
+
     def checkpoint_now(self) -> None:
         """Fold the WAL into the database file, so that the file alone holds everything."""
         self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")

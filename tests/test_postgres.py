@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,7 +18,15 @@ import pytest
 from store.database import STORE_ERRORS, StoreError, WriterLock, change_probe, connect, prepare
 from store.health import StoreFault, StoreHealth
 from store.models import DAY_COLUMNS
-from store.postgres import DAY_MS, IDLE_PER_DATABASE, masked, partition_name, raw_connection
+from store.postgres import (
+    DAY_MS,
+    IDLE_PER_DATABASE,
+    WRITER_LOCK_KEY,
+    masked,
+    partition_name,
+    raw_connection,
+    writer_of,
+)
 from store.queries import Reader
 from store.views import ConsoleData
 from store.writer import Retention
@@ -232,18 +241,48 @@ def test_a_writer_that_cannot_commit_says_so_to_every_viewer(postgres_db):
         lock.release()
 
 
-async def test_a_writer_whose_server_connection_ends_exits_3_and_the_restart_resumes(
+END_OTHER_SESSIONS = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def end_writer_sessions(url: str) -> None:
+    """What a server restart does to the writer: every session but this one ended."""
+    with raw_connection(url) as db:
+        db.execute(END_OTHER_SESSIONS)
+
+
+async def test_a_writer_whose_server_connections_end_takes_the_database_back_and_goes_on(
         postgres_db, processes):
     async with running_simulator(speed=20, cps=60, limit=20_000) as (sim, url):
         ingest = processes.noc("ingest", "--feed", url, "--db", postgres_db)
         await wait_until(lambda: stored_seq(postgres_db) > 1_000, what="ingest to store")
-        with raw_connection(postgres_db) as db:  # the server restarting, or an admin's hand
-            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        assert await ingest.wait() == 3
+        end_writer_sessions(postgres_db)
+        await wait_until(lambda: stored_seq(postgres_db) == 20_000 or not ingest.running(),
+                         what="ingest to go on")
+        assert ingest.running(), ingest.stderr
+        assert writer_of(connect(postgres_db))[0]  # the writer lock is held again
+        os.kill(ingest.pid, signal.SIGTERM)
+        assert await ingest.wait() == 0
+    assert "database server restarting" in ingest.stderr
+    assert "Traceback" not in ingest.stderr
+    report = read_report(postgres_db)
+    assert (report["last_seq"], report["gaps"], report["quarantined"]) == (20_000, [], 0)
+    assert_matches_reference(report, sim.history)
+
+
+async def test_a_writer_that_finds_another_took_over_stops_and_the_restart_resumes(
+        postgres_db, processes):
+    async with running_simulator(speed=20, cps=60, limit=20_000) as (sim, url):
+        ingest = processes.noc("ingest", "--feed", url, "--db", postgres_db)
+        await wait_until(lambda: stored_seq(postgres_db) > 1_000, what="ingest to store")
+        with raw_connection(postgres_db) as other:  # another writer, in the gap the end left
+            other.execute(  # one round trip: queued for the lock before the writer can return
+                f"{END_OTHER_SESSIONS}; SELECT pg_advisory_lock({WRITER_LOCK_KEY})".encode())
+            assert await ingest.wait() == 3
         last = ingest.stderr.strip().splitlines()[-1]
         held = stored_seq(postgres_db)
         assert last.startswith("noc: store: "), last
+        assert "another writer took the database" in last
         assert f"holds the feed up to seq {held:,}" in last
         assert last.endswith("the next start resumes from there, nothing is lost")
         assert "Traceback" not in ingest.stderr

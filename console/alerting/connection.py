@@ -27,6 +27,9 @@ class EngineConnection:
 
     @property
     def connection(self) -> sqlite3.Connection:
+        """The connection, opened again if the server has ended it (a PostgreSQL restart)."""
+        if self._connection is not None and getattr(self._connection, "lost", False):
+            self.close_now()
         if self._connection is None:
             self._connection = connect(self.path, mode="rw")
         return self._connection

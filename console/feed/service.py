@@ -26,8 +26,11 @@ from console.feed.client import FeedClient, FeedStatus, token_in_clear
 from console.feed.ingestor import COUNTERS, MAX_ACCOUNTS, MAX_OPEN_CALLS, Ingestor, now_ms
 from store.database import (
     STORE_ERRORS,
+    BackendError,
+    ServerUnreachable,
     StoreError,
     WriterLock,
+    WriterTaken,
     connect,
     file_marker,
     locate,
@@ -87,6 +90,10 @@ def tuned_for_ingest() -> Iterator[None]:
     finally:
         gc.unfreeze()
         sys.setswitchinterval(switch_interval)
+
+
+def stored_last_seq(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT last_seq FROM feed_state WHERE id = 1").fetchone()[0]
 
 
 def load_state(
@@ -166,6 +173,7 @@ class IngestService:
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()  # something to store that came by no frame
         self._controls_in_flight: set[str] = set()
+        self._taking_back = asyncio.Lock()  # one at a time takes back a lost connection
         self._background: set[asyncio.Task] = set()
 
     async def open(self) -> None:
@@ -369,8 +377,13 @@ class IngestService:
         delays = store_backoff()
         while True:
             try:
-                await self.writer.write(batch)
+                await self._on_writer_connection(self.writer.write, batch)
                 break
+            except WriterTaken:
+                fault = StoreFault("another writer took the database while the server had ended "
+                                   "this one's connection", "", passing=False)
+                self.health.failed("ingest", fault, None)
+                raise StoreFailed(self._unstored(fault)) from None
             except STORE_ERRORS as error:
                 fault = fault_of(error)
                 if not fault.passing or self._stopping.is_set():
@@ -385,6 +398,29 @@ class IngestService:
         self.committed_seq = batch.feed.get("last_seq", self.committed_seq)
         _log_trouble(batch)
         self._log_capped(batch.feed.get("capped_calls", self.capped_calls))
+
+    async def _on_writer_connection(self, use, *args):
+        """`use(*args)` of the writer (a write, or a read on its connection), the connection
+        taken back first if the server has ended it."""
+        async with self._taking_back:
+            if self.writer.lost():
+                await self._take_back_the_store()
+        return await use(*args)
+
+    async def _take_back_the_store(self) -> None:
+        """After the server ended the writer's sessions (a restart): its writer lock again, then
+        a new connection. Raises WriterTaken if another writer holds the lock, or has stored past
+        this one's last commit meanwhile (its batches, not this one's, follow what is stored);
+        a server still unreachable raises as a passing fault, to be tried again."""
+        self.lock.release()
+        try:
+            self.lock.acquire()
+            await self.writer.reopen()
+        except ServerUnreachable as error:
+            raise BackendError(str(error), error.code) from None
+        stored = await self.writer.read(stored_last_seq)
+        if stored != self.committed_seq:
+            raise WriterTaken(f"seq {stored:,} stored by another writer")
 
     def _log_capped(self, capped: int) -> None:
         if capped > self.capped_calls:
@@ -446,7 +482,10 @@ class IngestService:
                 if self.engine is not None:
                     self.engine.store_changed()
                 try:
-                    pending = await self.writer.read(pending_controls)
+                    pending = await self._on_writer_connection(self.writer.read, pending_controls)
+                except WriterTaken:
+                    self.stop()  # the ingest's next commit says so, and ends the writer
+                    return
                 except STORE_ERRORS as error:
                     self.health.failed("reading control requests", fault_of(error), every)
                     pending, marker = [], None
@@ -490,7 +529,10 @@ class IngestService:
         delays = store_backoff()
         while True:
             try:
-                await self.writer.read(update)
+                await self._on_writer_connection(self.writer.read, update)
+            except WriterTaken:
+                self.stop()
+                return
             except STORE_ERRORS as failure:
                 delay = next(delays)
                 self.health.failed("control requests", fault_of(failure), delay)
