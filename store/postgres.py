@@ -445,6 +445,8 @@ class ServerWriterLock:
 
     def release(self) -> None:
         if self._raw is not None:
+            with suppress(psycopg.Error):  # at once: the server ends a closed session later
+                self._raw.execute("SELECT pg_advisory_unlock_all()")
             self._raw.close()
             self._raw = None
 
