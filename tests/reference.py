@@ -27,7 +27,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
@@ -56,8 +56,10 @@ def _is_2xx(code: int) -> bool:
 class _Attempt:
     carrier: str
     attempt_ts: float
+    route: str = ""
     progress_ts: float | None = None
     code: int | None = None  # None while the attempt is open
+    end_ts: float | None = None
 
 
 @dataclass
@@ -65,14 +67,23 @@ class _Call:
     customer: str
     start_ts: float
     last_ts: float
+    seq: int = 0  # of its call.start
+    call_id: str = ""
+    end_ts: float | None = None
     attempts: dict[int, _Attempt] = field(default_factory=dict)
     progress_ts: float | None = None  # the first call.progress of any of its attempts
     dtmf_digits: int = 0
     closed: bool = False
     code: int = LOST
     duration_ms: int = 0
+    billed_ms: int = 0
     charge_micro: int = 0
     cost_micro: int = 0
+
+    @property
+    def route(self) -> str:
+        first = self.attempts.get(min(self.attempts, default=0))
+        return first.route if first else ""
 
 
 class _Replay:
@@ -87,6 +98,7 @@ class _Replay:
         self.rejects: list[tuple[str, float, str]] = []  # (customer, ts, reason)
         self.customers: set[str] = set()
         self.carriers: set[str] = set()
+        self.accounts: dict[tuple[str, str], dict] = {}  # as the account events left them
         self.consecutive_failures: dict[str, int] = {}
         # (last event ts, call_id) of open calls; an entry is stale once its call moved on or closed
         self.by_last_ts: list[tuple[float, str]] = []
@@ -111,6 +123,8 @@ class _Replay:
             self.close_lost_calls()
 
     def on_account(self, event: dict) -> bool:
+        fields = {k: v for k, v in event.items() if k not in ("seq", "type", "ts")}
+        self.accounts.setdefault((event["kind"], event["id"]), {}).update(fields)
         if event["kind"] == "customer":
             self.customers.add(event["id"])
         else:
@@ -126,7 +140,8 @@ class _Replay:
         if event["call_id"] in self.calls:
             return False
         ts = event["ts"]
-        self.calls[event["call_id"]] = _Call(event["customer"], start_ts=ts, last_ts=ts)
+        self.calls[event["call_id"]] = _Call(event["customer"], start_ts=ts, last_ts=ts,
+                                             seq=event["seq"], call_id=event["call_id"])
         heapq.heappush(self.by_last_ts, (ts, event["call_id"]))
         self.customers.add(event["customer"])
         return True
@@ -135,7 +150,8 @@ class _Replay:
         call = self.open_call(event)
         if call is None or event["attempt"] in call.attempts:
             return False
-        call.attempts[event["attempt"]] = _Attempt(event["carrier"], attempt_ts=event["ts"])
+        call.attempts[event["attempt"]] = _Attempt(event["carrier"], attempt_ts=event["ts"],
+                                                   route=event["route"])
         self.add_carrier(event["carrier"])
         self.touch(event)
         return True
@@ -172,7 +188,7 @@ class _Replay:
         attempt = self.open_attempt(event)
         if attempt is None:
             return False
-        attempt.code = event["code"]
+        attempt.code, attempt.end_ts = event["code"], event["ts"]
         if event["code"] in self.failure_codes:
             self.consecutive_failures[attempt.carrier] += 1
         self.touch(event)
@@ -185,8 +201,10 @@ class _Replay:
         self.touch(event)
         self.close(
             call,
+            end_ts=event["ts"],
             code=event["code"],
             duration_ms=_ms(event["duration"]),
+            billed_ms=_ms(event["billed"]) if "billed" in event else _ms(event["duration"]),
             charge_micro=_micro(event.get("charge", 0)),
             cost_micro=_micro(event.get("cost", 0)),
         )
@@ -211,24 +229,26 @@ class _Replay:
             call.last_ts = event["ts"]
             heapq.heappush(self.by_last_ts, (call.last_ts, event["call_id"]))
 
-    def close(
-        self, call: _Call, *, code: int, duration_ms: int, charge_micro: int, cost_micro: int
-    ) -> None:
+    def close(self, call: _Call, *, end_ts: float, code: int, duration_ms: int,
+              charge_micro: int, cost_micro: int, billed_ms: int = 0) -> None:
         call.closed = True
+        call.end_ts = end_ts
         call.code = code
         call.duration_ms = duration_ms
+        call.billed_ms = billed_ms
         call.charge_micro = charge_micro
         call.cost_micro = cost_micro
         for attempt in call.attempts.values():
             if attempt.code is None:
-                attempt.code = LOST
+                attempt.code, attempt.end_ts = LOST, call.end_ts
 
     def close_lost_calls(self) -> None:
         while self.by_last_ts and self.feed_ts - self.by_last_ts[0][0] > self.lost_after_s:
             last_ts, call_id = heapq.heappop(self.by_last_ts)
             call = self.calls[call_id]
             if not call.closed and call.last_ts == last_ts:
-                self.close(call, code=LOST, duration_ms=0, charge_micro=0, cost_micro=0)
+                self.close(call, end_ts=self.feed_ts, code=LOST, duration_ms=0, charge_micro=0,
+                           cost_micro=0)
 
 
 def _is_valid_event(event: dict) -> bool:
@@ -248,39 +268,135 @@ def reference_report(
     lost_after_s: float = 3600.0,
 ) -> dict:
     """The `customers` and `carriers` of `noc report --json`, from raw events in seq order."""
-    replay = _Replay(frozenset(failure_codes), lost_after_s)
-    for event in events:
-        replay.apply(event)
+    return Reference(events, failure_codes=failure_codes, lost_after_s=lost_after_s).report(
+        time_from, time_to)
 
-    def in_range(ts: float) -> bool:
-        return (time_from is None or ts >= time_from) and (time_to is None or ts < time_to)
 
-    calls_by_customer: dict[str, list[_Call]] = defaultdict(list)
-    attempts_by_carrier: dict[str, list[tuple[_Call, _Attempt]]] = defaultdict(list)
-    for call in replay.calls.values():
-        if call.closed and in_range(call.start_ts):
-            calls_by_customer[call.customer].append(call)
+class Reference:
+    """The events replayed once, then asked for the figures of any range: those of `noc report`,
+    and those the screens show beside them (billed time, failovers, live channels, balances)."""
+
+    def __init__(self, events: Iterable[dict], *,
+                 failure_codes: frozenset[int] = DEFAULT_FAILURE_CODES,
+                 lost_after_s: float = 3600.0) -> None:
+        self.replay = _Replay(frozenset(failure_codes), lost_after_s)
+        for event in events:
+            self.replay.apply(event)
+
+    def report(self, time_from: float | None = None, time_to: float | None = None, *,
+               by_end: bool = False, route: str | None = None) -> dict:
+        """As `noc report --json` over [from, to); `by_end`: what ended in the range (as live
+        graphs plot), not what started in it; `route`: customers' calls of that route only."""
+        replay = self.replay
+        calls_by_customer: dict[str, list[_Call]] = defaultdict(list)
+        attempts_by_carrier: dict[str, list[tuple[_Call, _Attempt]]] = defaultdict(list)
+        for call in replay.calls.values():
+            when = call.end_ts if by_end else call.start_ts
+            if (call.closed and _in_range(when, time_from, time_to)
+                    and (route is None or call.route == route)):
+                calls_by_customer[call.customer].append(call)
+            for attempt in self.counted_attempts(call):
+                ts = attempt.attempt_ts
+                if by_end:
+                    ts = call.end_ts if _is_2xx(attempt.code) else attempt.end_ts
+                if _in_range(ts, time_from, time_to):
+                    attempts_by_carrier[attempt.carrier].append((call, attempt))
+        reject_reasons: dict[str, list[str]] = defaultdict(list)
+        for customer, ts, reason in replay.rejects:
+            if route is None and _in_range(ts, time_from, time_to):
+                reject_reasons[customer].append(reason)
+        return {
+            "customers": {
+                customer: _customer_figures(calls_by_customer[customer], reject_reasons[customer])
+                for customer in sorted(replay.customers)
+            },
+            "carriers": {
+                carrier: _carrier_figures(
+                    attempts_by_carrier[carrier], replay.consecutive_failures[carrier]
+                )
+                for carrier in sorted(replay.carriers)
+            },
+        }
+
+    @staticmethod
+    def counted_attempts(call: _Call) -> Iterator[_Attempt]:
+        """A call's attempts that count: ended, and (if answered) with their call ended."""
         for attempt in call.attempts.values():
-            counts = attempt.code is not None and (call.closed or not _is_2xx(attempt.code))
-            if counts and in_range(attempt.attempt_ts):
-                attempts_by_carrier[attempt.carrier].append((call, attempt))
-    reject_reasons: dict[str, list[str]] = defaultdict(list)
-    for customer, ts, reason in replay.rejects:
-        if in_range(ts):
-            reject_reasons[customer].append(reason)
+            if attempt.code is not None and (call.closed or not _is_2xx(attempt.code)):
+                yield attempt
 
-    return {
-        "customers": {
-            customer: _customer_figures(calls_by_customer[customer], reject_reasons[customer])
-            for customer in sorted(replay.customers)
-        },
-        "carriers": {
-            carrier: _carrier_figures(
-                attempts_by_carrier[carrier], replay.consecutive_failures[carrier]
-            )
-            for carrier in sorted(replay.carriers)
-        },
-    }
+    def billed_minutes(self, kind: str, account: str, time_from: float | None,
+                       time_to: float | None) -> float:
+        """Billed time of the answered calls started in the range (a carrier's: those it
+        answered, by its attempt's start)."""
+        billed_ms = 0
+        for call in self.replay.calls.values():
+            if not call.closed or not _is_2xx(call.code):
+                continue
+            if kind == "customer":
+                if call.customer == account and _in_range(call.start_ts, time_from, time_to):
+                    billed_ms += call.billed_ms
+                continue
+            for attempt in call.attempts.values():
+                if (attempt.carrier == account and _is_2xx(attempt.code)
+                        and _in_range(attempt.attempt_ts, time_from, time_to)):
+                    billed_ms += call.billed_ms
+        return billed_ms / 60000
+
+    def failovers(self, carrier: str, time_from: float | None,
+                  time_to: float | None) -> tuple[int, int]:
+        """(attempts of `carrier` started in the range that failed and were followed by another
+        attempt of their call, of which the next one answered), of calls that have ended."""
+        failover = answered = 0
+        for call in self.replay.calls.values():
+            if not call.closed:
+                continue
+            for number, attempt in call.attempts.items():
+                after = call.attempts.get(number + 1)
+                if (attempt.carrier == carrier and after is not None
+                        and not _is_2xx(attempt.code)
+                        and _in_range(attempt.attempt_ts, time_from, time_to)):
+                    failover += 1
+                    answered += _is_2xx(after.code)
+        return failover, answered
+
+    def open_calls(self) -> list[_Call]:
+        return [call for call in self.replay.calls.values() if not call.closed]
+
+    def closed_calls(self) -> dict[int, _Call]:
+        """Ended calls by the seq of their call.start."""
+        return {call.seq: call for call in self.replay.calls.values() if call.closed}
+
+    def channels(self, kind: str, account: str) -> int:
+        """Channels in use at the end: a customer's calls in progress, a carrier's attempts."""
+        if kind == "customer":
+            return sum(call.customer == account for call in self.open_calls())
+        return sum(attempt.carrier == account and attempt.code is None
+                   for call in self.open_calls() for attempt in call.attempts.values())
+
+    def in_progress(self, kind: str, account: str, time_from: float | None,
+                    time_to: float | None) -> int:
+        """What a summary row will count once it ends: calls in progress started in the range
+        (customers), or attempts started in it that are going on or answered in a call going on
+        (carriers)."""
+        if kind == "customer":
+            return sum(call.customer == account and _in_range(call.start_ts, time_from, time_to)
+                       for call in self.open_calls())
+        return sum(attempt.carrier == account and (attempt.code is None or _is_2xx(attempt.code))
+                   and _in_range(attempt.attempt_ts, time_from, time_to)
+                   for call in self.open_calls() for attempt in call.attempts.values())
+
+    def account(self, kind: str, account: str) -> dict:
+        """The account's fields as its account events left them."""
+        return self.replay.accounts.get((kind, account), {})
+
+    @property
+    def feed_ts(self) -> float:
+        return self.replay.feed_ts
+
+
+def _in_range(ts: float, time_from: float | None, time_to: float | None) -> bool:
+    return (time_from is None or ts >= time_from) and (time_to is None or ts < time_to)
 
 
 def _customer_figures(calls: list[_Call], reject_reasons: list[str]) -> dict:
