@@ -3,7 +3,9 @@ high ports, `noc bridge kamailio` and `noc ingest` as subprocesses, and SIP agen
 as its customers and carriers.
 
 Tests that need Kamailio skip, saying how to install it, where it is not installed (CI installs
-it). Everything started here is stopped at the end of the test, Kamailio by its process group.
+it). Everything started here is stopped at the end of the test, Kamailio by its process group;
+a Kamailio whose test session was killed first (it runs in a session of its own and outlives
+it) is stopped by the next one that starts a Kamailio, known by the mark it left in `RUNNING`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +47,10 @@ needs_kamailio = pytest.mark.skipif(
 PORT_TAKEN = "already in use"
 PORT_TRIES = 5
 
+# One mark per Kamailio a test session runs, named by its pid (its process group): the session's
+# pid and the config file Kamailio was started with.
+RUNNING = Path(tempfile.gettempdir()) / "noc-kamailio"
+
 REJECTS = {"Forbidden": "disabled", "CPS limit": "cps_limit", "Channel limit": "channel_limit",
            "No Route": "no_route", "No Carrier Available": "no_route"}
 
@@ -63,13 +70,19 @@ def free_udp_port() -> int:
 class Kamailio:
     """Kamailio in the foreground (-DD) with a config file, in its own process group."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, marks: Path = RUNNING) -> None:
         self.config = config
         self.log = log
+        self.marks = marks
         self.process: subprocess.Popen | None = None
         self.log_start = 0  # where the current run's log begins
 
+    @property
+    def mark(self) -> Path | None:
+        return None if self.process is None else self.marks / f"{self.process.pid}.json"
+
     def start(self) -> None:
+        stop_orphans(self.marks)
         self.log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -77,6 +90,8 @@ class Kamailio:
                  "-P", str(self.config.with_suffix(".pid"))],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
+        self.marks.mkdir(exist_ok=True)
+        self.mark.write_text(json.dumps({"owner": os.getpid(), "config": str(self.config)}))
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -94,6 +109,7 @@ class Kamailio:
             self.process.wait(5)
         with contextlib.suppress(ProcessLookupError):  # any child left behind
             os.killpg(self.process.pid, signal.SIGKILL)
+        self.mark.unlink(missing_ok=True)
         self.process = None
 
     def log_tail(self) -> str:
@@ -106,6 +122,56 @@ class Kamailio:
         with self.log.open("rb") as log:
             log.seek(self.log_start)
             return log.read().decode(errors="replace")
+
+
+def stop_orphans(marks: Path = RUNNING) -> list[int]:
+    """Kill the Kamailios of test sessions that died without stopping theirs (a SIGKILL of
+    pytest), by process group; return their pids. Those of live sessions are left alone, and
+    so is a process whose command line does not name its mark's config (a pid taken since by
+    someone else's program, another user's Kamailio)."""
+    stopped = []
+    for mark in marks.glob("*.json") if marks.is_dir() else ():
+        try:
+            group, facts = int(mark.stem), json.loads(mark.read_text())
+            owner, config = int(facts["owner"]), str(facts["config"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a mark of ours, or being written
+        if _alive(owner):
+            continue
+        if any(config in _command_line(pid) for pid in _group_members(group)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            stopped.append(group)
+        mark.unlink(missing_ok=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _group_members(group: int) -> list[int]:
+    """The processes of a process group (Kamailio's forks keep the group of the first)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == group:
+                members.append(int(stat.parent.name))
+    return members
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def rpc(address: str, method: str, *params) -> object:

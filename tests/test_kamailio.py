@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from tests.kamailiokit import (
     needs_kamailio,
     now_ms,
     seen_events,
+    stop_orphans,
 )
 from tests.reference import reference_report
 from tests.sipkit import Answer, SipAgent
@@ -266,6 +268,43 @@ def test_the_shipped_configuration_is_valid_kamailio(tmp_path, processes):
     checked = subprocess.run([KAMAILIO, "-c", "-f", str(config)], capture_output=True,
                              text=True)
     assert checked.returncode == 0, checked.stderr[-2000:]
+
+
+async def test_a_kamailio_left_by_a_killed_test_session_is_stopped_by_the_next(tmp_path,
+                                                                             processes):
+    """pytest killed with SIGKILL leaves its Kamailio running (it has a session of its own):
+    the next session to start one stops it, and nothing that is not a dead session's own."""
+    marks = tmp_path / "running"
+    left, fresh = (Switch(tmp_path / name, processes, "") for name in ("left", "fresh"))
+    left.kamailio.marks = fresh.kamailio.marks = marks
+    strangers = [subprocess.Popen(["sleep", "120"], start_new_session=True) for _ in range(2)]
+    try:
+        await left.start_kamailio()
+        killed = subprocess.Popen(["true"])
+        killed.wait()
+        left.kamailio.mark.write_text(json.dumps({"owner": killed.pid,
+                                                  "config": str(left.kamailio.config)}))
+        # a live session's process, and a pid now someone else's under a dead session's mark
+        for stranger, owner in zip(strangers, (os.getpid(), killed.pid), strict=True):
+            (marks / f"{stranger.pid}.json").write_text(json.dumps(
+                {"owner": owner, "config": str(left.kamailio.config)}))
+
+        await fresh.start_kamailio()
+
+        assert left.kamailio.process.wait(10) == -9
+        assert not left.kamailio.mark.exists() and fresh.kamailio.running()
+        assert all(stranger.poll() is None for stranger in strangers)
+        assert (marks / f"{strangers[0].pid}.json").exists()
+        assert not (marks / f"{strangers[1].pid}.json").exists()  # a stale mark, forgotten
+        fresh.kamailio.stop()
+        assert stop_orphans(marks) == [] and [m.name for m in marks.iterdir()] == [
+            f"{strangers[0].pid}.json"]
+    finally:
+        left.stop()
+        fresh.stop()
+        for stranger in strangers:
+            stranger.kill()
+            stranger.wait()
 
 
 async def test_ending_a_call_from_the_dialogs_tab_sends_bye_to_both_sides(switch, network):
