@@ -50,15 +50,6 @@ class AccountAlertsSnapshot:
 
 class AccountAlertsPane(AlertWrites, DataPane):
     BINDING_GROUP_TITLE = "Alerts of this account"
-    DEFAULT_CSS = """
-    AccountAlertsPane {
-        overflow-y: auto;
-        & .section-title { padding: 0 1; margin-top: 1; }
-        & #account-checks-title { margin-top: 0; }
-        & #account-checks, #account-penalty, #account-history { height: auto; padding: 0 1; }
-        & LiveTable { height: auto; max-height: 12; }
-    }
-    """
     BINDINGS = [
         ("a", "acknowledge", "Acknowledge"),
         ("s", "silence", "Silence"),

@@ -83,13 +83,7 @@ class AccountListScreen(DataScreen):
         Binding("slash", "search", "Search"),
         Binding("s", "next_sort", "Sort"),
     ]
-    DEFAULT_CSS = """
-    AccountListScreen {
-        & #list-bar { height: 1; background: $boost; }
-        & #search { width: 1fr; max-width: 36; }
-        & #list-status { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }
-    }
-    """
+    CSS_PATH = [*DataScreen.CSS_PATH, "accounts.tcss"]
     AUTO_FOCUS = "#accounts"
 
     def __init__(self) -> None:

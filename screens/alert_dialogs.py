@@ -18,21 +18,6 @@ DURATIONS = {"15 min": 900, "1 h": 3_600, "4 h": 14_400, "1 day": 86_400}
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 MAX_SILENCE_S = 30 * 86_400
 
-DIALOG_CSS = """
-{name} {{
-    align: center middle;
-    & > Vertical {{
-        width: 72; max-width: 100%; height: auto; max-height: 100%;
-        padding: 1 2 0 2; border: round $primary; background: $surface;
-    }}
-    & Input {{ margin-bottom: 1; background: $boost; }}
-    & RadioSet {{ width: 100%; border: none; padding: 0; background: transparent;
-                  margin-bottom: 1; }}
-    & .message {{ height: 2; color: $text-error; }}
-    & .hint {{ color: $text-muted; }}
-}}
-"""
-
 
 def duration_s(text: str) -> int | None:
     """`90s`, `30m`, `2h`, `1d`, or a number of minutes; None if unreadable."""
@@ -45,7 +30,7 @@ def duration_s(text: str) -> int | None:
 class AcknowledgeDialog(ModalScreen[str | None]):
     """Dismisses with the comment (maybe empty) on Enter, None on Escape."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="AcknowledgeDialog")
+    CSS_PATH = "alert_dialogs.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, what: str) -> None:
@@ -77,7 +62,7 @@ class SilenceChoice:
 class SilenceDialog(ModalScreen[SilenceChoice | None]):
     """What to silence (the choices the caller offers), for how long, and why."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="SilenceDialog")
+    CSS_PATH = "alert_dialogs.tcss"
     BINDINGS = [
         Binding("enter", "silence", "Silence", priority=True),
         Binding("escape", "dismiss(None)", "Cancel"),

@@ -16,18 +16,7 @@ from store.alerting import OutboxRow
 
 
 class MessageModal(ModalScreen):
-    DEFAULT_CSS = """
-    MessageModal {
-        align: center middle;
-        & > Vertical {
-            width: 90; max-width: 100%; height: auto; max-height: 90%;
-            border: round $primary; background: $surface; padding: 0 1;
-        }
-        & #message-facts { color: $text-muted; height: auto; }
-        & #message-subject { text-style: bold; height: auto; margin-top: 1; }
-        & VerticalScroll { height: auto; max-height: 30; margin-top: 1; }
-    }
-    """
+    CSS_PATH = "alert_message.tcss"
     BINDINGS = [
         Binding("escape,q", "dismiss", "Close"),
         Binding("c", "copy", "Copy"),

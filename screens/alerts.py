@@ -202,21 +202,7 @@ class AlertsScreen(PaneTabs, DataScreen):
     TITLE = "Alerts"
     PANE_PREFIX = "tab-"  # the panes' own lists use the bare names
     FOCUS = "LiveTable, OptionList"
-    DEFAULT_CSS = """
-    AlertsScreen {
-        & TabbedContent { height: 1fr; }
-        & TabPane { padding: 0; }
-        & .pane-title { height: 1; padding: 0 1; background: $boost; }
-        & .alert-line { height: auto; padding: 0 1; }
-        & .pane-bar { height: 1; background: $boost; }
-        & .pane-bar > FilterInput { width: 1fr; max-width: 48; }
-        & .pane-bar > Static { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }
-        & #checks-head { height: 1; padding: 0 1; color: $text-muted; text-style: bold; }
-        & #checks { height: auto; max-height: 50%; border: none; padding: 0 1; }
-        & #requests-title { margin-top: 1; }
-        & #requests { height: auto; max-height: 1fr; }
-    }
-    """
+    CSS_PATH = [*DataScreen.CSS_PATH, "alerts.tcss"]
     BINDINGS = [
         Binding("greater_than_sign,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display=">"),
         Binding("less_than_sign,ctrl+pageup", "switch_tab(-1)", "Previous tab",

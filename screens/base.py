@@ -33,6 +33,9 @@ class KeptStyles:
 class DataScreen(KeptStyles, Screen):
     """A screen fed by the app's refresh loop."""
 
+    # Every data screen shows the header and panes; a screen adds its own file to these.
+    CSS_PATH = ["chrome.tcss", "panes.tcss"]
+
     _last_snapshot: Any = None
     current_as_of: float | None = None  # time.monotonic() when the read of what is shown began
     read_marker: Any = None  # the store's change marker when it was read (see NocApp._poll)

@@ -80,23 +80,7 @@ def why(call: CallRow, attempts: Sequence[AttemptRow],
 class CallDetail(ModalScreen[None]):
     """A call and its routing attempts (read once, on a worker thread); Escape closes."""
 
-    DEFAULT_CSS = """
-    CallDetail {
-        align: center middle;
-        & > Vertical {
-            width: 110;
-            max-width: 100%;
-            height: auto;
-            max-height: 100%;
-            padding: 0 1;
-            border: round $primary;
-            background: $surface;
-        }
-        & #call-facts { margin: 1 0 0 0; }
-        & #call-why { margin: 1 0; text-style: bold; }
-        & LiveTable { height: auto; max-height: 12; }
-    }
-    """
+    CSS_PATH = "call_detail.tcss"
     BINDINGS = [Binding("escape,q", "dismiss", "Close")]
 
     def __init__(self, call: CallRow, tz: tzinfo) -> None:

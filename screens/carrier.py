@@ -117,19 +117,6 @@ def day_facts(day: Totals, channels: int, currency: str | None = None) -> list[s
 class MainPane(DataPane):
     """Consecutive failures, code consistency, failovers, the last 24 h and the summary."""
 
-    DEFAULT_CSS = """
-    MainPane {
-        padding: 0 1;
-        & > #top { height: auto; }
-        & #failures { width: auto; min-width: 24; margin-right: 2; }
-        & #consistency { width: 1fr; height: auto; }
-        & #failures-note { color: $text-muted; height: auto; }
-        & #never-404 { color: $text-warning; text-style: bold; height: auto; }
-        & #facts { height: auto; }
-        & #summary { min-height: 7; }
-    }
-    """
-
     def __init__(self, carrier: str) -> None:
         super().__init__(id="main-pane")
         self.account = carrier
@@ -226,14 +213,6 @@ def failover_summary_table(summary: Sequence[tuple[int, str, int]],
 class FailoverPane(DataPane):
     """Calls that failed on this carrier and were answered by the next one, newest first: what
     it failed, others connected. Enter opens the call with its attempts."""
-
-    DEFAULT_CSS = """
-    FailoverPane {
-        & #failover-counts { height: auto; padding: 0 1; }
-        & #failover-hint { height: auto; padding: 0 1; color: $text-muted; }
-        & #failover-summary { height: auto; padding: 0 1; margin-bottom: 1; }
-    }
-    """
 
     def __init__(self, carrier: str) -> None:
         super().__init__(id="failover-pane")
@@ -335,12 +314,8 @@ class CarrierScreen(AccountTabs, DataScreen):
     """A carrier's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them,
     Escape goes back to the list."""
 
-    DEFAULT_CSS = """
-    CarrierScreen {
-        & TabbedContent { height: 1fr; }
-        & TabPane { padding: 0; }
-    }
-    """
+    CSS_PATH = [*DataScreen.CSS_PATH, "stats.tcss", "account_alerts.tcss", "summary.tcss",
+                "carrier.tcss"]
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("greater_than_sign,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display=">"),

@@ -20,18 +20,6 @@ STATUSES = get_args(FeedStatus)
 class NocHeader(Horizontal):
     """`noc › Carriers › borealis-tel   ● connected · 2 gaps · seq 1,234      14:05 UTC`"""
 
-    DEFAULT_CSS = """
-    NocHeader {
-        height: 1;
-        dock: top;
-        background: $panel;
-        padding: 0 1;
-        & > #where { width: auto; text-style: bold; color: $primary; padding-right: 2; }
-        & > FeedBadge { width: 1fr; }
-        & > #when { width: auto; color: $text-muted; padding-left: 1; }
-    }
-    """
-
     def __init__(self, where: str) -> None:
         super().__init__()
         self.where = where

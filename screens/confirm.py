@@ -15,22 +15,7 @@ class Confirm(ModalScreen[bool]):
     """Dismisses with True only on an explicit yes; "No" has the focus, so a stray Enter is
     harmless."""
 
-    DEFAULT_CSS = """
-    Confirm {
-        align: center middle;
-        & > Vertical {
-            width: 60;
-            max-width: 100%;
-            height: auto;
-            padding: 1 2 0 2;
-            border: round $warning;
-            background: $surface;
-        }
-        & #question { margin-bottom: 1; }
-        & Horizontal { height: auto; align-horizontal: right; }
-        & Button { margin-left: 2; }
-    }
-    """
+    CSS_PATH = "confirm.tcss"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),

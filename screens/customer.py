@@ -378,18 +378,8 @@ TABS = {"stats": "Stats", "routes": "Route Stats", "calls": "Latest Calls",
 class CustomerScreen(AccountTabs, DataScreen):
     """A customer's tabs; `<` `>` (or ctrl+PgUp/PgDn, or ←/→ on the tab bar) switch them."""
 
-    DEFAULT_CSS = """
-    CustomerScreen {
-        & #strip { height: 1; padding: 0 1; background: $boost; }
-        & TabbedContent { height: 1fr; }
-        & TabPane { padding: 0; }
-        & .pane-bar { height: 1; background: $boost; }
-        & .pane-bar > FilterInput { width: 1fr; max-width: 48; }
-        & .pane-bar > Static { width: 1fr; padding: 0 1; color: $text-muted; text-align: right; }
-        & .pane-note { height: auto; padding: 0 1; color: $text-muted; }
-        & .section-title { padding: 0 1; margin-top: 1; }
-    }
-    """
+    CSS_PATH = [*DataScreen.CSS_PATH, "stats.tcss", "account_alerts.tcss", "summary.tcss",
+                "customer.tcss"]
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("greater_than_sign,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display=">"),

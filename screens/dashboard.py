@@ -48,6 +48,7 @@ class DashboardScreen(DataScreen):
     """Feed, channels against limits, checklist, balances, graphs and the 24 h summary."""
 
     TITLE = "Dashboard"
+    CSS_PATH = [*DataScreen.CSS_PATH, "summary.tcss", "dashboard.tcss"]
     BINDINGS = [
         Binding("g", "next_graph", "Graph"),
         Binding("p", "per_carrier", "Per carrier"),

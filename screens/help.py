@@ -100,18 +100,7 @@ def keys_table(rows: list[tuple[str, str]]) -> Table:
 class HelpScreen(ModalScreen):
     """Every key, grouped: global, this screen, then what has the focus; scrolls."""
 
-    DEFAULT_CSS = """
-    HelpScreen {
-        align: center middle;
-        & > VerticalScroll {
-            width: 76; max-width: 100%; height: auto; max-height: 100%;
-            border: round $primary; background: $surface; padding: 0 0 0 1;
-            scrollbar-size-vertical: 1;
-        }
-        & .help-title { text-style: bold; color: $primary; margin-top: 1; }
-        & #palette { color: $text-muted; margin-top: 1; }
-    }
-    """
+    CSS_PATH = "help.tcss"
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close help")]
 
     def __init__(self) -> None:

@@ -22,7 +22,6 @@ class DataPane(Vertical):
     """Override `gather` (worker thread: read plain attributes only, touch no widget) and `show`
     (UI thread). Snapshots must compare equal when nothing changed, so nothing is redrawn."""
 
-    DEFAULT_CSS = "DataPane { height: 1fr; }"
     account: str | None = None  # the account shown, on a customer's or a carrier's screen
 
     def gather(self, data: ConsoleData, now_ms: int) -> Hashable:

@@ -86,14 +86,7 @@ class QuarantineScreen(DataScreen):
         Binding("n", "page(1)", "Older page"),
         Binding("p", "page(-1)", "Newer page"),
     ]
-    DEFAULT_CSS = """
-    QuarantineScreen {
-        & .section-title { padding: 0 1; }
-        & #quarantine { height: auto; max-height: 60%; }
-        & #gaps-title { margin-top: 1; }
-        & #gaps { height: auto; max-height: 30%; }
-    }
-    """
+    CSS_PATH = [*DataScreen.CSS_PATH, "quarantine.tcss"]
 
     def __init__(self) -> None:
         super().__init__()
@@ -213,21 +206,7 @@ class RawInputModal(ModalScreen):
     """One quarantined input whole, however long (a refused frame may be megabytes): read on
     a worker, cut into lines as wide as the dialog, drawn a screen at a time."""
 
-    DEFAULT_CSS = """
-    RawInputModal {
-        align: center middle;
-        & > Vertical {
-            width: 100; max-width: 100%; height: auto; max-height: 90%;
-            border: round $primary; background: $surface; padding: 0 1;
-        }
-        & #raw-reason { text-style: bold; color: $text-warning; height: auto; }
-        & #raw-facts { color: $text-muted; height: auto; }
-        & Log {
-            height: auto; max-height: 40; background: $surface; overflow-x: hidden;
-            overflow-y: auto; margin-top: 1;
-        }
-    }
-    """
+    CSS_PATH = "quarantine.tcss"
     BINDINGS = [
         Binding("escape,q", "dismiss", "Close"),
         Binding("c", "copy", "Copy raw input"),

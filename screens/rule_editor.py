@@ -188,47 +188,7 @@ class RuleEditor(ModalScreen[Rule | None]):
 
     Dismisses with the saved Rule, or None when cancelled."""
 
-    DEFAULT_CSS = """
-    RuleEditor {
-        align: center middle;
-        & > #dialog {
-            width: 100;
-            max-width: 100%;
-            height: auto;
-            max-height: 100%;
-            border: round $primary;
-            background: $surface;
-            padding: 0 0 0 1;
-        }
-        & #form { height: auto; scrollbar-size-vertical: 1; }
-        & .row { height: auto; }
-        & .line { height: auto; }
-        & .group { margin-top: 1; }
-        & .label { width: 16; height: 1; color: $text; }
-        /* The row rule is what makes Textual restyle a row's label as the focus moves. */
-        & .row:focus-within { background: $boost; }
-        & .row:focus-within .label { text-style: bold reverse; }
-        & .hint { width: 1fr; height: auto; padding-left: 1; color: $text-muted; }
-        & .hint.below { padding-left: 0; }
-        & .hint.-wrong { color: $text-warning; }
-        & .below { margin-left: 16; }
-        & .error { display: none; height: auto; color: $text-error; }
-        & Input { width: 1fr; background: $panel; }
-        & Input.short { width: 10; }
-        & Input.wide { margin-right: 1; }
-        & Select { width: 40; }
-        & Select.short { width: 14; }
-        & Select > SelectCurrent { background: $panel; padding-left: 1; }
-        & Select > SelectOverlay { min-width: 24; }
-        & #operator { width: 6; margin-right: 1; }
-        & #reset-label { width: auto; padding: 0 1; }
-        & #penalty-custom, & #tag { margin-left: 1; }
-        & Checkbox { background: transparent; padding: 0; }
-        & #footer { height: 1; margin-top: 1; padding-right: 1; }
-        & #summary { width: 1fr; color: $text-error; }
-        & #footer Button { margin-left: 1; min-width: 10; }
-    }
-    """
+    CSS_PATH = "rule_editor.tcss"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "cancel", "Cancel"),

@@ -83,15 +83,6 @@ class StatsPane(DataPane):
     """Graphs of one account (None: every account of the kind). The pane takes the focus
     itself, so its keys work whether it shows a graph or the codes."""
 
-    DEFAULT_CSS = """
-    StatsPane {
-        & > #stats-bar { height: 1; padding: 0 1; background: $boost; }
-        & > SeriesPlot { height: 1fr; padding: 0 1; }
-        & > #stats-codes { height: 1fr; display: none; }
-        &.-codes > SeriesPlot { display: none; }
-        &.-codes > #stats-codes { display: block; }
-    }
-    """
     BINDINGS = [
         Binding("h", "segment('hour')", "Hour", show=False),
         Binding("d", "segment('day')", "24 h", show=False),

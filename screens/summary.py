@@ -54,11 +54,6 @@ def table_rows(rows: Sequence[SummaryRow]) -> list[tuple[str, tuple]]:
 class SummaryPane(Vertical):
     """Mode tabs over a SummaryTable; `m` cycles the mode. The screen supplies the rows."""
 
-    DEFAULT_CSS = """
-    SummaryPane { height: 1fr; }
-    SummaryPane > Tabs { height: 2; }
-    SummaryPane > SummaryTable { height: 1fr; }
-    """
     BINDINGS = [Binding("m", "next_mode", "Live/Daily/Monthly")]
 
     class ModeChanged(Message):

@@ -17,14 +17,7 @@ COMMON = ("UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/
 class TimezonePicker(ModalScreen[str | None]):
     """Type to filter the zone list; Enter picks, Escape keeps the current zone."""
 
-    DEFAULT_CSS = """
-    TimezonePicker { align: center middle; }
-    TimezonePicker > Vertical {
-        width: 50; max-width: 100%; height: 20; max-height: 100%;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
-    TimezonePicker OptionList { height: 1fr; }
-    """
+    CSS_PATH = "timezone.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, current: str) -> None:

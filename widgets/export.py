@@ -172,40 +172,7 @@ class ExportScreen(ModalScreen[ExportResult | None]):
     """Asks for a file and a scope, then runs `export` on a thread (it may read the store);
     errors keep the dialog open."""
 
-    DEFAULT_CSS = """
-    ExportScreen {
-        align: center middle;
-        & > Vertical {
-            width: 76;
-            max-width: 100%;
-            height: auto;
-            padding: 1 2 0 2;
-            border: round $primary;
-            background: $surface;
-        }
-        & Input {
-            margin-bottom: 1;
-        }
-        & RadioSet {
-            layout: horizontal;
-            width: 100%;
-            border: none;
-            padding: 0;
-            background: transparent;
-        }
-        & RadioButton {
-            margin-right: 3;
-        }
-        & .message {
-            height: 3;
-            padding-top: 1;
-            color: $text-error;
-        }
-        & .message.-warning {
-            color: $text-warning;
-        }
-    }
-    """
+    CSS_PATH = "export.tcss"
 
     BINDINGS = [
         # Priority, so that Enter exports from the scope buttons too (space picks one there).

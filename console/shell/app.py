@@ -43,6 +43,7 @@ from screens.help import HelpScreen
 from screens.navigation import Back, OpenAccount, ReadNow, ShowMode
 from screens.palette import AccountCommands, KeyCommands
 from screens.quarantine import QuarantineScreen
+from screens.stylesheets import stylesheets
 from screens.timezone import TimezonePicker
 from store.actions import request_control
 from store.database import ChangeProbe, StoreError, change_probe
@@ -70,7 +71,7 @@ class NocApp(App):
     """noc's console. With a `service` it is the database's writer too; without, a viewer."""
 
     TITLE = "noc"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", *stylesheets()]
     COMMANDS = App.COMMANDS | {AccountCommands, KeyCommands}
     MODES = {
         "dashboard": DashboardScreen,
