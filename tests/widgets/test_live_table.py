@@ -47,3 +47,21 @@ async def test_columns_follow_every_cell_as_they_all_change():
         table.set_rows([(f"call{n}", (f"{n}", "● answered")) for n in range(3)])
         await pilot.pause()
         assert row_text(table, 1).index("●") == len(" Name  ")
+
+
+async def test_rows_gone_by_the_dozen_leave_the_rest_in_order_under_the_cursor():
+    """Calls in progress end by the dozen between two reads: those left keep their order and
+    the cursor stays on the call it was on; Enter opens that call."""
+    app = TableApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(LiveTable)
+        table.set_rows([(f"call{n}", (f"call {n}", "answered")) for n in range(100)])
+        await pilot.pause()
+        table.move_cursor(row=50)
+        left = [n for n in range(100) if n % 3 == 0 or n == 50] + [100, 101]
+        table.set_rows([(f"call{n}", (f"call {n}", "answered")) for n in left])
+        await pilot.pause()
+        assert [row.key.value for row in table.ordered_rows] == [f"call{n}" for n in left]
+        assert table.row_count == len(left)
+        assert table.highlighted_key == "call50"
+        assert "call 50" in row_text(table, table.cursor_row + 1 - round(table.scroll_y))
