@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import resource
 import statistics
 import tempfile
@@ -155,10 +156,12 @@ def main() -> None:
         builder = multiprocessing.Process(target=build, args=(db, args.accounts))
         builder.start()  # in a child, so that the peak memory below is the viewer's own
         builder.join()
+        load_before = os.getloadavg()[0]
         timings = asyncio.run(drive(db, args.rounds, size))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.accounts:,} customers and {args.accounts:,} carriers at {args.size}, "
-          f"{args.rounds} rounds")
+          f"{args.rounds} rounds, load average {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after")
     for action, measured in timings.items():
         values = [painted for painted, _ in measured]
         p95 = percentile(values, 0.95)

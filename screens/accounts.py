@@ -124,16 +124,9 @@ class AccountListScreen(DataScreen):
 
     def gather(self, data: ConsoleData, now_ms: int) -> AccountsSnapshot:
         query = self.list_query  # read once: the UI thread replaces it, never changes it
-
-        def page(offset: int) -> AccountPage:
-            return data.account_page(self.KIND, now_ms, sort=query.sort, search=query.search,
-                                     offset=offset, limit=query.limit, keep=query.keep)
-
-        found = page(query.offset)
-        if query.follow:
-            place = found.kept or 0
-            if not query.offset <= place < query.offset + query.limit:
-                found = page(max(0, place - query.limit // 3))
+        found = data.account_page(self.KIND, now_ms, sort=query.sort, search=query.search,
+                                  offset=query.offset, limit=query.limit, keep=query.keep,
+                                  follow=query.follow)
         return AccountsSnapshot(now_ms, data.feed(), query, found)
 
     def show(self, snapshot: AccountsSnapshot) -> None:

@@ -851,13 +851,14 @@ class ConsoleData:
             return next(iter(self._account_rows(db, kind, now_ms, [account])), None)
 
     def account_page(self, kind: str, now_ms: int, *, sort: str = "name", search: str = "",
-                     offset: int | None = 0, limit: int = 100,
-                     keep: str | None = None) -> AccountPage:
+                     offset: int = 0, limit: int = 100, keep: str | None = None,
+                     follow: bool = False) -> AccountPage:
         """The accounts of a kind whose name or id holds `search` (ignoring case), in the order
-        of `sort` (ACCOUNT_SORTS), as `accounts` shows them: the `limit` from place `offset`
-        (None: around account `keep`, a third of the rows above it, or from the top if it is
-        not found), and where `keep` now stands. Sorted and searched in SQL, which hands over
-        only ids: the rows are read for the window alone whatever the number of accounts."""
+        of `sort` (ACCOUNT_SORTS), as `accounts` shows them: the `limit` from place `offset`,
+        and where `keep` now stands. `follow`: if `keep` stands outside those rows, the rows
+        around it instead (a third of them above it), or from the top if it is not found, in
+        the same read. Sorted and searched in SQL, which hands over only ids: the rows are read
+        for the window alone whatever the number of accounts."""
         _check_kind(kind)
         if sort not in ACCOUNT_SORTS:
             raise ValueError(f"unknown sort {sort!r}: one of {', '.join(ACCOUNT_SORTS)}")
@@ -888,7 +889,7 @@ class ConsoleData:
             total = len(ids) if not needle else db.execute(
                 "SELECT count(*) FROM account WHERE kind = ?", (kind,)).fetchone()[0]
             kept = ids.index(keep) if keep in ids else None
-            if offset is None:
+            if follow and not offset <= (kept or 0) < offset + limit:
                 offset = max(0, (kept or 0) - limit // 3)
             window = ids[offset:offset + limit]
             found = {row.id: row for row in self._account_rows(db, kind, now_ms, window)}

@@ -109,3 +109,20 @@ def test_one_account_reads_as_in_the_list(data):
     every = {a.id: a for a in data.accounts("carrier", NOW_MS)}
     assert data.account("carrier", "k07", NOW_MS) == every["k07"]
     assert data.account("carrier", "u07", NOW_MS) is None  # a customer's id
+
+
+def test_a_page_that_follows_the_account_kept_reads_around_it_in_one_go(data):
+    """After a sort or a search the list reads the rows around the highlighted account where
+    the new order puts it (the rows it shows already, if it is among them), or from the top
+    when the account is gone."""
+    order = [a.id for a in sorted(data.accounts("customer", NOW_MS), key=REFERENCE["name"])]
+    far = order[40]
+    page = data.account_page("customer", NOW_MS, offset=0, limit=9, keep=far, follow=True)
+    assert (page.offset, page.kept) == (37, 40)
+    assert [a.id for a in page.rows] == order[37:46]
+    near = order[3]
+    page = data.account_page("customer", NOW_MS, offset=2, limit=9, keep=near, follow=True)
+    assert page.offset == 2 and page.rows[1].id == near
+    page = data.account_page("customer", NOW_MS, search="zeta", offset=30, limit=9,
+                             keep="u00", follow=True)
+    assert (page.offset, page.kept) == (0, None)
