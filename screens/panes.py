@@ -7,7 +7,9 @@ so a hidden tab costs nothing. PaneTabs gives such a screen its tab keys.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from textual import work
 from textual.containers import Vertical
@@ -127,9 +129,23 @@ class PaneTabs:
 
 class AccountTabs(PaneTabs):
     """The tabs of a customer's or a carrier's screen, which is kept and shows the next account
-    opened in place: mounting a screen's widgets again was most of the cost of opening one."""
+    opened in place: mounting a screen's widgets again was most of the cost of opening one. An
+    account opened again paints at once as it was last shown, and its first read follows."""
 
     account: str
+    KEPT = 16  # the accounts whose last snapshot is kept
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_shown: OrderedDict[str, Any] = OrderedDict()  # account -> snapshot
+
+    def deliver(self, snapshot: Any, *args, **kwargs) -> None:
+        super().deliver(snapshot, *args, **kwargs)
+        if self._last_snapshot is snapshot:  # shown: of the account now shown
+            self._last_shown[self.account] = snapshot
+            self._last_shown.move_to_end(self.account)
+            while len(self._last_shown) > self.KEPT:
+                self._last_shown.popitem(last=False)
 
     def show_account(self, account: str) -> None:
         """Show this account, from its first tab (the same one: as it was left)."""
@@ -144,6 +160,9 @@ class AccountTabs(PaneTabs):
             self.show_tab(self.active)
             self.focus_pane()
         self.refresh_now()
+        shown = self._last_shown.get(account)
+        if self.is_mounted and shown is not None and shown.tab == self.active:
+            self.show(shown)  # not taken as read: the read asked for above shows what changed
 
     def forget_account(self) -> None:
         """Clear what the screen shows of the last account outside its panes."""

@@ -114,3 +114,27 @@ def test_account_loading(noc_app, snap_compare, size, kind, account, name):
         await open_on_busy_store(pilot, kind, account)
 
     assert snap_compare(noc_app(), terminal_size=size, run_before=run_before)
+
+
+@account_ids
+async def test_an_account_opened_again_shows_at_once_what_it_showed_last(noc_app, kind,
+                                                                         account, name):
+    """Back to an account opened a moment ago: its screen paints at once as it was last shown
+    (its name, its figures), though the store is too busy to read it yet, and the read follows."""
+    app = noc_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_account(kind, account)
+        await testing.until(pilot, lambda: name in screen_text(app))
+        await testing.settle(pilot)
+        before = screen_text(app)
+        app.open_account(kind, OPENED_BEFORE[kind][0])
+        await testing.until(pilot, lambda: OPENED_BEFORE[kind][1] in screen_text(app))
+        busy = await open_on_busy_store(pilot, kind, account)
+        try:
+            again = screen_text(app)
+            assert "loading…" not in again
+            assert again.splitlines()[1:] == before.splitlines()[1:]  # all but the clock line
+            assert not app.screen.has_data  # shown as last read, not taken as read now
+        finally:
+            busy.release()
+        await testing.until(pilot, lambda: app.screen.has_data)
