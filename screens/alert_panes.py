@@ -48,6 +48,7 @@ from store.alerting import (
     StateRow,
 )
 from store.views import ConsoleData
+from widgets.dialogs import ShowDialog
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
 from widgets.filter_input import FilterInput
 from widgets.live_table import Col
@@ -150,7 +151,7 @@ class AlertWrites:
                     by=operator_name(), comment=comment, now_ms=self.app.clock()),
                     f"Acknowledged {alert.title} for {alert.account_name}")
 
-        self.app.push_screen(AcknowledgeDialog(what), acknowledged)
+        self.post_message(ShowDialog(AcknowledgeDialog(what), acknowledged))
 
     def action_silence(self) -> None:
         alert = self.selected_alert()
@@ -174,7 +175,7 @@ class AlertWrites:
                       "area": dict(area=alert.area)}[choice.scope]
             self.silence(fields, choice, scopes[choice.scope])
 
-        self.app.push_screen(SilenceDialog(scopes), chosen)
+        self.post_message(ShowDialog(SilenceDialog(scopes), chosen))
 
     def silence(self, fields: dict, choice: SilenceChoice, label: str) -> None:
         now = self.app.clock()
@@ -403,7 +404,7 @@ class RulesPane(AlertWrites, DataPane):
                 self.notify(f"Saved rule {rule.title}")
                 self.refresh_now()
 
-        self.app.push_screen(editor, saved)
+        self.post_message(ShowDialog(editor, saved))
 
     def action_toggle(self) -> None:
         overview = self.selected()
@@ -425,8 +426,8 @@ class RulesPane(AlertWrites, DataPane):
                 self.write(lambda: alerting.delete_rule(self.app.options.db_path, rule.id),
                            f"Deleted rule {rule.title}")
 
-        self.app.push_screen(Confirm(f"Delete the rule “{rule.title}”? Its history stays.",
-                                     yes="Delete"), answered)
+        self.post_message(ShowDialog(Confirm(f"Delete the rule “{rule.title}”? Its history stays.",
+                                             yes="Delete"), answered))
 
     def action_test(self) -> None:
         overview = self.selected()
@@ -446,8 +447,9 @@ class RulesPane(AlertWrites, DataPane):
                            f"Test message of {rule.title} queued for {to}: the writer sends "
                            "it now (see Outbox)")
 
-        self.app.push_screen(Confirm(f"Send the message of “{rule.title}” to {to} now, "
-                                     "marked as a test?", yes="Send", title="Test"), answered)
+        self.post_message(ShowDialog(Confirm(f"Send the message of “{rule.title}” to {to} now, "
+                                             "marked as a test?", yes="Send", title="Test"),
+                                     answered))
 
     def action_silence(self) -> None:
         overview = self.selected()
@@ -459,7 +461,8 @@ class RulesPane(AlertWrites, DataPane):
             if choice is not None:
                 self.silence({"rule_id": rule.id}, choice, rule.title)
 
-        self.app.push_screen(SilenceDialog({"rule": f"{rule.title}, every account"}), chosen)
+        self.post_message(ShowDialog(SilenceDialog({"rule": f"{rule.title}, every account"}),
+                                     chosen))
 
 
 # Silences -------------------------------------------------------------------------------------
@@ -536,8 +539,8 @@ class SilencesPane(AlertWrites, DataPane):
                     self.app.options.db_path, silence.id, now_ms=self.app.clock(),
                     by=operator_name()), "Silence ended: its alerts notify again")
 
-        self.app.push_screen(Confirm("End this silence now? Alerts it muted notify again.",
-                                     yes="End it"), answered)
+        self.post_message(ShowDialog(Confirm("End this silence now? Alerts it muted notify again.",
+                                             yes="End it"), answered))
 
 
 # History --------------------------------------------------------------------------------------
@@ -644,10 +647,10 @@ class HistoryPane(DataPane):
             if result is not None:
                 self.notify(f"Exported {result.rows:,} history rows to {result.path}")
 
-        self.app.push_screen(ExportScreen(
+        self.post_message(ShowDialog(ExportScreen(
             "Export the alert history",
             str(export_path(self.app.options.exports, "alert-history", stamp)), export,
-            selection_label=None, all_label=f"Every row: {described}"), exported)
+            selection_label=None, all_label=f"Every row: {described}"), exported))
 
 
 # Penalties ------------------------------------------------------------------------------------
@@ -781,7 +784,7 @@ class OutboxPane(DataPane):
 
         message = self._messages.get(event.row_key.value or "")
         if message is not None:
-            self.app.push_screen(MessageModal(message, self.app.display_tz))
+            self.post_message(ShowDialog(MessageModal(message, self.app.display_tz)))
 
 
 def history_lines(rows: Sequence[HistoryRow], now_ms: int, tz: tzinfo) -> Text:

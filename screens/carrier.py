@@ -54,6 +54,7 @@ from store.views import (
 )
 from widgets import LOADING
 from widgets.big_number import BigNumber
+from widgets.dialogs import ShowDialog
 from widgets.key_bar import KeyBar
 from widgets.live_table import Col
 
@@ -293,7 +294,7 @@ class FailoverPane(DataPane):
         if call is None:
             self.notify(f"Call {row.call_id} is no longer stored", severity="warning")
         else:
-            self.app.push_screen(CallDetail(call, self.app.display_tz))
+            self.post_message(ShowDialog(CallDetail(call, self.app.display_tz)))
 
 
 # The screen -----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from store.views import (
     SummaryRow,
 )
 from widgets import LOADING
+from widgets.dialogs import ShowDialog
 from widgets.filter_input import FilterInput
 from widgets.key_bar import KeyBar
 from widgets.live_table import Cell, Col
@@ -206,7 +207,7 @@ class CallsPane(DataPane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         call = self._calls.get(event.row_key.value)
         if call is not None:
-            self.app.push_screen(CallDetail(call, self.app.display_tz))
+            self.post_message(ShowDialog(CallDetail(call, self.app.display_tz)))
 
 
 def _find_carrier(data: ConsoleData, text: str) -> tuple[str, str]:
@@ -317,7 +318,8 @@ class DialogsPane(DataPane):
             if yes:
                 self._end(dialog)
 
-        self.app.push_screen(Confirm(question, yes="End call", title="End a call"), answered)
+        self.post_message(ShowDialog(Confirm(question, yes="End call", title="End a call"),
+                                     answered))
 
     def _carrier_name(self, dialog: DialogRow) -> str:
         return name_of(self._names, "carrier", dialog.carrier) if dialog.carrier else DASH

@@ -6,6 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from screens.navigation import OpenAccount
 from screens.safe_text import as_markup
 
 
@@ -21,7 +22,8 @@ class AccountCommands(Provider):
         """The hits' texts are markup to the palette: the feed's names go in escaped."""
         for kind, account, name in self.accounts:
             label = name if name == account else f"{name} ({account})"
-            yield as_markup(f"Open {kind} {label}"), partial(self.app.open_account, kind, account)
+            yield (as_markup(f"Open {kind} {label}"),
+                   partial(self.screen.post_message, OpenAccount(kind, account)))
 
     async def discover(self) -> Hits:
         for text, callback in self._commands():

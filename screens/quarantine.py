@@ -27,6 +27,7 @@ from screens.formats import DASH, cut, iso_utc, recent_time
 from screens.safe_text import plain
 from screens.tables import LiveTable
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
+from widgets.dialogs import ShowDialog
 from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
 from widgets.key_bar import KeyBar
 from widgets.live_table import SCROLLBAR, Col
@@ -166,7 +167,7 @@ class QuarantineScreen(DataScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         row = self._rows.get(event.row_key.value or "")
         if event.data_table.id == "quarantine" and row is not None:
-            self.app.push_screen(RawInputModal(row, self.when(row.received_ms)))
+            self.post_message(ShowDialog(RawInputModal(row, self.when(row.received_ms))))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "export":
@@ -183,13 +184,13 @@ class QuarantineScreen(DataScreen):
 
     def action_export(self) -> None:
         stamp = datetime.fromtimestamp(self.app.clock() / 1000, UTC).strftime("%Y%m%d-%H%M%S")
-        self.app.push_screen(
+        self.post_message(ShowDialog(
             ExportScreen("Export the quarantine and the gaps",
                          str(export_path(self.app.options.exports, "quarantine", stamp)),
                          self._export, selection_label=None,
                          all_label="Everything, raw input whole (gaps go in a -gaps file)"),
             self._exported,
-        )
+        ))
 
     def _export(self, path: Path, scope: Scope) -> int:
         self._export_counts = export_feed_trouble(self.app.data, path)

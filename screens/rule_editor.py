@@ -45,6 +45,7 @@ from screens.confirm import Confirm
 from screens.safe_text import plain
 from store.alerting import FEED, LEVELS, Rule
 from store.database import StoreError
+from widgets.dialogs import ShowDialog
 
 KINDS = ((CUSTOMER, "customer"), (CARRIER, "carrier"), (FEED, "the feed"))
 ALL_ACCOUNTS = "*"
@@ -475,8 +476,8 @@ class RuleEditor(ModalScreen[Rule | None]):
             if discard:
                 self.dismiss(None)
 
-        self.app.push_screen(Confirm("Discard your changes?", yes="Discard",
-                                     title="Unsaved rule"), answered)
+        self.post_message(ShowDialog(Confirm("Discard your changes?", yes="Discard",
+                                             title="Unsaved rule"), answered))
 
     # Errors ------------------------------------------------------------------------------------
 

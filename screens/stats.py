@@ -16,6 +16,7 @@ from screens.panes import DataPane
 from screens.tables import LiveTable
 from store.metrics import LOST_CODE
 from store.views import CodeCount, ConsoleData
+from widgets.dialogs import ShowDialog
 from widgets.export import ExportColumn, ExportResult, ExportScreen, export_path, write_table
 from widgets.live_table import Col
 from widgets.series_plot import SeriesPlot
@@ -205,12 +206,12 @@ class StatsPane(DataPane):
             write_table(target, columns, rows)
             return len(rows)
 
-        self.app.push_screen(
+        self.post_message(ShowDialog(
             ExportScreen(f"Export {metric.title}, {SEGMENTS[snapshot.segment][2]}", path, export,
                          selection_label=None, all_label=f"What the graph shows ({len(rows)} "
                                                          "rows)"),
             self._exported,
-        )
+        ))
 
     def _table(self, snapshot: StatsSnapshot) -> tuple[list[ExportColumn], list[tuple]]:
         metric = snapshot.metric

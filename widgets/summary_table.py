@@ -31,6 +31,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from widgets import LOADING
+from widgets.dialogs import ShowDialog
 from widgets.export import (
     ExportColumn,
     ExportResult,
@@ -712,7 +713,7 @@ class SummaryTable(Widget, can_focus=True):
     def action_export(self) -> None:
         stamp = self._now().strftime("%Y%m%d-%H%M%S")
         selection = self._selection
-        self.app.push_screen(
+        self.post_message(ShowDialog(
             ExportScreen(
                 f"Export {self.export_name}",
                 str(export_path(self.export_folder, self.export_name, stamp)),
@@ -723,7 +724,7 @@ class SummaryTable(Widget, can_focus=True):
                 all_label=f"Whole table ({_count(len(self.sheet.row_keys), 'row')})",
             ),
             self._exported,
-        )
+        ))
 
     def _exported(self, result: ExportResult | None) -> None:
         if result is not None:

@@ -48,6 +48,7 @@ from screens.timezone import TimezonePicker
 from store.actions import request_control
 from store.database import ChangeProbe, StoreError, change_probe
 from store.views import ConsoleData
+from widgets.dialogs import DialogHost
 
 STALE_AFTER_S = 20.0  # re-read even an unchanged database now and then: windows move with time
 WATCHDOG_S = 5.0
@@ -67,7 +68,7 @@ class ReadDone(Message):
         self.marker, self.asked, self.error = marker, asked, error
 
 
-class NocApp(App):
+class NocApp(DialogHost, App):
     """noc's console. With a `service` it is the database's writer too; without, a viewer."""
 
     TITLE = "noc"

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Input
 
 from console.testing import until
+from widgets.dialogs import DialogHost
 from widgets.export import ExportScreen
 from widgets.summary_table import Cell, CellRange, Column, SummaryGrid, SummaryTable
 
@@ -62,7 +63,7 @@ ROWS = [summary_row(*day) for day in DAYS]
 NOW = datetime(2026, 11, 21, 9, 30, 0)
 
 
-class TableApp(App):
+class TableApp(DialogHost, App):
     """One SummaryTable with ten days of figures, focused, over a footer."""
 
     BINDINGS = [Binding("escape", "escaped", "Back")]
