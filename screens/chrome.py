@@ -50,6 +50,7 @@ class NocHeader(Horizontal):
             status, reconnect_in_s=reconnect, gaps=feed.gaps, quarantined=feed.quarantined,
             duplicates=feed.duplicates, last_seq=feed.last_seq, role=role, stale=stale,
             store=store_trouble_text(trouble, now_ms) if trouble else "",
+            catching_up=feed.caught_up_pct,
         )
         moment = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(tz)
         mode = " · read-only" if read_only else ""

@@ -19,6 +19,7 @@ from screens.navigation import OpenAccount, ShowMode
 from screens.safe_text import plain
 from screens.summary import SummaryPane
 from store.views import ConsoleData, DashboardView, FeedView, SeriesView, SummaryRow
+from widgets import LOADING
 from widgets.gauge import Gauge
 from widgets.key_bar import KeyBar
 from widgets.series_plot import SeriesPlot
@@ -98,9 +99,11 @@ class DashboardScreen(DataScreen):
             snapshot.feed, snapshot.now_ms, role=self.app.role, read_only=self.app.read_only,
             tz=self.tz,
         )
-        self.query_one("#channels", Gauge).update_value(view.channels, view.channel_limit,
-                                                        "Channels ")
-        self.query_one("#cps", Static).update(f"CPS {view.cps:,}")
+        # While the writer catches up, the live figures are those of the backlog's moment.
+        live = snapshot.feed.caught_up_pct is None
+        self.query_one("#channels", Gauge).update_value(
+            view.channels if live else None, view.channel_limit, "Channels ")
+        self.query_one("#cps", Static).update(f"CPS {view.cps:,}" if live else f"CPS {LOADING}")
         self._show_checks(view)
         self._show_balances(view)
         self._show_graph(snapshot.series, dict(snapshot.names))

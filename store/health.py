@@ -121,6 +121,7 @@ class StoreHealth:
         self.troubles: dict[str, Trouble] = {}
         self.findings: list[str] = []  # what the start-up check found wrong
         self.stopped = ""  # why the writer stopped, if its store made it
+        self.catching_up: tuple[int, int] | None = None  # (seq stored, the feed's head)
 
     def failed(self, part: str, fault: StoreFault, retry_in_s: float | None) -> None:
         """`part` could not write; it tries again in `retry_in_s` (None: it does not)."""
@@ -154,7 +155,16 @@ class StoreHealth:
         self.stopped = why
         self._publish()
 
+    def behind(self, stored: int, head: int | None) -> None:
+        """The store holds the feed up to `stored` of `head` (None: it is current): consoles
+        say it is catching up rather than show a backlog's figures as today's."""
+        catching_up = None if head is None else (stored, head)
+        if catching_up != self.catching_up:
+            self.catching_up = catching_up
+            self._publish()
+
     def _publish(self) -> None:
         if self.lock is not None:
             self.lock.publish({"troubles": [asdict(t) for t in self.troubles.values()],
-                               "findings": self.findings[-5:], "stopped": self.stopped})
+                               "findings": self.findings[-5:], "stopped": self.stopped,
+                               "catching_up": self.catching_up})

@@ -118,10 +118,20 @@ class FeedView:
     store_troubles: tuple[StoreTrouble, ...] = ()  # writes failing now, the ingest's first
     store_findings: tuple[str, ...] = ()  # what the start-up check found wrong
     writer_stopped: str = ""  # why the last writer stopped, if its store made it
+    catching_up: tuple[int, int] | None = None  # (seq stored, the feed's head) while behind
 
     @property
     def store_trouble(self) -> StoreTrouble | None:
         return self.store_troubles[0] if self.store_troubles else None
+
+    @property
+    def caught_up_pct(self) -> int | None:
+        """The share of the feed stored while the writer catches up a backlog (a demo's day of
+        history, a switch's after an outage), in whole %; None when it is current."""
+        if self.catching_up is None or self.status != "connected":
+            return None
+        stored, head = self.catching_up
+        return min(99, 100 * stored // head) if head else 0
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,8 @@ class StoreTrouble:
         return None if self.retry_at_ms is None else max(0.0, (self.retry_at_ms - now_ms) / 1000)
 
 
-WRITER_FIELDS = ("writer_running", "store_troubles", "store_findings", "writer_stopped")
+WRITER_FIELDS = ("writer_running", "store_troubles", "store_findings", "writer_stopped",
+                 "catching_up")
 FEED_COLUMNS = tuple(f.name for f in fields(FeedView) if f.name not in WRITER_FIELDS)
 
 
@@ -705,7 +716,8 @@ class ConsoleData:
         troubles = sorted(_store_troubles(status), key=lambda t: t.part != "ingest")
         return FeedView(*row, writer_running=running, store_troubles=tuple(troubles),
                         store_findings=tuple(str(f) for f in status.get("findings", ())),
-                        writer_stopped=str(status.get("stopped", "")))
+                        writer_stopped=str(status.get("stopped", "")),
+                        catching_up=_catching_up(status.get("catching_up")))
 
     def account_names(self) -> list[tuple[str, str, str]]:
         """(kind, id, name) of every account, for finding one by name."""
@@ -1447,3 +1459,11 @@ def time_left(ms: int) -> str:
     minute."""
     seconds = max(0, ms) // 1000
     return f"{-(-seconds // 60)} min" if seconds >= 60 else f"{seconds} s"
+
+
+def _catching_up(found: object) -> tuple[int, int] | None:
+    """(seq stored, the feed's head) as the writer published it (a file: checked)."""
+    if (isinstance(found, list) and len(found) == 2
+            and all(isinstance(n, int) and n >= 0 for n in found)):
+        return found[0], found[1]
+    return None

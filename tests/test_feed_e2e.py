@@ -402,6 +402,25 @@ async def test_a_backfill_far_longer_than_the_resume_buffer_arrives_without_a_ga
     assert dashboard.channels <= dashboard.channel_limit
 
 
+async def test_a_writer_catching_up_a_backlog_says_how_far_it_is_until_current(tmp_path):
+    """The demo's history, far more than a commit: while the writer stores it, every console
+    reads how far it is (seq stored of the feed's head), and nothing of it once current."""
+    db = tmp_path / "noc.db"
+    said: list[tuple[int, int | None]] = []
+    simulating = running_simulator(start=None, speed=1.0, cps=5, backfill=1_800, buffer=2_000)
+    async with simulating as (_sim, url), run_service(db, url) as ingesting:
+        health = ingesting.service.health
+        behind = health.behind
+        health.behind = lambda stored, head: (said.append((stored, head)), behind(stored, head))
+        await wait_until(lambda: [head for _, head in said if head is not None],
+                         what="the writer behind")
+        assert ConsoleData(db).feed().caught_up_pct < 100
+        await wait_until(lambda: ConsoleData(db).feed().catching_up is None and said[-1][1] is None,
+                         what="the writer current")
+    stored, head = next((stored, head) for stored, head in said if head is not None)
+    assert stored < head
+
+
 def test_heartbeats_on_a_quiet_feed_are_stored_now_and_then_not_each(tmp_path):
     """A heartbeat that brings nothing is noted at most every QUIET_NOTE_MS: a commit for each
     woke every viewer to read the store again with nothing new to show."""

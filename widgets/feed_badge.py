@@ -41,12 +41,19 @@ class FeedState:
     role: Role = "writer"
     stale: bool = False
     store: str = ""  # the writer's store trouble, e.g. "store: disk full, retrying in 4 s"
+    catching_up: int | None = None  # % of a backlog stored, while the writer catches up
 
     @property
     def level(self) -> str:
         if self.status is None:
             return "idle"
-        return "down" if self.stale or self.store else _LEVELS[self.status]
+        if self.stale or self.store:
+            return "down"
+        return "pending" if self._catching_up else _LEVELS[self.status]
+
+    @property
+    def _catching_up(self) -> bool:
+        return self.catching_up is not None and self.status == "connected"
 
     @property
     def headline(self) -> str:
@@ -60,6 +67,8 @@ class FeedState:
         if self.reconnect_in_s is not None and self.status in ("reconnecting", "refused"):
             retry = "in" if self.status == "reconnecting" else "· retry in"
             return f"{self.status} {retry} {self.reconnect_in_s} s"
+        if self._catching_up:
+            return f"catching up {self.catching_up} %"
         return self.status
 
 
@@ -106,6 +115,7 @@ class FeedBadge(Widget):
         role: Role = "writer",
         stale: bool = False,
         store: str = "",
+        catching_up: int | None = None,
     ) -> None:
         """Show the feed's state; a no-op when nothing visible changed."""
         if status not in _LEVELS:
@@ -120,6 +130,7 @@ class FeedBadge(Widget):
             role=role,
             stale=stale,
             store=store,
+            catching_up=catching_up,
         )
         if state == self.state:
             return

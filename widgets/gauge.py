@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from widgets import LOADING
+
 WARNING_RATIO = 0.80
 ERROR_RATIO = 0.95
 MIN_BAR_WIDTH = 4
@@ -77,10 +79,11 @@ class Gauge(Widget):
     @property
     def level(self) -> str:
         """'ok', 'warning' or 'error'."""
-        return level_for(self._value, self._limit)
+        return "ok" if self._value is None else level_for(self._value, self._limit)
 
-    def update_value(self, value: float, limit: float | None, label: str) -> None:
-        """Show `value` of `limit` after `label`; a no-op when nothing changed."""
+    def update_value(self, value: float | None, limit: float | None, label: str) -> None:
+        """Show `value` of `limit` after `label` (None: not known yet, shown as such); a no-op
+        when nothing changed."""
         if (value, limit, label) == (self._value, self._limit, self._label):
             return
         self._value, self._limit, self._label = value, limit, label
@@ -95,6 +98,9 @@ class Gauge(Widget):
         if label:
             text.append(label, style=style("gauge--label"))
             text.append("  ")
+        if value is None:
+            text.append(LOADING, style=style("gauge--label"))
+            return text
         if limit is None:
             text.append(format_quantity(value), style=style("gauge--value"))
             return text

@@ -61,9 +61,20 @@ class DemoAlerting:
     @classmethod
     def prepare(cls, settings: AlertSettings, path: Path, *, own_mail: bool) -> DemoAlerting:
         """Store the starter rules in the (fresh) demo database."""
-        exchange.import_demo_rules(path, now_ms=round(datetime.now(UTC).timestamp() * 1000))
+        alerting = cls.unstored(settings, path, own_mail=own_mail)
+        alerting.store_rules()
+        return alerting
+
+    @classmethod
+    def unstored(cls, settings: AlertSettings, path: Path, *, own_mail: bool) -> DemoAlerting:
+        """The demo's alerting, its rules not stored yet (`store_rules`)."""
         mail = DemoMailServer(path.with_name(f"{path.stem}-mail")) if own_mail else None
         return cls(settings, path, mail)
+
+    def store_rules(self) -> None:
+        """Store the starter rules (seconds: each template is tried in a bounded process). The
+        engine reads them at its next round, whenever they come."""
+        exchange.import_demo_rules(self.path, now_ms=round(datetime.now(UTC).timestamp() * 1000))
 
     async def start(self) -> AlertEngine | None:
         """Start the mail server if it is ours; the engine the demo's writer runs."""

@@ -396,6 +396,8 @@ class IngestService:
                         await self._stopping.wait()
         self.health.recovered("ingest")
         self.committed_seq = batch.feed.get("last_seq", self.committed_seq)
+        self.health.behind(self.committed_seq, None if self.caught_up() or not self._connected
+                           else self._feed_head)
         _log_trouble(batch)
         self._log_capped(batch.feed.get("capped_calls", self.capped_calls))
 

@@ -110,7 +110,8 @@ class NocApp(DialogHost, App):
         self.data = ConsoleData(options.db_path)
         self.clock = options.clock
         self.display_tz: tzinfo = ZoneInfo(options.timezone)
-        self.role = "writer" if service is not None else "viewer"
+        # A console given a writer, or one to start (the demo's), is its database's writer.
+        self.role = "writer" if service is not None or on_start is not None else "viewer"
         for theme in THEMES:
             self.register_theme(theme)
         if options.theme not in self.available_themes:
@@ -154,17 +155,22 @@ class NocApp(DialogHost, App):
 
     async def on_mount(self) -> None:
         self._probe = change_probe(self.options.db_path)
-        if self.on_start is not None:
-            await self.on_start(self)
-        if self.service is not None:
-            self.role = "writer"
-            self.run_worker(self._run_writer(), name="writer", group="writer")
+        if self.on_start is not None:  # after the first frame: the console shows at once
+            self.call_after_refresh(self.run_worker, self.on_start(self), name="start",
+                                    group="start")
+        elif self.service is not None:
+            self.start_writer()
         if self.options.watchdog:
             self._watch_terminal()
         # A screen shown again reads at once if the store changed since it last read.
         self.screen_change_signal.subscribe(self, lambda _: self._poll_soon())
         self.call_after_refresh(self._poll)
         self._say_if_too_small(*self.size)
+
+    def start_writer(self) -> None:
+        """Run `service`, this console's writer (given, or made by `on_start`)."""
+        self.role = "writer"
+        self.run_worker(self._run_writer(), name="writer", group="writer")
 
     async def _run_writer(self) -> None:
         try:
@@ -190,6 +196,9 @@ class NocApp(DialogHost, App):
 
     async def _stop_services(self) -> None:
         """Let the writer store what it has received, then stop the demo's simulator."""
+        for worker in self.workers:
+            if worker.group == "start":  # still starting: what it started is stopped below
+                worker.cancel()
         if self.service is not None:
             self.service.stop()
             for worker in self.workers:

@@ -7,10 +7,13 @@ non-zero exit code; never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import re
 import signal
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 EXIT_FAILURE = 1  # a mistake to fix before starting again: a setting, a file, a second writer
 EXIT_STORE_FAILED = 3  # the store could not take the feed; the next start resumes, losing nothing
 MIN_TOKEN_CHARS = 16  # noc serve: a token to guard a console on a network
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+SERVING = re.compile(r"serving (ws://\S+)")  # what `noc simulate` says once it listens
+CLOSE_SIMULATOR_S = 10.0
 DEMO_BACKFILL_S = 600.0  # the demo's last ten minutes at full rate, on its graphs at once
 DEMO_QUIET_HISTORY_S = 86_400 - DEMO_BACKFILL_S  # and before them the rest of a day, quietly
 
@@ -168,6 +174,25 @@ def traffic_options(command):
     return command
 
 
+def history_options(backfill: float, quiet_history: float):
+    """The simulated history's options (`demo` and `simulate`), with their defaults."""
+    def decorate(command):
+        for option in reversed([
+            click.option("--backfill", default=backfill, show_default=True,
+                         type=click.FloatRange(min=0),
+                         help="Seconds of history generated at start."),
+            click.option("--history", "quiet_history", default=quiet_history,
+                         show_default=True, type=click.FloatRange(min=0),
+                         help="Seconds of quiet history before the backfill (calls at 1/400 of "
+                              "--cps, no incident): with the demo's backfill, a day of hourly "
+                              "rows."),
+        ]):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 class DatabaseTarget(click.ParamType):
     """A database file's path, or a postgresql:// URL (kept whole: a Path folds its //)."""
 
@@ -243,22 +268,7 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 
 @main.command()
 @traffic_options
-@click.option(
-    "--backfill",
-    default=DEMO_BACKFILL_S,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds of history generated at start.",
-)
-@click.option(
-    "--history",
-    "quiet_history",
-    default=DEMO_QUIET_HISTORY_S,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds of quiet history before the backfill (calls at 1/400 of --cps, no incident): "
-         "with the default backfill, a day of hourly rows.",
-)
+@history_options(DEMO_BACKFILL_S, DEMO_QUIET_HISTORY_S)
 @click.option(
     "--db",
     "db_path",
@@ -270,9 +280,6 @@ def main(ctx: click.Context, feed_url, db_path, viewer, config_path, **console_f
 def demo(seed, cps, scenario, backfill, quiet_history, db_path, config_path,
          **console_flags) -> None:
     """The simulator on loopback and the console against it: a living network, no switch needed."""
-    from console.alerting.demo import DemoAlerting
-    from console.feed.service import IngestService
-    from console.feed.simulator import Simulator
     from console.shell.config import default_db_path
 
     settings = load_settings(config_path)
@@ -286,28 +293,88 @@ def demo(seed, cps, scenario, backfill, quiet_history, db_path, config_path,
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         stale.unlink(missing_ok=True)  # the simulator starts at seq 1: so must the database
     prepare(path)
-    simulator = Simulator(seed=seed, cps=cps, scenario=scenario, backfill=backfill,
-                          quiet_history=quiet_history)
-    alerting = DemoAlerting.prepare(settings.alerting, path, own_mail=not settings.email.host)
+    simulator_log = path.with_name(f"{path.stem}-simulator.log")
+    simulator = start_simulator(simulator_log, "--seed", seed, "--cps", cps, "--scenario",
+                                scenario, "--backfill", backfill, "--history", quiet_history)
+    running: list = []  # the alerting, once started
+
+    def parts():
+        """The alerting and the writer, imported and made on a thread: the console draws its
+        first frame meanwhile."""
+        from console.alerting.demo import DemoAlerting
+        from console.feed.service import IngestService
+
+        alerting = DemoAlerting.unstored(settings.alerting, path,
+                                         own_mail=not settings.email.host)
+        return alerting, IngestService
 
     async def start(app) -> None:
+        """After the first frame: the feed first, then the alert rules (seconds to check)."""
+        alerting, service = await asyncio.to_thread(parts)
         engine = await alerting.start()
+        running.append(alerting)
+        try:
+            url = await simulator_url(simulator, simulator_log)
+        except Failure as error:
+            app.notify(str(error), severity="error", timeout=60)
+            return
+        app.service = service(path, url, token=None,
+                              settings=ingest_settings(settings, console=True), engine=engine)
+        app.start_writer()
+        app.notify("Loading the demo's day of history: the header says how far it is, and "
+                   "today's figures show once it is all stored", timeout=8)
+        await asyncio.to_thread(alerting.store_rules)
         if alerting.notice:
             app.notify(alerting.notice, timeout=8)
-        port = await simulator.start("127.0.0.1", 0)
-        app.service = IngestService(
-            path,
-            f"ws://127.0.0.1:{port}/feed",
-            token=None,
-            settings=ingest_settings(settings, console=True),
-            engine=engine,
-        )
 
     async def stop(app) -> None:
-        await simulator.stop()
-        await alerting.stop()
+        await asyncio.to_thread(stop_simulator, simulator)
+        for part in running:
+            await part.stop()
 
-    run_console(console_settings(settings, path, **console_flags), on_start=start, on_stop=stop)
+    try:
+        run_console(console_settings(settings, path, **console_flags), on_start=start,
+                    on_stop=stop)
+    finally:
+        stop_simulator(simulator)
+
+
+def start_simulator(log: Path, *options) -> subprocess.Popen:
+    """`noc simulate` on a free loopback port, in a process of its own: it makes the demo's
+    history on another core while this one starts the console, and it ends with this process
+    (the kernel sends it SIGTERM when its parent dies, kill -9 included)."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "console.shell.cli", "simulate", "--host", "127.0.0.1",
+             "--port", "0", *map(str, options)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def simulator_url(simulator: subprocess.Popen, log: Path) -> str:
+    """The feed URL `noc simulate` says it serves, once it has said it."""
+    while True:
+        said = SERVING.search(log.read_text(errors="replace"))
+        if said:
+            return said[1]
+        if simulator.poll() is not None:
+            raise Failure(f"the demo's simulator stopped: {log.read_text(errors='replace')}")
+        await asyncio.sleep(0.02)
+
+
+def stop_simulator(simulator: subprocess.Popen) -> None:
+    if simulator.poll() is None:
+        simulator.terminate()
+        try:
+            simulator.wait(CLOSE_SIMULATOR_S)
+        except subprocess.TimeoutExpired:
+            simulator.kill()
+            simulator.wait()
 
 
 def run_console(options: ConsoleOptions, **hooks) -> None:
@@ -351,6 +418,7 @@ def _frame_events(value: str) -> tuple[int, int]:
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Stop generating after this many events.")
 @click.option("--start", type=float, help="Simulated start time, Unix seconds (default: now).")
+@history_options(0.0, 0.0)
 @click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -363,8 +431,8 @@ def _frame_events(value: str) -> tuple[int, int]:
     callback=lambda _context, _option, value: _frame_events(value),
     help="Events per frame: N, or FEWEST-MOST for a random count in between (1: bare objects).",
 )
-def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, record,
-             frame_events) -> None:
+def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, backfill,
+             quiet_history, record, frame_events) -> None:
     """Serve feed protocol v1 with realistic traffic and incidents.
 
     The bearer token the simulator demands, if any, is read from NOC_FEED_TOKEN.
@@ -385,6 +453,8 @@ def simulate(host, port, seed, cps, speed, scenario, buffer, limit, start, recor
         limit=limit,
         record=record,
         frame_events=frame_events,
+        backfill=backfill,
+        quiet_history=quiet_history,
     )
 
     async def serve() -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Input
 from console import testing
 from console.shell.options import LOW_COLOUR_THEME
 from store.database import prepare
+from store.health import StoreHealth
 from widgets.export import ExportScreen
 
 SIZES = [(80, 24), (120, 40)]
@@ -171,3 +172,17 @@ async def test_a_terminal_below_80x24_is_told_what_it_misses(noc_app, noc_settle
         assert said == ([] if size == (80, 24) else [
             "This terminal is 60x20: noc is laid out for 80x24 or more, so some columns and "
             "panels are left out"])
+
+
+@size_ids
+def test_a_writer_catching_up_a_backlog(noc_seeded_template, tmp_path, snap_compare, size):
+    """A writer storing a backlog (the demo's day of history) says how far it is, and the live
+    figures wait for it: those of the backlog's moment are not today's."""
+    db = testing.copy_database(noc_seeded_template, tmp_path / "noc.db")
+    lock = testing.hold_writer_lock(db)
+    try:
+        StoreHealth(lock).behind(166_872, 400_000)  # the seeded seq: 41 %
+        app = testing.make_app(db, clock=testing.fixed_clock())
+        assert snap_compare(app, terminal_size=size, run_before=testing.settle)
+    finally:
+        lock.release()
