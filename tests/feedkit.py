@@ -78,6 +78,27 @@ async def running_simulator(*, port: int = 0, refuse: Callable | None = None,
 
 
 @contextlib.asynccontextmanager
+async def paced_by_store(sim: Simulator, db: Path, *, ahead: int = 2_000) -> AsyncIterator[None]:
+    """Keep `sim` at most `ahead` events past what `db` has stored, while the block runs.
+
+    Events keep coming while the test acts, but a machine that stores slowly is not handed a
+    longer feed to store and check: paced by the wall clock alone, a busy machine made a
+    signal test ten times longer (its feed grew with every second the writer took to start)."""
+    async def follow() -> None:
+        while True:
+            sim.limit = stored_seq(db) + ahead
+            await asyncio.sleep(0.05)
+
+    following = asyncio.create_task(follow(), name="pace the feed by the store")
+    try:
+        yield
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+
+
+@contextlib.asynccontextmanager
 async def bare_feed(handler: Callable[[ServerConnection], Awaitable[None]]) -> AsyncIterator[str]:
     """A bare websockets server running `handler` for each connection (a feed that misbehaves
     in a way the simulator cannot); yields its URL."""

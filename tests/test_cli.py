@@ -22,6 +22,7 @@ from tests.feedkit import (
     feed_state,
     free_port,
     noc_environment,
+    paced_by_store,
     read_report,
     running_simulator,
     stored_calls,
@@ -174,7 +175,8 @@ def assert_only_state_changes_logged(process: NocProcess) -> None:
 async def test_sigterm_mid_stream_stores_whole_events_and_exits_0_then_resumes(
         db, tmp_path, processes):
     env = noc_environment(tmp_path, NOC_FEED_TOKEN=TOKEN)
-    async with running_simulator(speed=20, cps=60, token=TOKEN) as (sim, url):
+    async with (running_simulator(speed=20, cps=60, token=TOKEN) as (sim, url),
+                paced_by_store(sim, db)):
         ingest = processes.noc("ingest", "--feed", url, "--db", str(db), env=env)
         await wait_until(lambda: stored_seq(db) > 1_000, what="ingest to store")
         stored_before = stored_seq(db)
@@ -197,7 +199,7 @@ async def test_sigterm_mid_stream_stores_whole_events_and_exits_0_then_resumes(
 
 
 async def test_sigint_stores_everything_received_then_exits_0(db, processes):
-    async with running_simulator(speed=20, cps=60) as (sim, url):
+    async with running_simulator(speed=20, cps=60) as (sim, url), paced_by_store(sim, db):
         ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
         await wait_until(lambda: stored_seq(db) > 1_000, what="ingest to store")
         await stop_once_everything_sent_is_stored(sim, ingest, db, signal.SIGINT)

@@ -12,7 +12,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from store.actions import request_control
-from tests.feedkit import running_simulator, stored_seq, wait_until
+from tests.feedkit import paced_by_store, running_simulator, stored_seq, wait_until
 
 
 async def test_noc_ingest_logs_each_change_of_the_feeds_state_in_one_line(db, processes):
@@ -23,7 +23,8 @@ async def test_noc_ingest_logs_each_change_of_the_feeds_state_in_one_line(db, pr
             return Response(503, "Service Unavailable", Headers(), b"restarting\n")
         return None
 
-    async with running_simulator(speed=20, cps=60, refuse=restarting) as (sim, url):
+    async with (running_simulator(speed=20, cps=60, refuse=restarting) as (sim, url),
+                paced_by_store(sim, db)):
         ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
         await wait_until(lambda: stored_seq(db) > 500, what="ingest to store")
         sim.inject_raw("{not json")

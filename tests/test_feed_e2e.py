@@ -29,6 +29,7 @@ from tests.feedkit import (
     bare_feed,
     calls_by_outcome,
     feed_state,
+    paced_by_store,
     quarantine_rows,
     query,
     read_record,
@@ -107,7 +108,7 @@ async def test_a_dropped_connection_resumes_and_resent_events_are_counted_not_ap
 
 
 async def test_events_forgotten_while_the_client_is_away_are_stored_as_a_gap(db):
-    async with running_simulator(speed=20, cps=60) as (sim, url):
+    async with running_simulator(speed=20, cps=60) as (sim, url), paced_by_store(sim, db):
         async with run_service(db, url) as ingesting:
             await ingesting.until_committed(1_000)
             sim.pause()
@@ -217,7 +218,7 @@ def control_outcome(db, request_id: str) -> tuple[str, str] | None:
 
 async def test_a_control_request_is_sent_acked_and_its_account_state_stored(db):
     customer = "acme-telecom"
-    async with running_simulator(speed=20, cps=60) as (sim, url):
+    async with running_simulator(speed=20, cps=60) as (sim, url), paced_by_store(sim, db):
         async with run_service(db, url) as ingesting:
             await ingesting.until_committed(500)
             assert account_enabled(db, "customer", customer) is True
