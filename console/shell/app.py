@@ -335,6 +335,8 @@ class NocApp(DialogHost, App):
         """Mount the next screen a key leads to (a mode's, or the kept account screens) before
         the key is pressed: mounting one takes 50-300 ms of this loop. One at a time, keys and
         frames between. Textual has no public call to mount a screen without showing it."""
+        if not self.is_running:  # closing: a mode added now breaks Textual's closing its stacks
+            return
         while self._to_warm:
             name = self._to_warm.pop(0)
             if name in self.MODES:
