@@ -118,15 +118,20 @@ class LiveTable(DataTable):
     def _apply(self, old: dict[str, tuple[Text, ...]]) -> None:
         cursor_key = self.highlighted_key
         shown = [(index, col.key) for index, col in enumerate(self.specs) if col in self._shown]
-        self._remove_rows(old.keys() - self._rows.keys())
+        gone = old.keys() - self._rows.keys()
+        self._remove_rows(gone)
+        changed = bool(gone)
         for key, cells in self._rows.items():
             if key not in old:
                 self.add_row(*(self._shown_cell(cells, index) for index, _ in shown), key=key)
+                changed = True
                 continue
             for index, column in shown:
                 if cells[index] != old[key][index]:
                     self.update_cell(key, column, self._shown_cell(cells, index))
-        self._set_widths()
+                    changed = True
+        if changed:
+            self._set_widths()
         self._order_rows()
         self._keep_cursor_on(cursor_key)
 
