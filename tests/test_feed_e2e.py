@@ -245,8 +245,10 @@ async def test_a_control_request_is_sent_acked_and_its_account_state_stored(db):
                              (customer, disabled_at)) == [(0,)]
 
             # The client's own call, and a request the server refuses.
+            # No deadline of the test's own (the writer's 10 s is for a switch that never
+            # answers): on a busy machine the ack may come late; pytest-timeout bounds the wait.
             ack = await ingesting.service.client.control(p.Control(
-                id="enable-1", action="enable", kind="customer", account=customer))
+                id="enable-1", action="enable", kind="customer", account=customer), timeout=300)
             assert (ack.id, ack.ok) == ("enable-1", True)
             await wait_until(lambda: account_enabled(db, "customer", customer) is True,
                              what="the account event with enabled=true to be stored")
