@@ -11,12 +11,13 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from console.feed.printable import printable
-from screens.base import DataScreen
+from screens.base import DataScreen, live_as_of
 from screens.chrome import NocHeader
 from screens.formats import (
     NAME_CHARS,
     SEVERITY_MARK,
     STATUS_LOOK,
+    as_of,
     cut,
     marked,
     money,
@@ -143,28 +144,35 @@ class AccountListScreen(DataScreen):
             cursor = page.kept  # the cursor stays on its account as the order changes
         else:
             cursor = None
+        as_of_ms = live_as_of(snapshot.feed, snapshot.now_ms, self.app.role)
         table.show_window(page.matched, page.offset,
-                          [(a.id, self._cells(a, snapshot.now_ms)) for a in page.rows], cursor)
+                          [(a.id, self._cells(a, snapshot.now_ms, stale=as_of_ms is not None))
+                           for a in page.rows], cursor)
         # From now on, read as many rows as the table holds at its size.
         self.list_query = replace(self.list_query, limit=table.window_wanted()[1])
         count = (f"{page.total:,} {self.plural}" if page.matched == page.total
                  else f"{page.matched:,} of {page.total:,}")
         if query.search.strip() and not page.matched:
             count = f"no {self.KIND} matches “{query.search.strip()}”"
-        self.query_one("#list-status", Static).update(
-            plain(f"{count} · sorted by {SORT_LABELS[query.sort]} (s)"))
+        status = plain(f"{count} · sorted by {SORT_LABELS[query.sort]} (s)")
+        if as_of_ms is not None:  # the writer is gone: channels and CPS are its last
+            status.append(f" · channels {as_of(as_of_ms, snapshot.now_ms, self.tz)}", style="dim")
+        self.query_one("#list-status", Static).update(status)
 
     def _ask(self, **changes) -> None:
         """Read the list again, asked differently."""
         self.list_query = replace(self.list_query, **changes)
         self.refresh_now()
 
-    def _cells(self, a: AccountRow, now_ms: int) -> tuple[Cell, ...]:
+    def _cells(self, a: AccountRow, now_ms: int, *, stale: bool = False) -> tuple[Cell, ...]:
+        """`stale`: the channels and CPS are the gone writer's last, greyed."""
+        live = [used_of(a.channels, a.channel_limit), used_of(a.cps, a.cps_limit)]
+        if stale:
+            live = [Text(figure.plain, style="dim") for figure in live]
         return (
             cut(printable(a.name), NAME_CHARS),
             self._balance(a) if self.KIND == "customer" else _failures(a.consecutive_failures),
-            used_of(a.channels, a.channel_limit),
-            used_of(a.cps, a.cps_limit),
+            *live,
             percent(a.asr),
             seconds(a.acd),
             pdd(a.pdd_ms),

@@ -21,6 +21,15 @@ MINUTE_MS = 60_000
 WRITER_STALE_MS = 30_000  # a viewer says the writer is stale past this with no update
 
 
+def live_as_of(feed: FeedView, now_ms: int, role: str) -> int | None:
+    """When a viewer's live figures (channels, CPS, calls in progress) were last current: the
+    writer's last flush while the writer is gone or late, so that they are not read as now;
+    None while they are current."""
+    stale = role == "viewer" and (not feed.writer_running
+                                  or now_ms - feed.updated_ms > WRITER_STALE_MS)
+    return feed.updated_ms if stale else None
+
+
 class KeptStyles:
     """A screen shown again keeps its styles: Textual restyles every widget of a screen each
     time it comes back (most of a screen switch's cost), though nothing in its styles changed

@@ -91,6 +91,7 @@ class MainSnapshot:
     view: CarrierMainView
     summary: tuple[SummaryRow, ...]
     currency: str | None = None
+    as_of: str = ""  # when the live figures were current, if not now ("as of 12:04")
 
 
 def consistency_table(day: CodeConsistency, all_time: CodeConsistency) -> Table:
@@ -104,14 +105,13 @@ def consistency_table(day: CodeConsistency, all_time: CodeConsistency) -> Table:
     return table
 
 
-def day_facts(day: Totals, channels: int, currency: str | None = None) -> list[str]:
+def day_facts(day: Totals, currency: str | None = None) -> list[str]:
     return [
         f"{day.attempts:,} attempts", f"ASR {percent(metrics.asr(day))}",
         f"ACD {seconds(metrics.acd(day))}", f"PDD {pdd(metrics.pdd_ms(day))}",
         f"{metrics.minutes(day):,.0f} min", f"revenue {money(metrics.revenue(day), currency)}",
         f"cost {money(metrics.cost(day), currency)}",
         f"profit {money(metrics.profit(day), currency)}",
-        f"{channels:,} channels now",
     ]
 
 
@@ -147,17 +147,20 @@ class MainPane(DataPane):
             view=data.carrier_main(self.account, now_ms),
             summary=tuple(data.summary(CARRIER, self.account, self.summary_mode, now_ms)),
             currency=data.currency(),
+            as_of=self.live_as_of(data, now_ms),
         )
 
     def show(self, snapshot: MainSnapshot) -> None:
         shown, self._shown = self._shown, snapshot
-        if shown is None or (snapshot.view, snapshot.currency) != (shown.view, shown.currency):
-            self._show_view(snapshot.view, snapshot.currency)
-        if shown is None or (snapshot.summary, snapshot.currency) != (shown.summary,
-                                                                      shown.currency):
-            self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency)
+        money_and_time = (snapshot.currency, snapshot.as_of)
+        if shown is None or (snapshot.view, *money_and_time) != (shown.view, shown.currency,
+                                                                 shown.as_of):
+            self._show_view(snapshot.view, *money_and_time)
+        if shown is None or (snapshot.summary, *money_and_time) != (shown.summary,
+                                                                    shown.currency, shown.as_of):
+            self.query_one(SummaryPane).show_rows(snapshot.summary, *money_and_time)
 
-    def _show_view(self, view: CarrierMainView, currency: str | None) -> None:
+    def _show_view(self, view: CarrierMainView, currency: str | None, as_of: str) -> None:
         severity = failures_severity(view.consecutive_failures)
         self.query_one(BigNumber).update_value(
             view.consecutive_failures, failures_caption(severity), severity or "ok")
@@ -168,7 +171,9 @@ class MainPane(DataPane):
         self.query_one("#never-404").display = view.never_404
         self.query_one("#facts", Static).update(facts_table(
             ("Failover 24 h", failover_facts(view.failover, view.failover_answered)),
-            ("Last 24 h", day_facts(view.last_24h, view.channels, currency)),
+            ("Last 24 h", day_facts(view.last_24h, currency)),
+            # What the writer last saw, once it is gone: not `Now`.
+            (as_of.capitalize() or "Now", [f"{view.channels:,} channels"]),
         ))
 
     def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from screens.base import WRITER_STALE_MS
+from screens.base import live_as_of
 from screens.safe_text import plain
 from store.views import FeedView, store_trouble_text
 from widgets.feed_badge import FeedBadge, FeedStatus
@@ -41,9 +41,7 @@ class NocHeader(Horizontal):
         reconnect = None
         if feed.reconnect_at_ms is not None and feed.status in ("reconnecting", "refused"):
             reconnect = max(0.0, (feed.reconnect_at_ms - now_ms) / 1000)
-        stale = role == "viewer" and (
-            not feed.writer_running or now_ms - feed.updated_ms > WRITER_STALE_MS
-        )
+        stale = live_as_of(feed, now_ms, role) is not None
         trouble = feed.store_trouble if feed.writer_running else None
         status = feed.status if feed.status in STATUSES else "stopped"
         self.query_one(FeedBadge).update_state(

@@ -17,13 +17,14 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from screens.account_alerts import AccountAlertsPane
-from screens.base import DataScreen
+from screens.base import DataScreen, live_as_of
 from screens.call_detail import CallDetail, reject_reason
 from screens.chrome import NocHeader
 from screens.confirm import Confirm
 from screens.formats import (
     DASH,
     STATUS_LOOK,
+    as_of,
     clock,
     marked,
     money,
@@ -71,6 +72,9 @@ def status_line(*parts: str | Text) -> Text:
 
 # Route Stats ----------------------------------------------------------------------------------
 
+ROUTES_NOTE = "Last 24 h per route · live channels {when} · a breach is a call refused over a limit"
+
+
 class RoutesPane(DataPane):
     """Per route over the last 24 h: traffic, and the calls refused for breaching a limit."""
 
@@ -79,8 +83,7 @@ class RoutesPane(DataPane):
         self.account = customer
 
     def compose(self) -> ComposeResult:
-        yield Static(status_line("Last 24 h per route · live channels now · a breach is a call "
-                                 "refused over a limit"), classes="pane-note")
+        yield Static(status_line(ROUTES_NOTE.format(when="now")), classes="pane-note")
         yield LiveTable([
             Col("route", "Route"), Col("channels", "Live ch.", "right"),
             Col("attempts", "Attempts", "right"), Col("asr", "ASR", "right"),
@@ -88,15 +91,20 @@ class RoutesPane(DataPane):
             Col("cps", "CPS breach", "right"), Col("other", "Other", "right", drop=2),
         ])
 
-    def gather(self, data: ConsoleData, now_ms: int) -> tuple[RouteStat, ...]:
-        return tuple(data.route_stats(self.account, now_ms))
+    def gather(self, data: ConsoleData, now_ms: int) -> tuple[tuple[RouteStat, ...], str]:
+        return tuple(data.route_stats(self.account, now_ms)), self.live_as_of(data, now_ms)
 
-    def show(self, snapshot: tuple[RouteStat, ...]) -> None:
+    def show(self, snapshot: tuple[tuple[RouteStat, ...], str]) -> None:
+        stats, when = snapshot
+        self.query_one(".pane-note", Static).update(
+            status_line(ROUTES_NOTE.format(when=when or "now")))
+        look = "dim" if when else ""  # not current: greyed
         self.query_one(LiveTable).set_rows(
-            (s.route or "-", (s.route or "(no route)", f"{s.channels:,}", f"{s.attempts:,}",
+            (s.route or "-", (s.route or "(no route)", Text(f"{s.channels:,}", style=look),
+                              f"{s.attempts:,}",
                               percent(s.asr), seconds(s.acd), _breach(s.channel_breaches),
                               _breach(s.cps_breaches), _breach(s.other_breaches)))
-            for s in snapshot)
+            for s in stats)
 
 
 def _breach(count: int) -> Cell:
@@ -251,6 +259,7 @@ class DialogsSnapshot:
     answered: int
     dialogs: tuple[DialogRow, ...]  # the newest SHOWN
     names: tuple[tuple[tuple[str, str], str], ...] = ()
+    as_of: str = ""  # when the writer last saw these calls, if not now ("as of 12:04")
 
 
 DIALOG_STATE_STYLE = {"answered": "green", "ringing": "yellow", "trying": "dim"}
@@ -284,23 +293,28 @@ class DialogsPane(DataPane):
         dialogs = data.dialogs(self.account, now_ms)
         answered = sum(d.state == "answered" for d in dialogs)
         return DialogsSnapshot(len(dialogs), answered, tuple(dialogs[:self.SHOWN]),
-                               tuple(names_of(data).items()))
+                               tuple(names_of(data).items()), self.live_as_of(data, now_ms))
 
     def show(self, snapshot: DialogsSnapshot) -> None:
         self._dialogs = {d.call_id: d for d in snapshot.dialogs}
         self._names = names = dict(snapshot.names)
+        stale = "dim" if snapshot.as_of else ""  # as the gone writer last saw them: greyed
         self.query_one(LiveTable).set_rows((d.call_id, (
-            clock(d.age_s), Text(d.state, style=DIALOG_STATE_STYLE.get(d.state, "")),
+            Text(clock(d.age_s), style=stale),
+            Text(d.state, style=stale or DIALOG_STATE_STYLE.get(d.state, "")),
             name_of(names, "carrier", d.carrier) if d.carrier else DASH, d.cli or DASH, d.dst,
             d.route or DASH,
-            str(d.attempt) if d.attempt else DASH, clock(d.answered_s),
+            str(d.attempt) if d.attempt else DASH, Text(clock(d.answered_s), style=stale),
         )) for d in snapshot.dialogs)
         ending = ("read-only console: calls cannot be ended here" if self.app.read_only
                   else "k ends the highlighted call")
         shown = f" (newest {len(snapshot.dialogs)} shown)" if snapshot.total > self.SHOWN else ""
+        going = Text(f"{snapshot.total:,} calls in progress, {snapshot.answered:,} "
+                     f"answered{shown}")
+        if snapshot.as_of:  # the writer is gone: they may have ended since
+            going = Text(f"{going.plain} {snapshot.as_of}", style="dim")
         self.query_one("#dialogs-status", Static).update(status_line(
-            f"{snapshot.total:,} calls in progress, {snapshot.answered:,} answered{shown} · ",
-            Text(ending, style="dim")))
+            going, " · ", Text(ending, style="dim")))
 
     def action_end_call(self) -> None:
         if self.app.read_only:
@@ -351,10 +365,12 @@ class SummaryTab(DataPane):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.app.clock() / 1000, UTC)
 
-    def gather(self, data: ConsoleData, now_ms: int) -> tuple[tuple[SummaryRow, ...], str | None]:
-        return tuple(data.summary(CUSTOMER, self.account, self.mode, now_ms)), data.currency()
+    def gather(self, data: ConsoleData, now_ms: int) -> tuple[tuple[SummaryRow, ...], str | None,
+                                                              str]:
+        return (tuple(data.summary(CUSTOMER, self.account, self.mode, now_ms)), data.currency(),
+                self.live_as_of(data, now_ms))
 
-    def show(self, snapshot: tuple[tuple[SummaryRow, ...], str | None]) -> None:
+    def show(self, snapshot: tuple[tuple[SummaryRow, ...], str | None, str]) -> None:
         self.query_one(SummaryPane).show_rows(*snapshot)
 
     def on_summary_pane_mode_changed(self, event: SummaryPane.ModeChanged) -> None:
@@ -450,9 +466,14 @@ class CustomerScreen(AccountTabs, DataScreen):
         status = a.status
         if a.status == "penalty":
             status = f"penalty {penalty_until(a.penalty_until_ms, snapshot.now_ms, self.tz)}"
+        channels, cps = used_of(a.channels, a.channel_limit), used_of(a.cps, a.cps_limit)
+        live = Text.assemble("Channels ", channels, "  CPS ", cps)
+        as_of_ms = live_as_of(snapshot.feed, snapshot.now_ms, self.app.role)
+        if as_of_ms is not None:  # as the writer last saw them: greyed, and said when
+            live = Text(f"Channels {channels.plain}  CPS {cps.plain} "
+                        f"{as_of(as_of_ms, snapshot.now_ms, self.tz)}", style="dim")
         return status_line(
-            "Balance ", balance, "  Channels ", used_of(a.channels, a.channel_limit),
-            "  CPS ", used_of(a.cps, a.cps_limit), "  ",
+            "Balance ", balance, "  ", live, "  ",
             marked(STATUS_LOOK.get(a.status, ("?", "")), status),
             Text(f"   last hour: {a.attempts:,} attempts · ASR {percent(a.asr)} · ACD "
                  f"{seconds(a.acd)} · PDD {pdd(a.pdd_ms)}", style="dim"),

@@ -12,9 +12,17 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.feed.printable import printable
-from screens.base import DataScreen
+from screens.base import DataScreen, live_as_of
 from screens.chrome import NocHeader
-from screens.formats import NAME_CHARS, SEVERITY_MARK, cut, money, name_of, names_of
+from screens.formats import (
+    NAME_CHARS,
+    SEVERITY_MARK,
+    as_of,
+    cut,
+    money,
+    name_of,
+    names_of,
+)
 from screens.navigation import OpenAccount, ShowMode
 from screens.safe_text import plain
 from screens.summary import SummaryPane
@@ -99,15 +107,20 @@ class DashboardScreen(DataScreen):
             snapshot.feed, snapshot.now_ms, role=self.app.role, read_only=self.app.read_only,
             tz=self.tz,
         )
-        # While the writer catches up, the live figures are those of the backlog's moment.
+        # While the writer catches up, the live figures are those of the backlog's moment; once
+        # the writer is gone, those it last saw, said so.
         live = snapshot.feed.caught_up_pct is None
+        as_of_ms = live_as_of(snapshot.feed, snapshot.now_ms, self.app.role)
+        when = "" if as_of_ms is None else f" {as_of(as_of_ms, snapshot.now_ms, self.tz)}"
         self.query_one("#channels", Gauge).update_value(
-            view.channels if live else None, view.channel_limit, "Channels ")
-        self.query_one("#cps", Static).update(f"CPS {view.cps:,}" if live else f"CPS {LOADING}")
+            view.channels if live else None, view.channel_limit, f"Channels{when} ",
+            stale=bool(when))
+        cps = Text(f"CPS {view.cps:,}{when}", style="dim" if when else "")
+        self.query_one("#cps", Static).update(cps if live else f"CPS {LOADING}")
         self._show_checks(view)
         self._show_balances(view)
         self._show_graph(snapshot.series, dict(snapshot.names))
-        self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency)
+        self.query_one(SummaryPane).show_rows(snapshot.summary, snapshot.currency, when.strip())
 
     def _show_checks(self, view: DashboardView) -> None:
         checks = self.query_one("#checks", OptionList)

@@ -62,6 +62,11 @@ def penalty_until(until_ms: int | None, now_ms: int, tz: tzinfo) -> str:
     return f"until {recent_time(until_ms, now_ms, tz, '%H:%M')}"
 
 
+def as_of(ms: int, now_ms: int, tz: tzinfo) -> str:
+    """When a figure that is no longer current was: 'as of 12:04' (the date too from a day)."""
+    return f"as of {recent_time(ms, now_ms, tz, '%H:%M')}"
+
+
 def penalty_left(until_ms: int, now_ms: int) -> str:
     return f"{time_left(until_ms - now_ms)} left"
 

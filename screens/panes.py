@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import TabbedContent, Tabs
 
+from screens.base import live_as_of
+from screens.formats import as_of
 from store.database import StoreError
 from store.views import ConsoleData
 
@@ -31,6 +33,12 @@ class DataPane(Vertical):
 
     def show(self, snapshot: Hashable) -> None:
         raise NotImplementedError
+
+    def live_as_of(self, data: ConsoleData, now_ms: int) -> str:
+        """(worker thread) When the live figures the pane shows (channels, calls in progress)
+        were current, if not now ("as of 12:04"; "" while current): see screens.base."""
+        as_of_ms = live_as_of(data.feed(), now_ms, self.app.role)
+        return "" if as_of_ms is None else as_of(as_of_ms, now_ms, self.app.display_tz)
 
     def for_account(self, account: str) -> None:
         """Show another account (its screen is kept for the next one opened): what the last

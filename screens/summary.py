@@ -17,13 +17,15 @@ from widgets.summary_table import Column, SummaryTable
 MODES = {"live": "Live 24 h", "daily": "Daily", "monthly": "Monthly"}
 
 
-def columns(currency: str | None) -> tuple[Column, ...]:
-    """The summary's columns; money in `currency` when the figures have one."""
+def columns(currency: str | None, as_of: str = "") -> tuple[Column, ...]:
+    """The summary's columns; money in `currency` when the figures have one; calls in
+    progress `as_of` when, if they are not current."""
     money = f" ({currency})" if currency else ""
     return (
         Column("date", "Date (UTC)"),
         Column("attempts", "Attempts", "int"),
-        Column("in_progress", "In progress", "int"),  # a row with calls going on is open
+        # A row with calls going on is open.
+        Column("in_progress", f"In progress {as_of}".rstrip(), "int"),
         Column("connected", "Connected", "int"),
         Column("asr", "ASR", "percent", ratio=True),
         Column("acd", "ACD (s)", "seconds", ratio=True),
@@ -81,9 +83,11 @@ class SummaryPane(Vertical):
     def table(self) -> SummaryTable:
         return self.query_one(SummaryTable)
 
-    def show_rows(self, rows: Sequence[SummaryRow], currency: str | None = None) -> None:
+    def show_rows(self, rows: Sequence[SummaryRow], currency: str | None = None,
+                  as_of: str = "") -> None:
+        """`as_of`: when the calls in progress were counted, if not now ("as of 12:04")."""
         rows = since_data(rows)
-        self.table.set_data(columns(currency), table_rows(rows),
+        self.table.set_data(columns(currency, as_of), table_rows(rows),
                             summary_cells(summary_total(rows)) if rows else None)
 
     def action_next_mode(self) -> None:

@@ -56,6 +56,10 @@ class Gauge(Widget):
         & > .gauge--track { color: $text-disabled; }
         &.-warning > .gauge--bar, &.-warning > .gauge--value { color: $warning; }
         &.-error > .gauge--bar, &.-error > .gauge--value { color: $error; text-style: bold; }
+        /* A figure no longer current: greyed, its level not claimed (the label says when). */
+        &.-stale > .gauge--label, &.-stale > .gauge--bar, &.-stale > .gauge--value {
+            color: $text-muted; text-style: none;
+        }
     }
     """
     COMPONENT_CLASSES = {"gauge--label", "gauge--bar", "gauge--track", "gauge--value"}
@@ -74,6 +78,7 @@ class Gauge(Widget):
         self._value: float = 0
         self._limit: float | None = None
         self._label = ""
+        self._stale = False
         self.update_value(value, limit, label)
 
     @property
@@ -81,14 +86,17 @@ class Gauge(Widget):
         """'ok', 'warning' or 'error'."""
         return "ok" if self._value is None else level_for(self._value, self._limit)
 
-    def update_value(self, value: float | None, limit: float | None, label: str) -> None:
-        """Show `value` of `limit` after `label` (None: not known yet, shown as such); a no-op
-        when nothing changed."""
-        if (value, limit, label) == (self._value, self._limit, self._label):
+    def update_value(self, value: float | None, limit: float | None, label: str, *,
+                     stale: bool = False) -> None:
+        """Show `value` of `limit` after `label` (None: not known yet, shown as such);
+        `stale`: greyed, as a figure that is no longer current (the label should say as of
+        when). A no-op when nothing changed."""
+        if (value, limit, label, stale) == (self._value, self._limit, self._label, self._stale):
             return
-        self._value, self._limit, self._label = value, limit, label
-        self.set_class(self.level == "warning", "-warning")
-        self.set_class(self.level == "error", "-error")
+        self._value, self._limit, self._label, self._stale = value, limit, label, stale
+        self.set_class(stale, "-stale")
+        self.set_class(not stale and self.level == "warning", "-warning")
+        self.set_class(not stale and self.level == "error", "-error")
         self.refresh()
 
     def render(self) -> Text:

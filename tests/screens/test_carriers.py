@@ -235,7 +235,7 @@ def test_the_last_24_h_of_a_carrier_give_money_with_its_currency():
     from screens.carrier import day_facts
     from store.metrics import Totals
 
-    facts = day_facts(Totals(), 0, "USD")
+    facts = day_facts(Totals(), "USD")
     assert {"revenue 0.00 USD", "cost 0.00 USD", "profit 0.00 USD", "PDD –"} <= set(facts)
 
 

@@ -353,8 +353,9 @@ async def check_carrier(pilot, outage: StoredOutage, carrier: str, found: Findin
     found.check(f"{where} · Main · failed here, retried elsewhere", shown["Failover 24 h"][0],
                 failover)
     found.check(f"{where} · Main · answered there", shown["Failover 24 h"][1], answered_there)
-    last_day = dict(zip(("attempts", "asr", "acd", "pdd", "minutes", "revenue", "cost", "profit",
-                         "channels"), shown["Last 24 h"], strict=True))
+    last_day = dict(zip(("attempts", "asr", "acd", "pdd", "minutes", "revenue", "cost", "profit"),
+                        shown["Last 24 h"], strict=True))
+    last_day["channels"] = shown["Now"][0]
     for key, expected in (("attempts", day["attempts"]), ("asr", day["asr"]),
                           ("acd", day["acd"]), ("pdd", pdd_s(day)),
                           ("minutes", day["minutes"]), ("revenue", day["revenue"]),
