@@ -22,6 +22,7 @@ from tests.feedkit import (
     T0,
     assert_matches_reference,
     bare_feed,
+    paced_by_store,
     quarantine_rows,
     read_report,
     run_service,
@@ -66,7 +67,7 @@ async def test_50_mib_frames_are_quarantined_by_size_and_first_bytes_on_the_same
         db, processes):
     huge = json.dumps({"type": "heartbeat", "ts": T0, "last_seq": 0,
                        "padding": "x" * (50 * MIB)})
-    async with running_simulator(speed=20, cps=60) as (sim, url):
+    async with running_simulator(speed=20, cps=60) as (sim, url), paced_by_store(sim, db):
         ingest = processes.noc("ingest", "--feed", url, "--db", str(db))
         await wait_until(lambda: stored_seq(db) > 1_000, what="ingest to store")
         # Traffic stands still while the frames come, so that the writer's growth is theirs.
