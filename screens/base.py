@@ -101,16 +101,19 @@ def steady(snapshot: Any) -> Any:
     if not isinstance(feed, FeedView) or feed.status != "connected" or feed.store_troubles:
         return snapshot
     late = snapshot.now_ms - feed.updated_ms > WRITER_STALE_MS
-    return _to_the_minute(replace(snapshot, feed=replace(feed, updated_ms=late,
-                                                         last_frame_ms=None)))
+    return _to_the_minute(snapshot, replace(feed, updated_ms=late, last_frame_ms=None))
 
 
-def _to_the_minute(value: Any) -> Any:
+def _to_the_minute(value: Any, calm: FeedView) -> Any:
+    """`value` with its times to the minute and the feed, wherever it holds it (the dashboard's
+    view too), as `calm`."""
     changes = {}
     for field in fields(value):
         inner = getattr(value, field.name)
         if field.name == "now_ms":
             changes[field.name] = inner // MINUTE_MS
+        elif isinstance(inner, FeedView):
+            changes[field.name] = calm
         elif is_dataclass(inner) and not isinstance(inner, type):
-            changes[field.name] = _to_the_minute(inner)
+            changes[field.name] = _to_the_minute(inner, calm)
     return replace(value, **changes) if changes else value

@@ -16,6 +16,7 @@ NOW = 1_763_700_000_000 - 1_763_700_000_000 % 60_000  # on a minute
 class Pane:
     now_ms: int
     rows: tuple = ()
+    feed: FeedView | None = None  # as the dashboard's view holds it too
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ def feed(**changes) -> FeedView:
 
 
 def read(at_ms: int, **changes) -> Snapshot:
-    return Snapshot(at_ms, feed(**changes), Pane(at_ms))
+    read_feed = feed(**changes)
+    return Snapshot(at_ms, read_feed, Pane(at_ms, feed=read_feed))
 
 
 def test_reads_of_an_unchanged_store_within_a_minute_compare_equal():
@@ -45,7 +47,7 @@ def test_reads_of_an_unchanged_store_within_a_minute_compare_equal():
 
 def test_what_the_screen_shows_still_differs():
     assert steady(read(NOW)) != steady(read(NOW + 60_000, updated_ms=NOW + 60_000))
-    assert steady(Snapshot(NOW, feed(), Pane(NOW, ("a",)))) != steady(read(NOW))
+    assert steady(Snapshot(NOW, feed(), Pane(NOW, ("a",), feed()))) != steady(read(NOW))
     assert steady(read(NOW)) != steady(read(NOW + 1_000, last_seq=11))
 
 
