@@ -1,5 +1,6 @@
-"""Alerting in the store: the tables of rules, their evaluation state, silences, history, penalties
-and the outbox, with the reads the console shows and the small writes any console may make.
+"""Alerting in the store: the rules, their evaluation state, silences, history, penalties and
+the outbox (their tables are in store.models, with the rest of the schema), with the reads the
+console shows and the small writes any console may make.
 
 The alert engine (console.alerting) runs in the writer process and is the only one to change
 states, penalties and the outbox status. Any console (a viewer too) may acknowledge, silence,
@@ -21,12 +22,14 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import SQLModel
 
 from store import conditions, models
 from store.database import NO_LIMIT, STORE_ERRORS, StoreError, connect, locate
 from store.health import fault_of
+from store.models import (
+    AlertOutbox,
+)
 from store.transactions import transaction
 
 ENGINE = "alerts"  # `requested_by` of the engine's control requests, `actor` of its history rows
@@ -35,173 +38,6 @@ STATES = ("ok", "pending", "firing", "insufficient")
 LEVELS = ("info", "warning", "error", "critical")  # least to most severe
 HISTORY_EVENTS = ("fired", "notified", "repeat", "resolved", "acked", "silenced", "unsilenced",
                   "penalty", "penalty_end", "penalty_kept", "sent", "failed", "test", "report")
-
-
-# Tables -----------------------------------------------------------------------------------------
-
-class AlertRule(SQLModel, table=True):
-    """A rule as validated by console.alerting.rules; `recipients` is a JSON list of strings."""
-
-    __tablename__ = "alert_rule"
-    id: int | None = Field(default=None, primary_key=True)
-    title: str = Field(unique=True)
-    kind: str  # customer, carrier, or feed (quarantined events)
-    scope: str  # account (company = its id), tag (company = the tag), all (company = '')
-    company: str = ""
-    recipients: str = "[]"
-    area: str
-    operator: str
-    threshold: float
-    reset_threshold: float | None = None
-    sample_period_s: int | None = None
-    minimum_sample: int = 0
-    pending_s: int = 0
-    penalty_s: int = 0
-    template: str = ""
-    script: str = ""
-    repeat_s: int = 0
-    level: str = "warning"
-    enabled: bool = True
-    created_ms: int = 0
-    updated_ms: int = 0
-
-
-class AlertState(SQLModel, table=True):
-    """Where one rule stands for one subject; written by the engine, so that a restart goes on."""
-
-    __tablename__ = "alert_state"
-    rule_id: int = Field(primary_key=True)
-    kind: str = Field(primary_key=True)
-    account: str = Field(primary_key=True)
-    state: str = "ok"  # one of STATES
-    value: float | None = None
-    sample: int | None = None  # attempts in the window, for areas that have one
-    detail: str = ""
-    since_ms: int = 0  # when the current state began
-    fired_ms: int | None = None  # the last firing's start
-    resolved_ms: int | None = None
-    next_repeat_ms: int | None = None
-    notified: bool = False  # the current firing has been announced
-    silenced: bool = False
-    acked_by: str = ""
-    acked_ms: int | None = None
-    ack_comment: str = ""
-    updated_ms: int = 0
-
-
-class AlertSilence(SQLModel, table=True):
-    """Mutes the rules it matches until `until_ms`: every field set must match (rule, account,
-    area); a silenced alert still changes state and is recorded, but sends nothing and penalises
-    no one."""
-
-    __tablename__ = "alert_silence"
-    id: int | None = Field(default=None, primary_key=True)
-    rule_id: int | None = None
-    kind: str = ""
-    account: str = ""
-    area: str = ""
-    until_ms: int = Field(index=True)
-    comment: str = ""
-    created_by: str = ""
-    created_ms: int = 0
-
-
-class AlertHistory(SQLModel, table=True):
-    __tablename__ = "alert_history"
-    __table_args__ = (Index("ix_alert_history_subject", "kind", "account", "ts_ms"),)
-    id: int | None = Field(default=None, primary_key=True)
-    ts_ms: int = Field(index=True)
-    event: str  # one of HISTORY_EVENTS
-    rule_id: int | None = None
-    rule_title: str = ""
-    kind: str = ""
-    account: str = ""
-    area: str = ""
-    level: str = ""
-    value: float | None = None
-    threshold: float | None = None
-    detail: str = ""
-    recipient: str = ""
-    message_id: str = ""
-    actor: str = ""
-
-
-class AlertOutbox(SQLModel, table=True):
-    """A message to send, written in the transaction that decided it; the delivery worker sends
-    it and marks it sent, or retries it with backoff."""
-
-    __tablename__ = "alert_outbox"
-    __table_args__ = (Index("ix_alert_outbox_due", "status", "next_attempt_ms"),)
-    id: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(unique=True)
-    rule_id: int | None = None
-    rule_title: str = ""
-    kind: str = ""
-    account: str = ""
-    event: str = ""  # fired, notified, repeat, resolved, test, report
-    level: str = "warning"
-    channel: str  # email, sms, apprise
-    recipient: str
-    subject: str
-    body: str
-    created_ms: int
-    attempts: int = 0
-    next_attempt_ms: int
-    status: str = "pending"  # pending, sent, failed
-    last_error: str = ""
-    sent_ms: int | None = None
-
-
-class AlertPenalty(SQLModel, table=True):
-    """An account disabled by a rule until `until_ms`; re-enabled by the engine when it is due."""
-
-    __tablename__ = "alert_penalty"
-    id: int | None = Field(default=None, primary_key=True)
-    rule_id: int | None = None
-    rule_title: str = ""
-    kind: str
-    account: str
-    start_ms: int
-    until_ms: int
-    status: str = Field(default="active", index=True)  # active, releasing, ended
-    disable_request: str = ""
-    enable_request: str = ""
-    ended_ms: int | None = None
-    detail: str = ""
-
-
-class AlertTemplate(SQLModel, table=True):
-    """A named message template (Jinja2, sandboxed): subject and body."""
-
-    __tablename__ = "alert_template"
-    name: str = Field(primary_key=True)
-    subject: str = ""
-    body: str = ""
-    updated_ms: int = 0
-
-
-class AccountTag(SQLModel, table=True):
-    """Groups of accounts a rule may target by tag."""
-
-    __tablename__ = "account_tag"
-    __table_args__ = (Index("ix_account_tag_tag", "kind", "tag"),)
-    kind: str = Field(primary_key=True)
-    account: str = Field(primary_key=True)
-    tag: str = Field(primary_key=True)
-
-
-class AlertMeta(SQLModel, table=True):
-    __tablename__ = "alert_meta"
-    key: str = Field(primary_key=True)
-    value: int = 0
-
-
-class AlertReportRun(SQLModel, table=True):
-    """The last UTC day (its start, ms) each scheduled report was queued for."""
-
-    __tablename__ = "alert_report_run"
-    report: str = Field(primary_key=True)
-    day_ms: int = 0
 
 
 # Views ------------------------------------------------------------------------------------------

@@ -24,10 +24,6 @@ MIGRATION_CHUNK = 100_000  # rows of a big table handled at once, so that memory
 
 
 def _create(connection: sqlite3.Connection) -> None:
-    # The alerting tables join v1; imported here, as store.alerting itself imports the database
-    # module that imports this one.
-    from store import alerting  # noqa: F401
-
     dialect = sqlite_dialect.dialect()
     for table in SQLModel.metadata.sorted_tables:
         connection.execute(str(CreateTable(table).compile(dialect=dialect)))

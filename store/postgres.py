@@ -266,8 +266,6 @@ def server_metadata() -> MetaData:
     """The SQLModel schema with SQLite's 64-bit INTEGER as BIGINT and booleans as 0/1 BIGINT."""
     from sqlmodel import SQLModel
 
-    from store import alerting  # noqa: F401 - its tables are part of the schema
-
     metadata = MetaData()
     for table in SQLModel.metadata.sorted_tables:
         copy: Table = table.to_metadata(metadata)

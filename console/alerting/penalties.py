@@ -15,7 +15,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from store.alerting import ENGINE, AlertPenalty, Rule, insert_control, insert_rows
+from store.alerting import ENGINE, Rule, insert_control, insert_rows
+from store.models import AlertPenalty
 
 RETRY_MS = 10_000
 UNANSWERED_MS = 60_000  # a request sent this long ago with no outcome will never have one
