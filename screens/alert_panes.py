@@ -49,7 +49,8 @@ from store.alerting import (
 )
 from store.views import ConsoleData
 from widgets.dialogs import ShowDialog
-from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
+from widgets.export import ExportResult, ExportScreen, Scope
+from widgets.export_files import ExportColumn, export_path, write_table
 from widgets.filter_input import FilterInput
 from widgets.live_table import Col
 

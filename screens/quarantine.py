@@ -28,7 +28,8 @@ from screens.safe_text import plain
 from screens.tables import LiveTable
 from store.views import ConsoleData, FeedView, GapRow, QuarantineRow
 from widgets.dialogs import ShowDialog
-from widgets.export import ExportColumn, ExportResult, ExportScreen, Scope, export_path, write_table
+from widgets.export import ExportResult, ExportScreen, Scope
+from widgets.export_files import ExportColumn, export_path, write_table
 from widgets.key_bar import KeyBar
 from widgets.live_table import SCROLLBAR, Col
 

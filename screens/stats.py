@@ -17,7 +17,8 @@ from screens.tables import LiveTable
 from store.metrics import LOST_CODE
 from store.views import CodeCount, ConsoleData
 from widgets.dialogs import ShowDialog
-from widgets.export import ExportColumn, ExportResult, ExportScreen, export_path, write_table
+from widgets.export import ExportResult, ExportScreen
+from widgets.export_files import ExportColumn, export_path, write_table
 from widgets.live_table import Col
 from widgets.series_plot import SeriesPlot
 

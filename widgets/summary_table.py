@@ -32,15 +32,8 @@ from textual.widgets import Static
 
 from widgets import LOADING
 from widgets.dialogs import ShowDialog
-from widgets.export import (
-    ExportColumn,
-    ExportResult,
-    ExportScreen,
-    Scope,
-    Value,
-    export_path,
-    write_table,
-)
+from widgets.export import ExportResult, ExportScreen, Scope
+from widgets.export_files import ExportColumn, Value, export_path, write_table
 
 ColumnKind = Literal["text", "int", "float", "money", "percent", "seconds", "minutes", "ms"]
 

@@ -713,7 +713,7 @@ def alerts_export(file, db_path, config_path) -> None:
     """Write every rule and named template as TOML to FILE (default: standard output); the file
     is its owner's only (0600): recipients may be apprise URLs that hold a service's token."""
     from console.alerting import exchange
-    from widgets.export import private_file
+    from widgets.export_files import private_file
 
     text = exchange.export_text(existing_database(db_path, load_settings(config_path)))
     if file is None:

@@ -19,13 +19,8 @@ from console.shell.cli import main
 from console.testing import until
 from store.database import prepare
 from tests.diskkit import fill, small_disk
-from widgets.export import (
-    ExportColumn,
-    ExportError,
-    ExportScreen,
-    export_path,
-    write_table,
-)
+from widgets.export import ExportScreen
+from widgets.export_files import ExportColumn, ExportError, export_path, write_table
 
 COLUMNS = (ExportColumn("raw"), ExportColumn("profit", 2))
 ROWS = [
