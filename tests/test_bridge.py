@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
+import time
 
 import msgspec
 import pytest
@@ -256,6 +258,40 @@ async def test_controls_answer_ok_false_with_the_reason_when_kamailio_is_unreach
         assert "disabled in the bridge's config file (enabled = false)" in ack["error"]
     finally:
         await bridge.stop()
+
+
+class SlowBuffer(EventBuffer):
+    """A real buffer on a slow disk: each commit takes `delay` seconds longer."""
+
+    delay = 2.0
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.began = threading.Event()
+        self.finished = threading.Event()
+
+    def _commit_now(self, batch: Batch) -> None:
+        self.began.set()
+        time.sleep(self.delay)
+        super()._commit_now(batch)
+        self.finished.set()
+
+
+async def test_a_bridge_stopped_while_it_commits_waits_for_the_commit(tmp_path):
+    settings = bridge_settings(tmp_path)
+    bridge = KamailioBridge(settings)
+    bridge.buffer = slow = SlowBuffer(settings.buffer_path, settings.buffer.keep_days)
+    await bridge.start()  # it publishes the accounts at once
+    await wait_until(slow.began.is_set, what="the accounts' commit to begin")
+    await bridge.stop()
+    # The buffer was closed under the commit's thread: the events were lost, or SQLite crashed.
+    assert slow.finished.is_set()
+    reopened = EventBuffer(settings.buffer_path)
+    reopened.open()
+    try:
+        assert reopened.head == len(settings.customer) + len(settings.carrier)
+    finally:
+        reopened.close()
 
 
 async def test_the_feed_is_served_over_wss_with_a_certificate(tmp_path):

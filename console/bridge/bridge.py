@@ -132,6 +132,7 @@ class KamailioBridge:
         self._pending = Batch()
         self._commit_wanted = asyncio.Event()
         self._committed = asyncio.Event()
+        self._committing = False  # a batch is being written, on a thread of its own
         self._penalties_changed = asyncio.Event()
         self._missed = asyncio.Event()  # Kamailio events were lost since the last look
         self._tasks: list[asyncio.Task] = []
@@ -232,6 +233,7 @@ class KamailioBridge:
             self._commit_wanted.clear()
             batch, self._pending = self._pending, Batch()
             if batch:
+                self._committing = True
                 try:
                     await self.buffer.commit(batch)
                 except BufferError as error:
@@ -240,12 +242,16 @@ class KamailioBridge:
                     if not self.failed.done():
                         self.failed.set_result(str(error))
                     return
+                finally:
+                    self._committing = False
                 self.server.published()
             self._committed.set()
 
     async def _flush(self) -> None:
-        """Wait until everything published so far is committed."""
-        while self._pending or self._commit_wanted.is_set():
+        """Wait until everything published so far is committed, and no commit is under way: its
+        thread goes on if the committer is cancelled, and the buffer closed under it crashed the
+        process (a segmentation fault in SQLite)."""
+        while self._pending or self._commit_wanted.is_set() or self._committing:
             self._committed.clear()
             self._commit_wanted.set()
             await self._committed.wait()
