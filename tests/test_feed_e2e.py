@@ -218,8 +218,11 @@ def control_outcome(db, request_id: str) -> tuple[str, str] | None:
 
 async def test_a_control_request_is_sent_acked_and_its_account_state_stored(db):
     customer = "acme-telecom"
+    # No deadline of the test's own for an ack (the writer's 10 s is for a switch that never
+    # answers): on a busy machine the ack may come late; pytest-timeout bounds the waits.
+    settings = IngestSettings(control_ack_timeout=300)
     async with running_simulator(speed=20, cps=60) as (sim, url), paced_by_store(sim, db):
-        async with run_service(db, url) as ingesting:
+        async with run_service(db, url, settings=settings) as ingesting:
             await ingesting.until_committed(500)
             assert account_enabled(db, "customer", customer) is True
             # What a viewer (or the alert engine) does: a pending row for the writer to carry out.
@@ -245,10 +248,9 @@ async def test_a_control_request_is_sent_acked_and_its_account_state_stored(db):
                              (customer, disabled_at)) == [(0,)]
 
             # The client's own call, and a request the server refuses.
-            # No deadline of the test's own (the writer's 10 s is for a switch that never
-            # answers): on a busy machine the ack may come late; pytest-timeout bounds the wait.
             ack = await ingesting.service.client.control(p.Control(
-                id="enable-1", action="enable", kind="customer", account=customer), timeout=300)
+                id="enable-1", action="enable", kind="customer", account=customer),
+                timeout=settings.control_ack_timeout)
             assert (ack.id, ack.ok) == ("enable-1", True)
             await wait_until(lambda: account_enabled(db, "customer", customer) is True,
                              what="the account event with enabled=true to be stored")

@@ -70,6 +70,7 @@ class IngestSettings:
     ca_file: str | None = None  # for wss:// with a private CA (None: the system's)
     max_open_calls: int = MAX_OPEN_CALLS  # memory bounds (see console.feed.ingestor)
     max_accounts: int = MAX_ACCOUNTS
+    control_ack_timeout: float = 10.0  # a control the switch does not ack by then is failed
 
 
 @contextlib.contextmanager
@@ -509,7 +510,8 @@ class IngestService:
             what = f"{message.action} {message.kind or 'call'} {message.account or message.call_id}"
             log.info("control: sent %s (%s)", what, message.id)
             try:
-                ack = await self.client.control(message)
+                ack = await self.client.control(message,
+                                                timeout=self.settings.control_ack_timeout)
                 status, error = ("acked", "") if ack.ok else ("failed", ack.error or "refused")
             except Exception as failure:  # any failure is the request's outcome, shown to the user
                 status, error = "failed", str(failure)
