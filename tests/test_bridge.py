@@ -261,31 +261,39 @@ async def test_controls_answer_ok_false_with_the_reason_when_kamailio_is_unreach
 
 
 class SlowBuffer(EventBuffer):
-    """A real buffer on a slow disk: each commit takes `delay` seconds longer."""
+    """A real buffer on a slow disk: each write and prune takes `delay` seconds longer."""
 
-    delay = 2.0
+    delay = 1.0
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.began = threading.Event()
-        self.finished = threading.Event()
+        self.finished: list[str] = []
 
-    def _commit_now(self, batch: Batch) -> None:
+    def _writer_or_fail(self, doing: str):
         self.began.set()
         time.sleep(self.delay)
+        return super()._writer_or_fail(doing)
+
+    def _commit_now(self, batch: Batch) -> None:
         super()._commit_now(batch)
-        self.finished.set()
+        self.finished.append("write")
+
+    def _prune_now(self, cutoff: float) -> int:
+        removed = super()._prune_now(cutoff)
+        self.finished.append("prune")
+        return removed
 
 
-async def test_a_bridge_stopped_while_it_commits_waits_for_the_commit(tmp_path):
+async def test_a_bridge_stopped_while_it_writes_and_prunes_waits_for_both(tmp_path):
     settings = bridge_settings(tmp_path)
     bridge = KamailioBridge(settings)
     bridge.buffer = slow = SlowBuffer(settings.buffer_path, settings.buffer.keep_days)
-    await bridge.start()  # it publishes the accounts at once
-    await wait_until(slow.began.is_set, what="the accounts' commit to begin")
+    await bridge.start()  # it publishes the accounts and prunes at once, each on a thread
+    await wait_until(slow.began.is_set, what="the buffer's first write or prune to begin")
     await bridge.stop()
-    # The buffer was closed under the commit's thread: the events were lost, or SQLite crashed.
-    assert slow.finished.is_set()
+    # Closed under a thread's write or prune, the buffer lost the accounts or SQLite crashed.
+    assert sorted(slow.finished) == ["prune", "write"]
     reopened = EventBuffer(settings.buffer_path)
     reopened.open()
     try:

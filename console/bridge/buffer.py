@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,9 @@ class EventBuffer:
         self._lock_file: int | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
+        # Held by a commit or a prune on its thread, which goes on if its caller is cancelled:
+        # closing the connection under it crashed the process (a segmentation fault in SQLite).
+        self._writing = threading.Lock()
 
     def open(self) -> Saved:
         """Take the file (one bridge per buffer), create or read it."""
@@ -134,10 +138,11 @@ class EventBuffer:
         )
 
     def close(self) -> None:
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                connection.close()
-        self._reader = self._writer = None
+        with self._writing:
+            for connection in (self._reader, self._writer):
+                if connection is not None:
+                    connection.close()
+            self._reader = self._writer = None
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
@@ -178,33 +183,36 @@ class EventBuffer:
             self._head = max(self._head, lost_to or seq)
 
     def _commit_now(self, batch: Batch) -> None:
-        db = self._writer
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO event (seq, stored, lost_to, data) VALUES (?, ?, ?, ?)",
-                           batch.events)
-            if batch.position is not None:
-                db.execute("UPDATE position SET boot = ?, k = ?", batch.position)
-            for call_id, state in batch.calls.items():
-                if state is None:
-                    db.execute("DELETE FROM open_call WHERE call_id = ?", (call_id,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO open_call VALUES (?, ?)", (call_id, state))
-            for (kind, account), penalty in batch.penalties.items():
-                if penalty is None:
-                    db.execute("DELETE FROM penalty WHERE kind = ? AND account = ?",
-                               (kind, account))
-                else:
-                    db.execute("INSERT OR REPLACE INTO penalty VALUES (?, ?, ?, ?)",
-                               (kind, account, *penalty))
-            db.executemany("INSERT OR REPLACE INTO account_sent VALUES (?, ?, ?)",
-                           [(kind, account, state) for (kind, account), state
-                            in batch.accounts.items()])
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise BufferError(f"cannot write {self.path}: {error}") from None
+        with self._writing:
+            db = self._writer_or_fail("write")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT INTO event (seq, stored, lost_to, data) VALUES (?, ?, ?, ?)",
+                    batch.events)
+                if batch.position is not None:
+                    db.execute("UPDATE position SET boot = ?, k = ?", batch.position)
+                for call_id, state in batch.calls.items():
+                    if state is None:
+                        db.execute("DELETE FROM open_call WHERE call_id = ?", (call_id,))
+                    else:
+                        db.execute("INSERT OR REPLACE INTO open_call VALUES (?, ?)",
+                                   (call_id, state))
+                for (kind, account), penalty in batch.penalties.items():
+                    if penalty is None:
+                        db.execute("DELETE FROM penalty WHERE kind = ? AND account = ?",
+                                   (kind, account))
+                    else:
+                        db.execute("INSERT OR REPLACE INTO penalty VALUES (?, ?, ?, ?)",
+                                   (kind, account, *penalty))
+                db.executemany("INSERT OR REPLACE INTO account_sent VALUES (?, ?, ?)",
+                               [(kind, account, state) for (kind, account), state
+                                in batch.accounts.items()])
+                db.execute("COMMIT")
+            except sqlite3.Error as error:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise BufferError(f"cannot write {self.path}: {error}") from None
 
     async def prune(self, now: float | None = None) -> int:
         """Forget events stored longer ago than the buffer keeps (the newest one always stays)."""
@@ -216,9 +224,16 @@ class EventBuffer:
         return removed
 
     def _prune_now(self, cutoff: float) -> int:
-        try:
-            return self._writer.execute(
-                "DELETE FROM event WHERE stored < ? AND seq < (SELECT max(seq) FROM event)",
-                (cutoff,)).rowcount
-        except sqlite3.Error as error:
-            raise BufferError(f"cannot prune {self.path}: {error}") from None
+        with self._writing:
+            db = self._writer_or_fail("prune")
+            try:
+                return db.execute(
+                    "DELETE FROM event WHERE stored < ? AND seq < (SELECT max(seq) FROM event)",
+                    (cutoff,)).rowcount
+            except sqlite3.Error as error:
+                raise BufferError(f"cannot prune {self.path}: {error}") from None
+
+    def _writer_or_fail(self, doing: str) -> sqlite3.Connection:
+        if self._writer is None:  # closed while this waited for its thread
+            raise BufferError(f"cannot {doing} {self.path}: the buffer is closed")
+        return self._writer
