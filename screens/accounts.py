@@ -14,18 +14,17 @@ from console.feed.printable import printable
 from screens.base import DataScreen, live_as_of
 from screens.chrome import NocHeader
 from screens.formats import (
-    NAME_CHARS,
     SEVERITY_MARK,
     STATUS_LOOK,
     as_of,
-    cut,
+    cut_names,
+    figure,
     marked,
     money,
-    pdd,
+    pdd_figure,
     penalty_until,
     percent,
     recent_time,
-    seconds,
     used_of,
 )
 from screens.navigation import OpenAccount
@@ -114,8 +113,8 @@ class AccountListScreen(DataScreen):
             Col("channels", "Channels", "right"),
             Col("cps", "CPS", "right", drop=4),
             Col("asr", "ASR", "right"),
-            Col("acd", "ACD", "right", drop=3),
-            Col("pdd", "PDD", "right", drop=5),
+            Col("acd", "ACD (s)", "right", drop=3),
+            Col("pdd", "PDD (s)", "right", drop=5),
             Col("attempts", "Att. 1h", "right", drop=1),
             Col("last", "Last call", "right", drop=6),
             Col("status", "Status"),
@@ -145,9 +144,11 @@ class AccountListScreen(DataScreen):
         else:
             cursor = None
         as_of_ms = live_as_of(snapshot.feed, snapshot.now_ms, self.app.role)
+        names = cut_names([printable(a.name) for a in page.rows])
         table.show_window(page.matched, page.offset,
-                          [(a.id, self._cells(a, snapshot.now_ms, stale=as_of_ms is not None))
-                           for a in page.rows], cursor)
+                          [(a.id, self._cells(a, name, snapshot.now_ms,
+                                              stale=as_of_ms is not None))
+                           for a, name in zip(page.rows, names, strict=True)], cursor)
         # From now on, read as many rows as the table holds at its size.
         self.list_query = replace(self.list_query, limit=table.window_wanted()[1])
         count = (f"{page.total:,} {self.plural}" if page.matched == page.total
@@ -164,18 +165,20 @@ class AccountListScreen(DataScreen):
         self.list_query = replace(self.list_query, **changes)
         self.refresh_now()
 
-    def _cells(self, a: AccountRow, now_ms: int, *, stale: bool = False) -> tuple[Cell, ...]:
-        """`stale`: the channels and CPS are the gone writer's last, greyed."""
+    def _cells(self, a: AccountRow, name: str, now_ms: int, *,
+               stale: bool = False) -> tuple[Cell, ...]:
+        """`name` as cut for the list it is in; `stale`: the channels and CPS are the gone
+        writer's last, greyed."""
         live = [used_of(a.channels, a.channel_limit), used_of(a.cps, a.cps_limit)]
         if stale:
-            live = [Text(figure.plain, style="dim") for figure in live]
+            live = [Text(cell.plain, style="dim") for cell in live]
         return (
-            cut(printable(a.name), NAME_CHARS),
+            name,
             self._balance(a) if self.KIND == "customer" else _failures(a.consecutive_failures),
             *live,
             percent(a.asr),
-            seconds(a.acd),
-            pdd(a.pdd_ms),
+            figure(a.acd),
+            pdd_figure(a.pdd_ms),
             f"{a.attempts:,}",
             recent_time(a.last_call_ms, now_ms, self.tz),
             self._status(a, now_ms),

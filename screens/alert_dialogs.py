@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Input, Label, RadioSet, Static
 
 from screens.safe_text import plain
+from widgets.toggles import MarkedRadioButton
 
 DURATIONS = {"15 min": 900, "1 h": 3_600, "4 h": 14_400, "1 day": 86_400}
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
@@ -82,7 +83,7 @@ class SilenceDialog(ModalScreen[SilenceChoice | None]):
             yield Label("What  [dim](↑↓ or space to choose)[/]")
             with RadioSet(id="scope"):
                 for number, (name, label) in enumerate(self.scopes.items()):
-                    yield RadioButton(plain(label), value=number == 0, name=name)
+                    yield MarkedRadioButton(plain(label), value=number == 0, name=name)
             yield Label("For  [dim](15 min, 1 h, 4 h, 1 day, or e.g. 90m, 2h, 3d)[/]")
             yield Input("1 h", id="duration", compact=True)
             yield Label("Comment")

@@ -91,7 +91,7 @@ def operator_name() -> str:
 
 
 def area_value(area: str, value: float | None, unit: str | None = None) -> str:
-    """A value with its unit (`29.8 %`), as store.conditions writes it; a dash without one."""
+    """A value with its unit (`29.8%`), as store.conditions writes it; a dash without one."""
     return DASH if value is None else conditions.amount(area, value, unit)
 
 
@@ -201,8 +201,8 @@ FIRING_COLUMNS = (
 
 
 def alert_line(alert: StateRow | None, now_ms: int, tz: tzinfo) -> str:
-    """The highlighted alert in full, under its list: `Low ASR · Swift Dialer: ASR 22.1 % ≤
-    30 %, clears at ≥ 35 % · since 11:28:30`."""
+    """The highlighted alert in full, under its list: `Low ASR · Swift Dialer: ASR 22.1% ≤
+    30%, clears at ≥ 35% · since 11:28:30`."""
     if alert is None:
         return ""
     since = recent_time(alert.fired_ms or alert.since_ms, now_ms, tz)

@@ -18,10 +18,13 @@ from screens.formats import (
     DASH,
     code_mark,
     code_style,
+    figure,
     local_time,
+    money,
     name_of,
     names_of,
     pdd,
+    pdd_figure,
     seconds,
     sip_code,
 )
@@ -83,10 +86,11 @@ class CallDetail(ModalScreen[None]):
     CSS_PATH = "call_detail.tcss"
     BINDINGS = [Binding("escape,q", "dismiss", "Close")]
 
-    def __init__(self, call: CallRow, tz: tzinfo) -> None:
+    def __init__(self, call: CallRow, tz: tzinfo, currency: str | None = None) -> None:
         super().__init__()
         self.call = call
         self.tz = tz
+        self.currency = currency  # the customer's, which the charge is in
 
     def compose(self) -> ComposeResult:
         call = self.call
@@ -99,8 +103,8 @@ class CallDetail(ModalScreen[None]):
             attempts = LiveTable([
                 Col("attempt", "#", "right"), Col("carrier", "Carrier"),
                 Col("route", "Route", drop=3), Col("start", "Start", drop=5), Col("code", "Code"),
-                Col("reason", "Reason", drop=1), Col("pdd", "PDD", "right", drop=2),
-                Col("duration", "Duration", "right", drop=4),
+                Col("reason", "Reason", drop=1), Col("pdd", "PDD (s)", "right", drop=2),
+                Col("duration", "Duration (s)", "right", drop=4),
             ])
             attempts.show_cursor = False  # a read-only list: nothing to pick
             attempts.can_focus = False
@@ -119,7 +123,8 @@ class CallDetail(ModalScreen[None]):
             facts.append(f" · refused: {reject_reason(call.reason)}", style="bold red")
         else:
             if 200 <= call.code < 300:
-                facts.append(f" · talked {seconds(call.duration_s)} · charge {call.charge:.4f}")
+                facts.append(f" · talked {seconds(call.duration_s)} · charge "
+                             f"{money(call.charge, self.currency, 4)}")
             facts.append(f" · PDD {pdd(call.pdd_ms)} · hung up by {call.hangup or DASH}")
         return facts
 
@@ -149,6 +154,6 @@ class CallDetail(ModalScreen[None]):
             str(a.attempt), name_of(names, "carrier", a.carrier), a.route,
             local_time(a.start_ms, self.tz),
             sip_code(a.code),
-            a.reason or SIP_PHRASES.get(a.code, ""), pdd(a.pdd_ms),
-            seconds(a.duration_s) if a.duration_s else DASH,
+            a.reason or SIP_PHRASES.get(a.code, ""), pdd_figure(a.pdd_ms),
+            figure(a.duration_s) if a.duration_s else DASH,
         )) for a in attempts)

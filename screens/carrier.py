@@ -24,7 +24,7 @@ from screens.chrome import NocHeader
 from screens.formats import (
     DASH,
     SEVERITY_MARK,
-    clock,
+    figure,
     money,
     name_of,
     names_of,
@@ -235,10 +235,10 @@ class FailoverPane(DataPane):
         yield Static(id="failover-hint", markup=False)
         yield Static(id="failover-summary")
         yield LiveTable([
-            Col("when", "When"), Col("customer", "Customer", drop=3), Col("cli", "CLI", drop=1),
+            Col("when", "When"), Col("customer", "Customer", drop=1), Col("cli", "CLI", drop=3),
             Col("dst", "Destination"), Col("route", "Route", drop=2),
             Col("failed", "Failed here"), Col("answered_by", "Answered by"),
-            Col("talk", "Talk", "right"),
+            Col("talk", "Talk (s)", "right"),
         ], id="failovers")
 
     def gather(self, data: ConsoleData, now_ms: int) -> FailoverSnapshot:
@@ -268,7 +268,7 @@ class FailoverPane(DataPane):
             r.cli or DASH, r.dst,
             r.route or DASH,
             sip_code(r.failed_code, r.failed_reason or SIP_PHRASES.get(r.failed_code, "")),
-            Text(name_of(names, CARRIER, r.answered_by), style="bold"), clock(r.duration_s),
+            Text(name_of(names, CARRIER, r.answered_by), style="bold"), figure(r.duration_s),
         )) for key, r in self._rows.items())
         table.display = bool(snapshot.rows)
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import get_args
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
 from screens.base import live_as_of
-from screens.safe_text import plain
+from screens.formats import cut
+from screens.safe_text import printable
 from store.views import FeedView, store_trouble_text
 from widgets.feed_badge import FeedBadge, FeedStatus
 
 STATUSES = get_args(FeedStatus)
+WHERE_SHARE = 0.45  # of the header, at most: the feed's state and the time keep the rest
 
 
 class NocHeader(Horizontal):
@@ -25,7 +28,7 @@ class NocHeader(Horizontal):
         self.where = where
 
     def compose(self) -> ComposeResult:
-        yield Static(plain(f"noc › {self.where}"), id="where")
+        yield Static(self._where_text(), id="where")
         yield FeedBadge()
         yield Static("", id="when")
 
@@ -34,7 +37,15 @@ class NocHeader(Horizontal):
         from the feed: shown as text, never markup)."""
         if where != self.where:
             self.where = where
-            self.query_one("#where", Static).update(plain(f"noc › {where}"))
+            self.query_one("#where", Static).update(self._where_text())
+
+    def on_resize(self) -> None:
+        self.query_one("#where", Static).update(self._where_text())
+
+    def _where_text(self) -> Text:
+        """`noc › Customers › Helpline Contact Ce…`: a long name cut as lists cut it."""
+        where = printable(f"noc › {self.where}")
+        return Text(cut(where, int(self.size.width * WHERE_SHARE) or len(where)))
 
     def show_feed(self, feed: FeedView, now_ms: int, *, role: str, read_only: bool,
                   tz) -> None:

@@ -25,12 +25,13 @@ from screens.formats import (
     DASH,
     STATUS_LOOK,
     as_of,
-    clock,
+    figure,
     marked,
     money,
     name_of,
     names_of,
     pdd,
+    pdd_figure,
     penalty_until,
     percent,
     recent_time,
@@ -87,7 +88,7 @@ class RoutesPane(DataPane):
         yield LiveTable([
             Col("route", "Route"), Col("channels", "Live ch.", "right"),
             Col("attempts", "Attempts", "right"), Col("asr", "ASR", "right"),
-            Col("acd", "ACD", "right", drop=1), Col("channel", "Ch. breach", "right"),
+            Col("acd", "ACD (s)", "right", drop=1), Col("channel", "Ch. breach", "right"),
             Col("cps", "CPS breach", "right"), Col("other", "Other", "right", drop=2),
         ])
 
@@ -102,7 +103,7 @@ class RoutesPane(DataPane):
         self.query_one(LiveTable).set_rows(
             (s.route or "-", (s.route or "(no route)", Text(f"{s.channels:,}", style=look),
                               f"{s.attempts:,}",
-                              percent(s.asr), seconds(s.acd), _breach(s.channel_breaches),
+                              percent(s.asr), figure(s.acd), _breach(s.channel_breaches),
                               _breach(s.cps_breaches), _breach(s.other_breaches)))
             for s in stats)
 
@@ -148,6 +149,7 @@ class CallsSnapshot:
     problem: str
     calls: tuple[CallRow, ...]
     names: tuple[tuple[tuple[str, str], str], ...] = ()
+    currency: str | None = None  # the customer's, which its charges are in
 
 
 class CallsPane(DataPane):
@@ -161,6 +163,7 @@ class CallsPane(DataPane):
         self.account = customer
         self.filter = CallFilter()
         self._calls: dict[str, CallRow] = {}
+        self._currency: str | None = None
 
     def for_account(self, account: str) -> None:
         super().for_account(account)
@@ -176,8 +179,8 @@ class CallsPane(DataPane):
         yield LiveTable([
             Col("time", "Time"), Col("cli", "CLI"), Col("dst", "Destination"),
             Col("route", "Route", drop=3), Col("carrier", "Carrier", drop=1),
-            Col("code", "Code"), Col("duration", "Dur.", "right", drop=2),
-            Col("attempts", "Att.", "right", drop=5), Col("pdd", "PDD", "right", drop=6),
+            Col("code", "Code"), Col("duration", "Dur. (s)", "right", drop=2),
+            Col("attempts", "Att.", "right", drop=6), Col("pdd", "PDD (s)", "right", drop=5),
             Col("charge", "Charge", "right", drop=4),
         ])
 
@@ -189,14 +192,18 @@ class CallsPane(DataPane):
         calls = data.latest_calls(self.account, now_ms, number=wanted.number, code=wanted.code,
                                   carrier=carrier, limit=self.LIMIT)
         return CallsSnapshot(now_ms, wanted, carrier, problem, tuple(calls),
-                             tuple(names_of(data).items()))
+                             tuple(names_of(data).items()), data.currency(CUSTOMER, self.account))
 
     def show(self, snapshot: CallsSnapshot) -> None:
         self._calls = {_call_key(c): c for c in snapshot.calls}
         tz = self.app.display_tz
         names = dict(snapshot.names)
-        self.query_one(LiveTable).set_rows((key, _call_cells(c, snapshot.now_ms, tz, names))
-                                           for key, c in self._calls.items())
+        self._currency = snapshot.currency
+        table = self.query_one(LiveTable)
+        table.relabel("charge", f"Charge ({snapshot.currency})" if snapshot.currency
+                      else "Charge")
+        table.set_rows((key, _call_cells(c, snapshot.now_ms, tz, names))
+                       for key, c in self._calls.items())
         count = len(snapshot.calls)
         newest = f"newest {count} calls" if count == self.LIMIT else f"{count:,} calls"
         scope = " in 7 days" if snapshot.filter != CallFilter() else ""
@@ -215,7 +222,7 @@ class CallsPane(DataPane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         call = self._calls.get(event.row_key.value)
         if call is not None:
-            self.post_message(ShowDialog(CallDetail(call, self.app.display_tz)))
+            self.post_message(ShowDialog(CallDetail(call, self.app.display_tz, self._currency)))
 
 
 def _find_carrier(data: ConsoleData, text: str) -> tuple[str, str]:
@@ -245,8 +252,8 @@ def _call_cells(c: CallRow, now_ms: int, tz,
     return (
         recent_time(c.start_ms, now_ms, tz), c.cli or DASH, c.dst, c.route or DASH,
         name_of(names, "carrier", c.carrier) if c.carrier else DASH, code,
-        seconds(c.duration_s) if answered else DASH,
-        str(c.attempts) if c.attempts else DASH, pdd(c.pdd_ms),
+        figure(c.duration_s) if answered else DASH,
+        str(c.attempts) if c.attempts else DASH, pdd_figure(c.pdd_ms),
         f"{c.charge:.4f}" if c.charge else DASH,
     )
 
@@ -284,9 +291,9 @@ class DialogsPane(DataPane):
     def compose(self) -> ComposeResult:
         yield Static(classes="pane-note", id="dialogs-status")
         yield LiveTable([
-            Col("age", "Age", "right"), Col("state", "State"), Col("carrier", "Carrier"),
+            Col("age", "Age (s)", "right"), Col("state", "State"), Col("carrier", "Carrier"),
             Col("cli", "CLI", drop=2), Col("dst", "Destination"), Col("route", "Route", drop=3),
-            Col("attempt", "Att.", "right", drop=4), Col("talk", "Talk", "right", drop=1),
+            Col("attempt", "Att.", "right", drop=4), Col("talk", "Talk (s)", "right", drop=1),
         ])
 
     def gather(self, data: ConsoleData, now_ms: int) -> DialogsSnapshot:
@@ -300,11 +307,11 @@ class DialogsPane(DataPane):
         self._names = names = dict(snapshot.names)
         stale = "dim" if snapshot.as_of else ""  # as the gone writer last saw them: greyed
         self.query_one(LiveTable).set_rows((d.call_id, (
-            Text(clock(d.age_s), style=stale),
+            Text(figure(d.age_s), style=stale),
             Text(d.state, style=stale or DIALOG_STATE_STYLE.get(d.state, "")),
             name_of(names, "carrier", d.carrier) if d.carrier else DASH, d.cli or DASH, d.dst,
             d.route or DASH,
-            str(d.attempt) if d.attempt else DASH, Text(clock(d.answered_s), style=stale),
+            str(d.attempt) if d.attempt else DASH, Text(figure(d.answered_s), style=stale),
         )) for d in snapshot.dialogs)
         ending = ("read-only console: calls cannot be ended here" if self.app.read_only
                   else "k ends the highlighted call")
@@ -326,7 +333,7 @@ class DialogsPane(DataPane):
             self.notify("No call is highlighted", severity="warning")
             return
         question = (f"End call {dialog.call_id}?\n\n{dialog.cli or DASH} → {dialog.dst}\n"
-                    f"{dialog.state} on {self._carrier_name(dialog)} for {clock(dialog.age_s)}")
+                    f"{dialog.state} on {self._carrier_name(dialog)} for {seconds(dialog.age_s)}")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -445,7 +452,7 @@ class CustomerScreen(AccountTabs, DataScreen):
             self.name_shown = name
             header.set_where(f"Customers › {name}")
         strip = self.query_one("#strip", Static)
-        line = self._strip(snapshot)
+        line = self._strip(snapshot, strip.content_size.width)
         line.truncate(strip.content_size.width or line.cell_len, overflow="ellipsis")
         strip.update(line)
         if snapshot.tab == self.active:
@@ -456,7 +463,9 @@ class CustomerScreen(AccountTabs, DataScreen):
         self.query_one(NocHeader).set_where(f"Customers › {LOADING}")
         self.query_one("#strip", Static).update(LOADING)
 
-    def _strip(self, snapshot: CustomerSnapshot) -> Text:
+    def _strip(self, snapshot: CustomerSnapshot, width: int) -> Text:
+        """The account's line; of the last hour's figures, as many as fit in `width` whole
+        (never `PDD 2.…`)."""
         a = snapshot.account
         if a is None:
             return plain(f"✖ no customer “{self.account}” in the store", style="bold red")
@@ -472,12 +481,16 @@ class CustomerScreen(AccountTabs, DataScreen):
         if as_of_ms is not None:  # as the writer last saw them: greyed, and said when
             live = Text(f"Channels {channels.plain}  CPS {cps.plain} "
                         f"{as_of(as_of_ms, snapshot.now_ms, self.tz)}", style="dim")
-        return status_line(
+        line = status_line(
             "Balance ", balance, "  ", live, "  ",
             marked(STATUS_LOOK.get(a.status, ("?", "")), status),
-            Text(f"   last hour: {a.attempts:,} attempts · ASR {percent(a.asr)} · ACD "
-                 f"{seconds(a.acd)} · PDD {pdd(a.pdd_ms)}", style="dim"),
         )
+        for part in (f"   last hour: {a.attempts:,} attempts", f" · ASR {percent(a.asr)}",
+                     f" · ACD {seconds(a.acd)}", f" · PDD {pdd(a.pdd_ms)}"):
+            if width and line.cell_len + len(part) > width:
+                break
+            line.append(part, style="dim")
+        return line
 
     def action_back(self) -> None:
         self.post_message(Back())

@@ -18,7 +18,7 @@ from screens.formats import (
     NAME_CHARS,
     SEVERITY_MARK,
     as_of,
-    cut,
+    cut_names,
     money,
     name_of,
     names_of,
@@ -137,8 +137,9 @@ class DashboardScreen(DataScreen):
         # Amounts right-aligned to one width, so that their decimal points stand in a column.
         amounts = [money(b.balance, b.currency) for b in view.balances]
         width = max(map(len, amounts), default=0)
-        for b, amount in zip(view.balances, amounts, strict=True):
-            line = Text.assemble(f"{cut(printable(b.name), NAME_CHARS):<{NAME_CHARS}} ",
+        names = cut_names([printable(b.name) for b in view.balances])
+        for b, name, amount in zip(view.balances, names, amounts, strict=True):
+            line = Text.assemble(f"{name:<{NAME_CHARS}} ",
                                  plain(f"{amount:>{width}}", "bold red" if b.low else ""))
             if b.low:
                 line.append(" low", style="red")

@@ -4,11 +4,13 @@ those who have it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from rich.text import Text
 
+from store.conditions import PERCENT, number, with_unit
 from store.metrics import is_carrier_failure
 from store.views import DAY_MS, ConsoleData, time_left
 
@@ -72,21 +74,36 @@ def penalty_left(until_ms: int, now_ms: int) -> str:
 
 
 def percent(value: float | None) -> str:
-    return DASH if value is None else f"{value:.1f}%"
+    """A percentage as everything writes one (alert texts too): `49.7%`."""
+    return DASH if value is None else with_unit(number(value, 1), PERCENT)
 
 
-def seconds(value: float | None) -> str:
-    return DASH if value is None else f"{value:,.0f}s"
+def figure(value: float | None, decimals: int = 0) -> str:
+    """A number in a table, its unit in the column's header (`ACD (s)`): `164`, `2.1`."""
+    return DASH if value is None else number(value, decimals)
+
+
+def seconds(value: float | None, decimals: int = 0) -> str:
+    """A duration in running text, as alert texts write one: `164 s`, `2.1 s`. In a table, a
+    `figure` under a header that says `(s)`."""
+    return DASH if value is None else with_unit(number(value, decimals), "s")
 
 
 def pdd(ms: float | None) -> str:
-    return DASH if ms is None else f"{ms / 1000:.1f}s"
+    """PDD in running text: `2.1 s` (it is kept in milliseconds)."""
+    return seconds(None if ms is None else ms / 1000, 1)
 
 
-def money(amount: float | None, currency: str | None = None) -> str:
+def pdd_figure(ms: float | None) -> str:
+    """PDD in a table, under `PDD (s)`: `2.1`."""
+    return figure(None if ms is None else ms / 1000, 1)
+
+
+def money(amount: float | None, currency: str | None = None, decimals: int = 2) -> str:
+    """An amount with its currency: `1,234.50 USD` (a call's charge to 4 decimals)."""
     if amount is None:
         return DASH
-    return f"{amount:,.2f} {currency or ''}".rstrip()
+    return with_unit(number(amount, decimals), currency or "")
 
 
 def used_of(used: int, limit: float | None) -> Text:
@@ -105,18 +122,42 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
 
 
+MIN_TAIL = 5  # kept of a name's end when its start reads like another's: "…tre 2"
+
+
+def cut_names(names: Sequence[str], width: int = NAME_CHARS) -> list[str]:
+    """Names of one list, each in at most `width` characters: cut at the end ("Atlas Voice
+    Internat…"), except names that would then read the same, which keep the tail that tells
+    them apart ("Helpline Conta…tre 2", "Helpline Conta…tre 3")."""
+    cuts = [cut(name, width) for name in names]
+    alike: dict[str, set[str]] = defaultdict(set)
+    for name, short in zip(names, cuts, strict=True):
+        alike[short].add(name)
+    tails = {short: _distinct_tail(group, width) for short, group in alike.items()
+             if len(group) > 1}
+    return [_cut_middle(name, width, tails[short]) if short in tails else short
+            for name, short in zip(names, cuts, strict=True)]
+
+
+def _distinct_tail(names: set[str], width: int) -> int:
+    """The shortest tail (at least MIN_TAIL) after which the names, cut in the middle, differ;
+    the longest that fits when none does."""
+    longest = max(width - 2, 0)
+    for tail in range(min(MIN_TAIL, longest), longest + 1):
+        if len({_cut_middle(name, width, tail) for name in names}) == len(names):
+            return tail
+    return longest
+
+
+def _cut_middle(text: str, width: int, tail: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
+
+
 def marked(mark_and_style: tuple[str, str], text: str) -> Text:
     mark, style = mark_and_style
     return Text(f"{mark} {text}", style=style)
-
-
-def clock(seconds_: float | None) -> str:
-    """An age or a talk time: m:ss, or h:mm:ss from an hour."""
-    if seconds_ is None:
-        return DASH
-    minutes, secs = divmod(int(seconds_), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
 ANSWERED_MARK = "✓"

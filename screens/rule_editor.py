@@ -44,8 +44,10 @@ from console.alerting.templates import looks_inline
 from screens.confirm import Confirm
 from screens.safe_text import plain
 from store.alerting import FEED, LEVELS, Rule
+from store.conditions import SIGNS
 from store.database import StoreError
 from widgets.dialogs import ShowDialog
+from widgets.toggles import MarkedCheckbox
 
 KINDS = ((CUSTOMER, "customer"), (CARRIER, "carrier"), (FEED, "the feed"))
 ALL_ACCOUNTS = "*"
@@ -80,7 +82,7 @@ def duration_text(seconds: int) -> str:
 
 
 def area_label(area: Area) -> str:
-    """`ASR (%)`, `PDD (ms)`, `Consecutive failures`: the unit a threshold is typed in."""
+    """`ASR (%)`, `PDD (s)`, `Consecutive failures`: the unit a threshold is typed in."""
     return f"{area.label} ({area.unit})" if area.unit else area.label
 
 
@@ -241,7 +243,7 @@ class RuleEditor(ModalScreen[Rule | None]):
                 yield FormRow("script", "Script function", entry("script", start, "name"),
                               hint="a function of the plug-in module", hint_below=True)
                 yield FormRow("condition", "Condition",
-                              choice("operator", [(op, op) for op in OPERATORS],
+                              choice("operator", [(SIGNS[op], op) for op in OPERATORS],
                                      start.get("operator", ">=")),
                               entry("threshold", start, "threshold", short=True),
                               Label("reset", id="reset-label"),
@@ -273,7 +275,7 @@ class RuleEditor(ModalScreen[Rule | None]):
                 yield FormRow("level", "Level", choice(
                     "level", [(level, level) for level in LEVELS],
                     start.get("level", "warning"), short=True))
-                yield FormRow("enabled", "Enabled", Checkbox(
+                yield FormRow("enabled", "Enabled", MarkedCheckbox(
                     "the engine evaluates this rule", value=bool(start.get("enabled", True)),
                     compact=True, id="enabled"))
             with Horizontal(id="footer"):

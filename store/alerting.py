@@ -79,7 +79,7 @@ class Rule:
 
     @property
     def condition(self) -> str:
-        """`ASR ≤ 30 %, clears at ≥ 35 %`."""
+        """`ASR ≤ 30%, clears at ≥ 35%`."""
         return conditions.rule_condition(self.area, self.operator, self.threshold,
                                          self.reset_threshold)
 
@@ -129,7 +129,7 @@ class StateRow:
 
     @property
     def condition(self) -> str:
-        """Its value read against its rule: `ASR 29.8 % ≤ 30 %, clears at ≥ 31 %`."""
+        """Its value read against its rule: `ASR 29.8% ≤ 30%, clears at ≥ 31%`."""
         return conditions.describe(
             self.area, self.value, self.operator, self.threshold, self.reset_threshold,
             firing=self.state == "firing", unit=self.currency if self.area == "balance" else None)

@@ -3,7 +3,7 @@ the history, the acknowledge dialog, mails. One formatter, so that every place s
 true thing: the metric, its value with its unit, the threshold, and while the reset holds a
 firing alert, the reset:
 
-    ASR 29.8 % ≤ 30 %, clears at ≥ 31 %
+    ASR 29.8% ≤ 30%, clears at ≥ 31%
     CPS breaches 4, fired at > 5, clears at ≤ 0
     Consecutive failures 2,963 ≥ 100, clears at ≤ 0
 
@@ -20,7 +20,7 @@ class Measure:
     """What an area's value is called and how it is written."""
 
     name: str
-    unit: str = ""  # written after the number, with a space: "29.8 %", "4,512 ms"
+    unit: str = ""  # written after the number: "29.8%", "4.5 s"
     decimals: int = 0
 
 
@@ -29,7 +29,7 @@ MEASURES: dict[str, Measure] = {
     "asr": Measure("ASR", "%", 1),
     "ner": Measure("NER", "%", 1),
     "acd": Measure("ACD", "s", 1),
-    "pdd": Measure("PDD", "ms"),
+    "pdd": Measure("PDD", "s", 1),  # seconds, thresholds too (milliseconds before schema 7)
     "consecutive_failures": Measure("Consecutive failures"),
     "failovers": Measure("Failovers"),
     "channels": Measure("Channels"),
@@ -65,15 +65,22 @@ def threshold_text(value: float) -> str:
     return f"{value:,.6f}".rstrip("0")
 
 
+PERCENT = "%"
+
+
 def with_unit(text: str, unit: str) -> str:
-    return f"{text} {unit}" if unit else text
+    """A figure and its unit as every screen writes them: `29.8%` (the percent sign close),
+    `4.5 s`, `45.20 USD`."""
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == PERCENT else f"{text} {unit}"
 
 
 def amount(area: str, value: float | None, unit: str | None = None, *,
            beside: float | None = None) -> str:
-    """The value with its unit: `29.8 %`, `2,963`, `45.20 USD`; `no data` without one. Shown
+    """The value with its unit: `29.8%`, `2,963`, `45.20 USD`; `no data` without one. Shown
     `beside` a threshold, with the decimals it takes to stand on the same side of it: 29.96
-    against 30 reads `29.96 %`, not a false `30.0 % < 30 %`."""
+    against 30 reads `29.96%`, not a false `30.0% < 30%`."""
     if value is None:
         return "no data"
     m = measure(area)
@@ -96,7 +103,7 @@ def limit(area: str, value: float, unit: str | None = None) -> str:
 
 def rule_condition(area: str, operator: str, threshold: float, reset: float | None,
                    unit: str | None = None, name: str | None = None) -> str:
-    """A rule's condition: `ASR ≤ 30 %, clears at ≥ 35 %` (`name` in place of the metric's)."""
+    """A rule's condition: `ASR ≤ 30%, clears at ≥ 35%` (`name` in place of the metric's)."""
     text = (f"{name or measure(area).name} {SIGNS.get(operator, operator)} "
             f"{limit(area, threshold, unit)}")
     return text + _clears(area, operator, reset, unit)

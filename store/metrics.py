@@ -278,6 +278,11 @@ def pdd_ms(t: Totals) -> float | None:
     return t.pdd_sum_ms / t.pdd_count if t.pdd_count else None
 
 
+def pdd_s(t: Totals) -> float | None:
+    """PDD as every screen, rule and message reads it: in seconds."""
+    return t.pdd_sum_ms / t.pdd_count / 1000 if t.pdd_count else None
+
+
 def dtmf_pct(t: Totals) -> float | None:
     return 100 * t.dtmf_calls / t.answered if t.answered else None
 

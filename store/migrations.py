@@ -174,6 +174,20 @@ def _v6_ended_hours_and_days(connection: sqlite3.Connection) -> None:
             "GROUP BY 1, 2, 3"))
 
 
+def _v7_pdd_in_seconds(connection: sqlite3.Connection) -> None:
+    """PDD rules hold their thresholds in seconds, as they are typed and shown (they were
+    milliseconds); their alerts' values and their history follow."""
+    connection.execute(
+        "UPDATE alert_rule SET threshold = threshold / 1000.0, "
+        "reset_threshold = reset_threshold / 1000.0 WHERE area = 'pdd'")
+    connection.execute(
+        "UPDATE alert_state SET value = value / 1000.0 "
+        "WHERE rule_id IN (SELECT id FROM alert_rule WHERE area = 'pdd')")
+    connection.execute(
+        "UPDATE alert_history SET value = value / 1000.0, threshold = threshold / 1000.0 "
+        "WHERE area = 'pdd'")
+
+
 def _read_calls(connection: sqlite3.Connection, where: str, params: tuple) -> list[CallRecord]:
     """Ended calls (with their attempts) whose row matches `where`."""
     calls = connection.execute(
@@ -215,7 +229,7 @@ def _read_open_calls(connection: sqlite3.Connection) -> list[CallRecord]:
 # Step N takes a database from version N-1 to N; step 1 (creating one) is never run as a step.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _create, _v2_carrier_money, _v3_reads_by_time_and_rejects_by_route, _v4_capped_calls,
-    _v5_event_log_by_frame, _v6_ended_hours_and_days]
+    _v5_event_log_by_frame, _v6_ended_hours_and_days, _v7_pdd_in_seconds]
 LATEST_VERSION = len(MIGRATIONS)
 
 

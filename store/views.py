@@ -59,7 +59,7 @@ SERIES: dict[str, Callable[[Totals], float | int | None]] = {
     "cps": attrgetter("peak_cps"),
     "asr": metrics.asr,
     "acd": metrics.acd,
-    "pdd": lambda t: seconds_of(metrics.pdd_ms(t)),  # in seconds, as every screen shows PDD
+    "pdd": metrics.pdd_s,
     "dtmf_pct": metrics.dtmf_pct,
     "ner": metrics.ner,
     "minutes": metrics.minutes,
@@ -452,12 +452,7 @@ def summary_cells(row: SummaryRow) -> tuple:
     return (row.label, t.attempts, row.in_progress or None, t.answered, ratio(metrics.asr(t)),
             ratio(metrics.acd(t)), metrics.minutes(t), metrics.billed_minutes(t),
             metrics.revenue(t), metrics.cost(t), metrics.profit(t), ratio(metrics.profit_pct(t)),
-            ratio(seconds_of(metrics.pdd_ms(t))), ratio(metrics.ner(t)))
-
-
-def seconds_of(ms: float | None) -> float | None:
-    """PDD reads in seconds wherever it is shown; it is kept in milliseconds."""
-    return None if ms is None else ms / 1000
+            ratio(metrics.pdd_s(t)), ratio(metrics.ner(t)))
 
 
 def summary_total(rows: Iterable[SummaryRow]) -> SummaryRow:
@@ -724,10 +719,15 @@ class ConsoleData:
         with self._read() as db:
             return db.execute("SELECT kind, id, name FROM account ORDER BY kind, name").fetchall()
 
-    def currency(self) -> str | None:
+    def currency(self, kind: str | None = None, account: str | None = None) -> str | None:
         """The currency the network's money is in: the accounts' one, None while they have
-        none or several (charges and costs then add up across currencies)."""
+        none or several (charges and costs then add up across currencies). Of one account's
+        money (a customer's charges) when `kind` and `account` are given."""
         with self._read() as db:
+            if kind is not None:
+                row = db.execute("SELECT currency FROM account WHERE kind = ? AND id = ?",
+                                 (kind, account)).fetchone()
+                return row[0] if row else None
             currencies = db.execute("SELECT DISTINCT currency FROM account "
                                     "WHERE currency IS NOT NULL LIMIT 2").fetchall()
         return currencies[0][0] if len(currencies) == 1 else None

@@ -18,15 +18,15 @@ OPERATORS = ("<", "<=", "=", ">=", ">")
 
 
 @pytest.mark.parametrize(("args", "firing", "text"), [
-    (("asr", 29.8, "<=", 30, 31), True, "ASR 29.8 % ≤ 30 %, clears at ≥ 31 %"),
-    (("asr", 30.5, "<=", 30, 31), True, "ASR 30.5 %, fired at ≤ 30 %, clears at ≥ 31 %"),
-    (("asr", 31.0, "<=", 30, 31), False, "ASR 31.0 % > 30 %"),
+    (("asr", 29.8, "<=", 30, 31), True, "ASR 29.8% ≤ 30%, clears at ≥ 31%"),
+    (("asr", 30.5, "<=", 30, 31), True, "ASR 30.5%, fired at ≤ 30%, clears at ≥ 31%"),
+    (("asr", 31.0, "<=", 30, 31), False, "ASR 31.0% > 30%"),
     (("cps_breaches", 5, ">", 5, 0), True, "CPS breaches 5, fired at > 5, clears at ≤ 0"),
     (("cps_breaches", 4, ">", 5, 0), True, "CPS breaches 4, fired at > 5, clears at ≤ 0"),
     (("consecutive_failures", 2963, ">=", 100, 0), True,
      "Consecutive failures 2,963 ≥ 100, clears at ≤ 0"),
     (("consecutive_failures", 1412, ">=", 1000, None), True, "Consecutive failures 1,412 ≥ 1,000"),
-    (("pdd", 6234.5, ">", 6000, 4500), True, "PDD 6,234 ms > 6,000 ms, clears at ≤ 4,500 ms"),
+    (("pdd", 6.2345, ">", 6, 4.5), True, "PDD 6.2 s > 6 s, clears at ≤ 4.5 s"),
     (("acd", 12.25, "<", 20, 40), False, "ACD 12.2 s < 20 s"),
     (("quarantined", None, ">", 0, None), True, "Quarantined events: no data"),
 ])
@@ -41,7 +41,7 @@ def test_a_balance_is_in_its_currency():
 
 
 def test_a_rules_condition():
-    assert rule_condition("asr", "<=", 30, 35) == "ASR ≤ 30 %, clears at ≥ 35 %"
+    assert rule_condition("asr", "<=", 30, 35) == "ASR ≤ 30%, clears at ≥ 35%"
     assert rule_condition("consecutive_failures", ">=", 100, 0, name="Consec. failures") == (
         "Consec. failures ≥ 100, clears at ≤ 0")
     assert rule_condition("acd", "=", 0.5, None) == "ACD = 0.5 s"
@@ -69,6 +69,6 @@ def test_every_comparison_shown_is_true_of_the_figures_shown(area, op, value, th
 
 
 def test_a_value_is_shown_with_the_decimals_that_tell_it_from_its_threshold():
-    assert describe("asr", 29.96, "<", 30, None, firing=True) == "ASR 29.96 % < 30 %"
+    assert describe("asr", 29.96, "<", 30, None, firing=True) == "ASR 29.96% < 30%"
     assert describe("asr", 30.0004, "<=", 30, 31, firing=True) == (
-        "ASR 30.0004 %, fired at ≤ 30 %, clears at ≥ 31 %")
+        "ASR 30.0004%, fired at ≤ 30%, clears at ≥ 31%")

@@ -41,8 +41,21 @@ def current(tmp_path_factory):
     return path
 
 
+def as_version_6(path) -> None:
+    """What noc wrote at schema 6: PDD rules, their alerts and history in milliseconds."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("UPDATE alert_rule SET threshold = threshold * 1000, "
+                   "reset_threshold = reset_threshold * 1000 WHERE area = 'pdd'")
+        db.execute("UPDATE alert_state SET value = value * 1000 "
+                   "WHERE rule_id IN (SELECT id FROM alert_rule WHERE area = 'pdd')")
+        db.execute("UPDATE alert_history SET value = value * 1000, threshold = threshold * 1000 "
+                   "WHERE area = 'pdd'")
+        db.execute("UPDATE noc_meta SET value = '6' WHERE key = 'schema_version'")
+
+
 def as_version_5(path) -> None:
     """What noc wrote at schema 5: no rollups by the hour and day things ended."""
+    as_version_6(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         for table in ENDED:
             db.execute(f"DROP TABLE {table}")
@@ -219,3 +232,33 @@ def test_each_event_logged_alone_becomes_a_row_of_one(current, tmp_path):
     assert len(events) > 1000 and table_rows(old, "event_log") == [
         (seq, seq, 1, ts_ms, text) for seq, ts_ms, _, text in events]
     assert schema(old) == schema(current)
+
+
+def test_pdd_rules_alerts_and_history_of_a_version_6_database_read_in_seconds(tmp_path):
+    """Schema 6 kept PDD thresholds in milliseconds: a rule at 6000 (ms) reads 6 s after."""
+    path = tmp_path / "old.db"
+    prepare(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("INSERT INTO alert_rule (id, title, kind, scope, company, recipients, area, "
+                    "operator, threshold, reset_threshold, minimum_sample, pending_s, penalty_s, "
+                    "template, script, repeat_s, level, enabled, created_ms, updated_ms) "
+                    "VALUES (1, 'PDD high', 'carrier', 'all', '', '[]', 'pdd', '>', 6, 4.5, 0, 0, "
+                    "0, '', '', 0, 'warning', 1, 0, 0), (2, 'Low ASR', 'carrier', 'all', '', "
+                    "'[]', 'asr', '<', 30, 35, 0, 0, 0, '', '', 0, 'warning', 1, 0, 0)")
+        db.execute("INSERT INTO alert_state (rule_id, kind, account, state, value, detail, "
+                    "since_ms, notified, silenced, acked_by, ack_comment, updated_ms) VALUES "
+                    "(1, 'carrier', 'atlas', 'firing', 6.5, '', 0, 1, 0, '', '', 0), "
+                    "(2, 'carrier', 'atlas', 'ok', 41.5, '', 0, 0, 0, '', '', 0)")
+        db.execute("INSERT INTO alert_history (ts_ms, event, rule_id, area, value, threshold, "
+                    "rule_title, kind, account, level, detail, recipient, message_id, actor) "
+                    "VALUES (0, 'fired', 1, 'pdd', 6.5, 6, '', '', '', '', '', '', '', '')")
+    as_version_6(path)
+
+    assert prepare(path) == LATEST_VERSION
+
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT title, threshold, reset_threshold FROM alert_rule "
+                          "ORDER BY id").fetchall() == [("PDD high", 6, 4.5), ("Low ASR", 30, 35)]
+        assert db.execute("SELECT rule_id, value FROM alert_state ORDER BY 1").fetchall() == [
+            (1, 6.5), (2, 41.5)]
+        assert db.execute("SELECT value, threshold FROM alert_history").fetchall() == [(6.5, 6)]

@@ -27,7 +27,7 @@ from tests.conftest import STORES
 from tests.pgkit import Cluster
 from tests.test_ingest import T0, Harness, answered_call, ev, failover_call
 
-HOUR0 = T0 - T0 % 3600  # 2025-11-21 04:00:00 UTC
+HOUR0 = T0 - T0% 3600  # 2025-11-21 04:00:00 UTC
 NOW_MS = round((HOUR0 + 600) * 1000)
 DAY_S = 86_400
 
@@ -470,8 +470,8 @@ def test_an_alert_held_by_its_reset_says_when_it_clears():
     currencies = {("customer", "acme"): "USD"}
     texts = [check.text for check in _alert_checks(rows, names, currencies)]
     assert texts == [
-        "customer Nova Mobile: Low ASR, ASR 33.3 %, fired at ≤ 30 %, clears at ≥ 35 %",
-        "customer acme: Low ASR, ASR 12.5 % ≤ 30 %, clears at ≥ 35 %",
+        "customer Nova Mobile: Low ASR, ASR 33.3%, fired at ≤ 30%, clears at ≥ 35%",
+        "customer acme: Low ASR, ASR 12.5% ≤ 30%, clears at ≥ 35%",
         "customer acme: CPS limit breached, CPS breaches 5, fired at > 5, clears at ≤ 0",
         "customer Nova Mobile: CPS limit breached, CPS breaches 7 > 5, clears at ≤ 0"
         " · acknowledged by ana",

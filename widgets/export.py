@@ -15,9 +15,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Input, Label, RadioSet, Static
 
 from widgets.export_files import PRIVATE_FOLDER, ExportError
+from widgets.toggles import MarkedRadioButton
 
 Scope = Literal["all", "selection"]
 
@@ -68,13 +69,13 @@ class ExportScreen(ModalScreen[ExportResult | None]):
             yield Input(self._default_path, select_on_focus=False)
             yield Label("Rows  [dim](Tab, then space to choose)[/]")
             with RadioSet():
-                yield RadioButton(
+                yield MarkedRadioButton(
                     self._selection_label or "Selection (none)",
                     value=has_selection,
                     disabled=not has_selection,
                     name="selection",
                 )
-                yield RadioButton(self._all_label, value=not has_selection, name="all")
+                yield MarkedRadioButton(self._all_label, value=not has_selection, name="all")
             yield Static(classes="message", markup=False)
 
     def action_export(self) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from widgets import LOADING
+from widgets.live_table import shortened
 
 FeedStatus = Literal[
     "connected", "reconnecting", "connecting", "refused", "stopped", "never connected"
@@ -68,7 +69,7 @@ class FeedState:
             retry = "in" if self.status == "reconnecting" else "· retry in"
             return f"{self.status} {retry} {self.reconnect_in_s} s"
         if self._catching_up:
-            return f"catching up {self.catching_up} %"
+            return f"catching up {self.catching_up}%"
         return self.status
 
 
@@ -145,12 +146,16 @@ class FeedBadge(Widget):
         quiet = style("feed-badge--quiet")
         trouble = style("feed-badge--trouble")
         dot = "○" if state.status in (None, "never connected") and not state.stale else "●"
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
-        text.append(f"{dot} {state.headline}", style=style("feed-badge--state"))
+        # The room it is given (1fr in a header); as wide as it needs when its width is auto.
+        width = self.styles.width
+        room = None if width is None or width.is_auto else self.size.width or None
+        text = Text(no_wrap=True, end="")
+        headline = Text(f"{dot} {state.headline}", style=style("feed-badge--state"))
+        text.append_text(headline if room is None else shortened(headline, room))
         if state.status is None:
             return text
-        # Most important first, so a narrow header cuts the least useful part: trouble before
-        # the position.
+        # Most important first; a detail that does not fit is left out whole (never cut inside
+        # a word or a number), and a later, shorter one may still fit: the role usually does.
         details: list[tuple[str, Style | str]] = []
         if state.gaps:
             details.append((_plural(state.gaps, "gap"), trouble))
@@ -162,6 +167,8 @@ class FeedBadge(Widget):
             details.append((_plural(state.duplicates, "duplicate"), quiet))
         details.append((state.role, quiet))
         for detail, detail_style in details:
+            if room is not None and text.cell_len + 3 + len(detail) > room:
+                continue
             text.append(" · ", style=quiet)
             text.append(detail, style=detail_style)
         return text

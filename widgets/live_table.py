@@ -7,7 +7,7 @@ lists of noc's screens (hundreds of rows): a list of any length is a WindowTable
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -92,6 +92,14 @@ class LiveTable(DataTable):
         if measuring:
             self._update_count += 1
             self.refresh()
+
+    def relabel(self, key: str, label: str) -> None:
+        """Give the column `key` a new header (`Charge (EUR)` once the currency is read)."""
+        specs = tuple(replace(col, label=label) if col.key == key else col for col in self.specs)
+        if specs != self.specs:
+            self.specs = specs
+            self._shown = ()
+            self._fit()
 
     def set_rows(self, rows: Iterable[tuple[str, Sequence[Cell]]]) -> None:
         """Show these rows, in this order: only changed cells, new and gone rows are touched."""

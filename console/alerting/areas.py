@@ -44,11 +44,11 @@ class Area:
         return conditions.measure(self.name).unit
 
     def format(self, value: float | None) -> str:
-        """A value with its unit: `29.8 %`; `no data` without one."""
+        """A value with its unit: `29.8%`; `no data` without one."""
         return conditions.amount(self.name, value)
 
     def format_limit(self, value: float) -> str:
-        """A threshold with its unit, as the rule has it: `30 %`."""
+        """A threshold with its unit, as the rule has it: `30%`."""
         return conditions.limit(self.name, value)
 
 
@@ -61,7 +61,7 @@ AREAS: dict[str, Area] = {area.name: area for area in (
     Area("asr", "ASR", ACCOUNTS, WINDOW, metrics.asr, has_sample=True),
     Area("ner", "NER", ACCOUNTS, WINDOW, metrics.ner, has_sample=True),
     Area("acd", "ACD", ACCOUNTS, WINDOW, metrics.acd, has_sample=True),
-    Area("pdd", "PDD", ACCOUNTS, WINDOW, metrics.pdd_ms, has_sample=True),
+    Area("pdd", "PDD", ACCOUNTS, WINDOW, metrics.pdd_s, has_sample=True),
     Area("consecutive_failures", "Consecutive failures", (CARRIER,), INSTANT),
     Area("failovers", "Failovers", (CARRIER,), WINDOW, _count("failover")),
     Area("channels", "Channels", ACCOUNTS, INSTANT),

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from console.alerting import templates
 from console.alerting.recipients import delivery_channel
 from console.alerting.settings import ReportSettings
-from store import metrics
+from store import conditions, metrics
 from store.alerting import Message, Template
 from store.metrics import TOTALS_FIELDS, Totals
 
@@ -70,9 +70,6 @@ def compose(db: sqlite3.Connection, report: ReportSettings, named: Mapping[str, 
 
 def _context(report: ReportSettings, account: str, name: str, balance: float | None,
              currency: str | None, t: Totals, day: str) -> dict[str, object]:
-    def ratio(value: float | None, unit: str) -> str:
-        return "-" if value is None else f"{value:.1f}{unit}"
-
     money = f" {currency}" if currency else ""
     return {
         "report": report.title, "day": day,
@@ -81,8 +78,8 @@ def _context(report: ReportSettings, account: str, name: str, balance: float | N
         "balance_text": "unknown" if balance is None else f"{balance:,.2f}{money}",
         "day_totals": {
             "attempts": t.attempts, "answered": t.answered,
-            "asr": metrics.asr(t), "asr_text": ratio(metrics.asr(t), "%"),
-            "acd": metrics.acd(t), "acd_text": ratio(metrics.acd(t), " s"),
+            "asr": metrics.asr(t), "asr_text": conditions.amount("asr", metrics.asr(t)),
+            "acd": metrics.acd(t), "acd_text": conditions.amount("acd", metrics.acd(t)),
             "minutes": f"{metrics.minutes(t):,.1f}",
             "revenue": f"{metrics.revenue(t):,.2f}{money}",
             "cost": f"{metrics.cost(t):,.2f}{money}",

@@ -13,6 +13,10 @@ Durations (sample_period, pending, penalty, repeat) are seconds, or text such as
 Hysteresis: for < and <= the rule clears when the value is at or above the reset threshold, for
 > and >= when it is at or below it, for = when the value differs from the threshold (no reset).
 Without a reset threshold, a rule clears as soon as its condition no longer holds.
+
+Thresholds are in the unit the area is shown in (store.conditions): ASR, NER and profit in %,
+ACD and PDD in seconds, balance in the account's currency. PDD was in milliseconds before schema
+7: a PDD threshold over MAX_PDD_S is refused as one written in milliseconds.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from console.alerting.areas import (
 )
 from console.alerting.recipients import RecipientError, channel_of
 from store import alerting as store
+from store import conditions
 from store.alerting import FEED, LEVELS, Rule, Template
 
 OPERATORS = ("<", "<=", "=", ">=", ">")
@@ -45,6 +50,7 @@ FIELDS = ("title", "kind", "company", "tag", "recipients", "area", "operator", "
 MAX_TITLE = 100
 MAX_DURATION_S = 366 * 86_400
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+MAX_PDD_S = 120  # no call rings that long before its first 180/183: more is milliseconds
 
 
 @dataclass(frozen=True)
@@ -231,21 +237,32 @@ class _Checker:
             self.fail("operator", f"one of {' '.join(OPERATORS)}")
         threshold = self.number("threshold", required=True)
         reset = self.number("reset_threshold")
+        if area.name == "pdd":
+            self.seconds_of_pdd("threshold", threshold)
+            self.seconds_of_pdd("reset_threshold", reset)
         if reset is None or threshold is None or operator not in OPERATORS:
             return operator, threshold or 0.0, reset
-        described = f"for `{area.label} {operator} {threshold:g}`, the reset threshold must be"
+        limit = area.format_limit(threshold)
+        described = (f"for `{conditions.rule_condition(area.name, operator, threshold, None)}`, "
+                     "the reset threshold must be")
         if operator == "=":
             self.fail("reset_threshold", "`=` clears as soon as the value differs: leave the "
                       "reset threshold empty")
         elif operator == "<=" and reset <= threshold:
-            self.fail("reset_threshold", f"{described} above {threshold:g}")
+            self.fail("reset_threshold", f"{described} above {limit}")
         elif operator == "<" and reset < threshold:
-            self.fail("reset_threshold", f"{described} {threshold:g} or above")
+            self.fail("reset_threshold", f"{described} {limit} or above")
         elif operator == ">=" and reset >= threshold:
-            self.fail("reset_threshold", f"{described} below {threshold:g}")
+            self.fail("reset_threshold", f"{described} below {limit}")
         elif operator == ">" and reset > threshold:
-            self.fail("reset_threshold", f"{described} {threshold:g} or below")
+            self.fail("reset_threshold", f"{described} {limit} or below")
         return operator, threshold, reset
+
+    def seconds_of_pdd(self, name: str, value: float | None) -> None:
+        if value is not None and value > MAX_PDD_S:
+            self.fail(name, f"PDD is in seconds: {value:g} s is over {MAX_PDD_S} s; for "
+                      f"milliseconds (as files before noc's schema 7 gave them) write "
+                      f"{value / 1000:g}")
 
     def sample_period(self, area) -> int | None:
         if area.source in (INSTANT, SCRIPT):

@@ -758,31 +758,34 @@ def format_report(result: dict) -> str:
     def number(value, digits=1):
         return "-" if value is None else f"{value:,.{digits}f}"
 
+    def pdd_s(c):  # the JSON keeps milliseconds (pdd_ms); a person reads seconds
+        return None if c['pdd_ms'] is None else c['pdd_ms'] / 1000
+
     lines = [
         f"From {_when(result['from'])} to {_when(result['to'])} (UTC); "
         f"last seq {result['last_seq']}, {len(result['gaps'])} gaps, "
         f"{result['quarantined']} quarantined",
         "",
-        f"{'Customer':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}{'PDD ms':>9}"
+        f"{'Customer':<20}{'Attempts':>10}{'ASR (%)':>8}{'ACD (s)':>8}{'Minutes':>11}{'PDD (s)':>9}"
         f"{'Revenue':>12}{'Profit':>11}",
     ]
     for name, c in result["customers"].items():
         label = printable(name)[:19]  # an id from the feed
         lines.append(
             f"{label:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
-            f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
+            f"{number(c['minutes']):>11}{number(pdd_s(c)):>9}{number(c['revenue'], 2):>12}"
             f"{number(c['profit'], 2):>11}"
         )
     lines += [
         "",
-        f"{'Carrier':<20}{'Attempts':>10}{'ASR %':>8}{'ACD s':>8}{'Minutes':>11}"
-        f"{'PDD ms':>9}{'Revenue':>12}{'Profit':>11}{'Consec.':>9}{'200':>9}{'404':>7}",
+        f"{'Carrier':<20}{'Attempts':>10}{'ASR (%)':>8}{'ACD (s)':>8}{'Minutes':>11}"
+        f"{'PDD (s)':>9}{'Revenue':>12}{'Profit':>11}{'Consec.':>9}{'200':>9}{'404':>7}",
     ]
     for name, c in result["carriers"].items():
         label = printable(name)[:19]
         lines.append(
             f"{label:<20}{c['attempts']:>10,}{number(c['asr']):>8}{number(c['acd']):>8}"
-            f"{number(c['minutes']):>11}{number(c['pdd_ms'], 0):>9}{number(c['revenue'], 2):>12}"
+            f"{number(c['minutes']):>11}{number(pdd_s(c)):>9}{number(c['revenue'], 2):>12}"
             f"{number(c['profit'], 2):>11}{c['consecutive_failures']:>9,}"
             f"{c['code_200']:>9,}{c['code_404']:>7,}"
         )

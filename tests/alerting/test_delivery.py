@@ -49,13 +49,13 @@ async def test_a_real_smtp_server_receives_the_alert(db, network, clock):
         await alerts.close()
     mail = server.mailbox.messages[0]
     assert str(make_header(decode_header(mail["Subject"]))) == (
-        "[WARNING] Low ASR Warning: Acme Telecom, ASR 10.0 % ≤ 30 %, clears at ≥ 31 %")
+        "[WARNING] Low ASR Warning: Acme Telecom, ASR 10.0% ≤ 30%, clears at ≥ 31%")
     assert mail["From"] == "noc@localhost"
     assert {m["To"] for m in server.mailbox.messages} == {"noc@example.com",
                                                           "oncall@example.com"}
     body = mail.get_payload(decode=True).decode()
-    assert "ASR 10.0 % ≤ 30 %, clears at ≥ 31 %, over 10 attempts" in body
-    assert "Rule: ASR ≤ 30 %, clears at ≥ 31 %" in body
+    assert "ASR 10.0% ≤ 30%, clears at ≥ 31%, over 10 attempts" in body
+    assert "Rule: ASR ≤ 30%, clears at ≥ 31%" in body
     assert mail["Message-ID"].endswith("@noc>")
     assert AlertData(db).outbox_counts() == {"sent": 2}
     assert sorted(h.event for h in AlertData(db).history()) == ["fired", "sent", "sent"]
@@ -110,7 +110,7 @@ async def test_a_webhook_on_loopback_receives_the_alert_through_apprise(db, netw
     [request] = hook.received
     assert request["path"] == "/hooks/noc"
     assert request["json"]["title"] == (
-        "[CRITICAL] Low ASR Warning: Acme Telecom, ASR 10.0 % ≤ 30 %, clears at ≥ 31 %")
+        "[CRITICAL] Low ASR Warning: Acme Telecom, ASR 10.0% ≤ 30%, clears at ≥ 31%")
     assert request["json"]["type"] == "failure"
     assert "Customer: Acme Telecom (acme)" in request["json"]["message"]
 
@@ -174,8 +174,8 @@ async def test_a_name_with_line_breaks_stays_on_the_subject_line(db, network, cl
         await alerts.close()
     [mail] = server.mailbox.messages
     assert str(make_header(decode_header(mail["Subject"]))) == (
-        "[WARNING] Low ASR Warning: Acme Bcc: victim@example.com Hi, ASR 10.0 % ≤ 30 %, clears "
-        "at ≥ 31 %")
+        "[WARNING] Low ASR Warning: Acme Bcc: victim@example.com Hi, ASR 10.0% ≤ 30%, clears "
+        "at ≥ 31%")
     assert mail["Bcc"] is None
 
 

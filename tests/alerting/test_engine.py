@@ -63,12 +63,12 @@ def test_the_seeds_asr_example_step_by_step(db, network):
     assert messages(db) == [("fired", "noc@example.com"), ("resolved", "noc@example.com")]
     fired, resolved = reversed(AlertData(db).outbox())
     assert fired.subject == (
-        "[WARNING] Low ASR Warning: Acme Telecom, ASR 30.0 % ≤ 30 %, clears at ≥ 31 %")
-    assert "ASR 30.0 % ≤ 30 %, clears at ≥ 31 %, over 10 attempts in the last 1 minute" in (
+        "[WARNING] Low ASR Warning: Acme Telecom, ASR 30.0% ≤ 30%, clears at ≥ 31%")
+    assert "ASR 30.0% ≤ 30%, clears at ≥ 31%, over 10 attempts in the last 1 minute" in (
         fired.body)
-    assert resolved.subject == "[RESOLVED] Low ASR Warning: Acme Telecom, ASR 31.0 % > 30 %"
+    assert resolved.subject == "[RESOLVED] Low ASR Warning: Acme Telecom, ASR 31.0% > 30%"
     assert [(h.event, h.detail) for h in AlertData(db).history()] == [
-        ("resolved", "ASR 31.0 % > 30 %"), ("fired", "ASR 30.0 % ≤ 30 %, clears at ≥ 31 %")]
+        ("resolved", "ASR 31.0% > 30%"), ("fired", "ASR 30.0% ≤ 30%, clears at ≥ 31%")]
 
 
 def test_a_flapping_asr_sends_one_message(db, network):

@@ -32,11 +32,14 @@ def problems(**changes) -> dict[str, str]:
 
 @pytest.mark.parametrize(("changes", "field", "message"), [
     (dict(reset_threshold=29), "reset_threshold",
-     "for `ASR <= 30`, the reset threshold must be above 30"),
+     "for `ASR ≤ 30%`, the reset threshold must be above 30%"),
     (dict(reset_threshold=30), "reset_threshold",
-     "for `ASR <= 30`, the reset threshold must be above 30"),
-    (dict(operator=">", threshold=5000, reset_threshold=6000, area="pdd"), "reset_threshold",
-     "for `PDD > 5000`, the reset threshold must be 5000 or below"),
+     "for `ASR ≤ 30%`, the reset threshold must be above 30%"),
+    (dict(operator=">", threshold=5, reset_threshold=6, area="pdd"), "reset_threshold",
+     "for `PDD > 5 s`, the reset threshold must be 5 s or below"),
+    (dict(operator=">", threshold=6000, reset_threshold=4.5, area="pdd"), "threshold",
+     "PDD is in seconds: 6000 s is over 120 s; for milliseconds (as files before noc's "
+     "schema 7 gave them) write 6"),
     (dict(operator="=", reset_threshold=1), "reset_threshold",
      "`=` clears as soon as the value differs: leave the reset threshold empty"),
     (dict(area="asrr"), "area", "unknown area 'asrr'; one of balance, asr, ner, acd, pdd, "
@@ -195,10 +198,40 @@ def test_an_import_with_a_bad_rule_changes_nothing(tmp_path):
         exchange.import_text(db, bad + "\n[extra]\nx = 1\n", now_ms=T0_MS)
     assert invalid.value.problems == [
         "unknown section [extra]: the file holds [[rule]], [[template]] and [[tag]] tables",
-        "rule 1 ('Low ASR Warning', line 9): reset_threshold: for `ASR <= 30`, the reset "
-        "threshold must be above 30",
+        "rule 1 ('Low ASR Warning', line 9): reset_threshold: for `ASR ≤ 30%`, the reset "
+        "threshold must be above 30%",
     ]
     assert AlertData(db).rules() == [] and AlertData(db).templates() == []
+
+
+OLD_PDD_RULE = """
+[[rule]]
+title = "PDD high"
+kind = "carrier"
+company = "*"
+area = "pdd"
+operator = ">"
+threshold = 6000
+reset_threshold = 4500
+"""
+
+
+def test_pdd_is_in_seconds_and_a_file_in_milliseconds_is_refused_naming_the_unit(tmp_path):
+    db = tmp_path / "noc.db"
+    prepare(db)
+    with pytest.raises(exchange.ImportInvalid) as invalid:
+        exchange.import_text(db, OLD_PDD_RULE, now_ms=T0_MS)
+    assert invalid.value.problems == [
+        "rule 1 ('PDD high', line 2): threshold: PDD is in seconds: 6000 s is over 120 s; for "
+        "milliseconds (as files before noc's schema 7 gave them) write 6",
+        "rule 1 ('PDD high', line 2): reset_threshold: PDD is in seconds: 4500 s is over 120 "
+        "s; for milliseconds (as files before noc's schema 7 gave them) write 4.5"]
+    in_seconds = OLD_PDD_RULE.replace("6000", "6").replace("4500", "4.5")
+    exchange.import_text(db, in_seconds, now_ms=T0_MS)
+    rule = AlertData(db).rule("PDD high")
+    assert (rule.threshold, rule.reset_threshold, rule.condition) == (
+        6, 4.5, "PDD > 6 s, clears at ≤ 4.5 s")
+    assert 'threshold = 6.0\nreset_threshold = 4.5' in exchange.export_text(db)
 
 
 def test_a_template_in_use_cannot_be_deleted(tmp_path):

@@ -15,7 +15,7 @@ RULES = {
     "ASR acme": dict(company="acme", sample_period=60),
     "NER": dict(company="*", area="ner", operator="<", threshold=70, reset_threshold=75,
                 sample_period="5m"),
-    "PDD": dict(company="bolt", area="pdd", operator=">", threshold=1500, reset_threshold=1000,
+    "PDD": dict(company="bolt", area="pdd", operator=">", threshold=1.5, reset_threshold=1,
                 sample_period="2m"),
     "Quiet": dict(company="*", area="no_traffic", sample_period="2m"),
     "Busy": dict(company="*", area="channels", operator=">=", threshold=3,

@@ -84,7 +84,7 @@ async def test_firing_lists_unacknowledged_alerts_first(noc_app, noc_settle):
         table = screen.query_one("#firing", LiveTable)
         assert column(table, "alert") == ["Ember Link watch", "Carrier down", "Low ASR"]
         assert column(table, "status") == ["● firing", "● firing", "✓ acked by ana"]
-        assert column(table, "value") == ["2,963", "2,963", "22.1 %"]
+        assert column(table, "value") == ["2,963", "2,963", "22.1%"]
         assert column(table, "repeat")[2] == "–"  # acknowledged: it no longer repeats
 
 
@@ -98,12 +98,12 @@ async def test_the_highlighted_alert_reads_in_full_with_its_metric_and_reset(noc
                                       "≥ 1,000, clears at ≤ 0 · since 11:57:45")
         table.move_cursor(row=2)
         await testing.until(pilot, lambda: "Low ASR" in str(line.render()))
-        assert str(line.render()) == ("Low ASR · Swift Dialer: ASR 22.1 % ≤ 30 %, clears at ≥ "
-                                      "35 % · since 11:28:30")
+        assert str(line.render()) == ("Low ASR · Swift Dialer: ASR 22.1% ≤ 30%, clears at ≥ "
+                                      "35% · since 11:28:30")
         await pilot.press("a")
         await testing.until(pilot, lambda: isinstance(pilot.app.screen, AcknowledgeDialog))
         assert pilot.app.screen.what == (
-            "Low ASR · Swift Dialer: ASR 22.1 % ≤ 30 %, clears at ≥ 35 %")
+            "Low ASR · Swift Dialer: ASR 22.1% ≤ 30%, clears at ≥ 35%")
 
 
 async def test_history_at_80_columns_shows_values_whole_and_cuts_details_at_a_word(
@@ -246,7 +246,7 @@ async def test_rules_show_each_rules_worst_state(noc_app, noc_settle, noc_db):
         assert status["Feed quarantine"] == "✓ ok"
         assert status["PDD high"] == "? too few calls"
         condition = dict(zip(titles, column(table, "condition"), strict=True))
-        assert condition["Low ASR"] == "ASR ≤ 30 %, clears at ≥ 35 %"
+        assert condition["Low ASR"] == "ASR ≤ 30%, clears at ≥ 35%"
 
 
 async def test_space_disables_and_enables_a_rule(noc_app, noc_settle, noc_db):

@@ -406,10 +406,7 @@ def check_failover_rows(pane, outage: StoredOutage, carrier: str, where: str,
         found.equal(f"{at} failed here", cells["Failed here"].split()[0], str(attempt.code))
         found.equal(f"{at} answered by", cells["Answered by"],
                     name(outage, "carrier", after.carrier))
-        minutes, seconds = divmod(int(call.duration_ms / 1000), 60)
-        hours, minutes = divmod(minutes, 60)
-        talk = f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
-        found.equal(f"{at} talk", cells["Talk"], talk)
+        found.check(f"{at} talk", cells["Talk (s)"], call.duration_ms / 1000)
     summary = pane.query_one("#failover-summary", Static)
     if summary.display:
         pairs = Counter((attempt.code, name(outage, "carrier", after.carrier))
@@ -435,12 +432,12 @@ async def check_customer(pilot, outage: StoredOutage, customer: str, found: Find
 
     await check_stats(pilot, screen, outage, "customer", customer, where, found)
     strip = str(screen.query_one("#strip", Static).content)
-    if "…" not in strip:  # at 80 columns the strip ends in … before its last hour
+    if "last hour: " in strip:  # the strip leaves out what does not fit whole (at 80 columns)
         hour_lo, hour_hi = minute_window(outage.now_ms, 60)
         hour = report(outage, hour_lo, hour_hi)["customers"][customer]
         last_hour = strip.partition("last hour: ")[2].split(" · ")
         for text, expected in zip(last_hour, (hour["attempts"], hour["asr"], hour["acd"],
-                                              pdd_s(hour)), strict=True):
+                                              pdd_s(hour)), strict=False):
             found.check(f"{where} · strip · last hour {text.split()[0]}", text, expected)
     balance = strip.partition("Balance ")[2].split("  ")[0]
     found.check(f"{where} · strip · balance", balance.replace("▼", ""), account["balance"])
@@ -490,8 +487,8 @@ def check_routes(pane, outage: StoredOutage, customer: str, where: str, found: F
         found.check(f"{at} · Live ch.", cells["Live ch."], live[route])
         found.check(f"{at} · Attempts", cells["Attempts"], figures["attempts"])
         found.check(f"{at} · ASR", cells["ASR"], figures["asr"])
-        if "ACD" in cells:
-            found.check(f"{at} · ACD", cells["ACD"], figures["acd"])
+        if "ACD (s)" in cells:
+            found.check(f"{at} · ACD", cells["ACD (s)"], figures["acd"])
     found.equal(f"{where} · Route Stats · attempts of all routes", shown_attempts,
                 day["attempts"])
     for reason, count in breaches.items():
@@ -526,16 +523,17 @@ def check_latest_calls(pane, outage: StoredOutage, customer: str, where: str,
         if "Carrier" in cells:
             found.equal(f"{at} carrier", cells["Carrier"],
                         name(outage, "carrier", answering.carrier) if answering else "–")
-        if "Dur." in cells:
-            found.check(f"{at} duration", cells["Dur."],
+        if "Dur. (s)" in cells:
+            found.check(f"{at} duration", cells["Dur. (s)"],
                         call.duration_ms / 1000 if answered else None)
         if "Att." in cells:
             found.check(f"{at} attempts", cells["Att."], len(call.attempts) or None)
-        if "PDD" in cells:
-            found.check(f"{at} PDD", cells["PDD"], None if call.progress_ts is None else
+        if "PDD (s)" in cells:
+            found.check(f"{at} PDD", cells["PDD (s)"], None if call.progress_ts is None else
                         (round(call.progress_ts * 1000) - round(call.start_ts * 1000)) / 1000)
-        if "Charge" in cells:
-            found.check(f"{at} charge", cells["Charge"], call.charge_micro / 1e6 or None)
+        charge = f"Charge ({outage.currency})"  # the customer's charge, in its currency
+        if charge in cells:
+            found.check(f"{at} charge", cells[charge], call.charge_micro / 1e6 or None)
 
 
 # The tests ---------------------------------------------------------------------------------

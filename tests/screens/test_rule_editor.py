@@ -127,17 +127,18 @@ async def test_problems_are_marked_at_their_fields_and_nothing_is_saved(noc_app,
         await pilot.press(*"Carrier ASR low", "tab", "tab", "tab")
         await pick(pilot, "asr")
         await tab_to(pilot, "operator")
-        await pick(pilot, "<=")
+        await pilot.press("enter", "up", "up", "enter")  # from ≥ (the default) up to ≤
+        await pilot.pause()
         await pilot.press("tab", "3", "0", "tab", "2", "9")
         hint = editor.query_one("#row-condition .hint", Static)
-        assert "reset must be above 30 %" in str(hint.render())
+        assert "reset must be above 30%" in str(hint.render())
         await tab_to(pilot, "recipients")
         await pilot.press(*"not an address")
         await save(pilot, editor)
 
         assert app.screen is editor
         assert AlertData(noc_db).rule("Carrier ASR low") is None
-        assert "✖ for `ASR <= 30`, the reset threshold must be above 30" in \
+        assert "✖ for `ASR ≤ 30%`, the reset threshold must be above 30%" in \
             error_text(editor, "condition")
         assert "✖ 'not an address' is neither an email address" in \
             error_text(editor, "recipients")
@@ -147,7 +148,7 @@ async def test_problems_are_marked_at_their_fields_and_nothing_is_saved(noc_app,
         assert summary == "✖ 2 problems: fix the marked fields"
 
         await pilot.press("backspace", "backspace", "3", "1")
-        assert "clears at 31 % or above" in str(hint.render())
+        assert "clears at 31% or above" in str(hint.render())
 
 
 async def test_a_title_taken_is_marked_under_the_title(noc_app, noc_db, noc_settle):
@@ -312,13 +313,13 @@ async def test_problems_of_fields_not_shown_go_in_the_summary(noc_app, noc_db, n
 
 
 @pytest.mark.parametrize(("operator", "threshold", "reset", "hint"), [
-    ("<=", "30", "", "fires at 30 % or below, clears as soon as the condition no longer holds"),
-    ("<=", "30", "31", "fires at 30 % or below, clears at 31 % or above"),
-    ("<=", "30", "30", "fires at 30 % or below; reset must be above 30 %"),
-    ("<", "30", "30", "fires below 30 %, clears at 30 % or above"),
-    (">=", "30", "31", "fires at 30 % or above; reset must be below 30 %"),
-    (">", "30", "31", "fires above 30 %; reset must be at or below 30 %"),
-    ("=", "0", "1", "fires at exactly 0 %; = clears as soon as the value differs: leave reset "
+    ("<=", "30", "", "fires at 30% or below, clears as soon as the condition no longer holds"),
+    ("<=", "30", "31", "fires at 30% or below, clears at 31% or above"),
+    ("<=", "30", "30", "fires at 30% or below; reset must be above 30%"),
+    ("<", "30", "30", "fires below 30%, clears at 30% or above"),
+    (">=", "30", "31", "fires at 30% or above; reset must be below 30%"),
+    (">", "30", "31", "fires above 30%; reset must be at or below 30%"),
+    ("=", "0", "1", "fires at exactly 0%; = clears as soon as the value differs: leave reset "
                     "empty"),
     ("<=", "", "", "fires at the threshold; reset (optional): where it clears"),
     ("<=", "thirty", "", "the threshold must be a number"),

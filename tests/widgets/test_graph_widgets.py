@@ -214,6 +214,24 @@ async def test_feed_badge_counts_singular_duplicates_and_role() -> None:
         assert rendered(badge) == "● connected · 1 gap · seq 9 · 1 duplicate · viewer"
 
 
+@pytest.mark.parametrize(("width", "expected"), [
+    (62, "● connected · 2 gaps · 14 quarantined · seq 1,234,567 · writer"),
+    (61, "● connected · 2 gaps · 14 quarantined · seq 1,234,567"),
+    (50, "● connected · 2 gaps · 14 quarantined · writer"),
+    (30, "● connected · 2 gaps · writer"),
+    (12, "● connected"),
+    (10, "●…"),
+])
+async def test_feed_badge_in_a_narrow_header_leaves_out_whole_details(width, expected) -> None:
+    """Never cut inside a word or a number (`seq 1,23…`): a detail that does not fit is left
+    out, and the role, short, still shows when the position does not fit."""
+    badge = FeedBadge()
+    async with OneWidget(badge, width=width).run_test() as pilot:
+        badge.update_state("connected", gaps=2, quarantined=14, last_seq=1_234_567)
+        await pilot.pause()
+        assert rendered(badge) == expected
+
+
 async def test_feed_badge_countdown_redraws_once_a_second() -> None:
     badge = FeedBadge()
     async with OneWidget(badge).run_test():
