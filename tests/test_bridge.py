@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 
 import msgspec
@@ -267,11 +266,11 @@ class SlowBuffer(EventBuffer):
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.began = threading.Event()
+        self.began: list[str] = []
         self.finished: list[str] = []
 
     def _writer_or_fail(self, doing: str):
-        self.began.set()
+        self.began.append(doing)
         time.sleep(self.delay)
         return super()._writer_or_fail(doing)
 
@@ -290,7 +289,8 @@ async def test_a_bridge_stopped_while_it_writes_and_prunes_waits_for_both(tmp_pa
     bridge = KamailioBridge(settings)
     bridge.buffer = slow = SlowBuffer(settings.buffer_path, settings.buffer.keep_days)
     await bridge.start()  # it publishes the accounts and prunes at once, each on a thread
-    await wait_until(slow.began.is_set, what="the buffer's first write or prune to begin")
+    # One after the other (the second waits for the first): stopped during the second.
+    await wait_until(lambda: len(slow.began) == 2, what="the buffer's write and prune to begin")
     await bridge.stop()
     # Closed under a thread's write or prune, the buffer lost the accounts or SQLite crashed.
     assert sorted(slow.finished) == ["prune", "write"]
