@@ -103,7 +103,7 @@ def request_rows(requests: Iterable[ControlRow], now_ms: int,
         yield r.id, (
             recent_time(r.created_ms, now_ms, tz),
             Text(r.action, style="bold" if r.penalty else ""),
-            f"call {r.call_id}" if r.call_id else f"{r.kind} {r.account}",
+            f"call {r.call_id}" if r.call_id else f"{r.kind} {r.name}",
             recent_time(r.until_ms, now_ms, tz) if r.until_ms is not None else DASH,
             Text(status, style=style),
             r.reason or DASH,

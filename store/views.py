@@ -428,10 +428,12 @@ class ControlRow:
     status: str  # pending, sent, acked, failed
     error: str
     done_ms: int | None
+    name: str  # the account's display name ("" for a call, its id where it has none)
     penalty: bool  # a disable still standing, with its end in the future
 
 
-CONTROL_COLUMNS = tuple(f.name for f in fields(ControlRow) if f.name != "penalty")
+CONTROL_COLUMNS = tuple(f"c.{f.name}" for f in fields(ControlRow)
+                        if f.name not in ("name", "penalty"))
 
 
 # Helpers for the screens ----------------------------------------------------------------------
@@ -1155,9 +1157,11 @@ class ConsoleData:
         """Requests of the last 24 h, plus older ones still waiting or still in force."""
         with self._read() as db:
             rows = db.execute(
-                f"SELECT {', '.join(CONTROL_COLUMNS)} FROM control_request "
-                "WHERE created_ms >= :since OR status IN ('pending', 'sent') OR until_ms > :now "
-                "ORDER BY created_ms DESC LIMIT :limit",
+                f"SELECT {', '.join(CONTROL_COLUMNS)}, coalesce(nullif(a.name, ''), c.account) "
+                "FROM control_request AS c LEFT JOIN account AS a "
+                "ON a.kind = c.kind AND a.id = c.account "
+                "WHERE c.created_ms >= :since OR c.status IN ('pending', 'sent') "
+                "OR c.until_ms > :now ORDER BY c.created_ms DESC LIMIT :limit",
                 {"since": now_ms - DAY_MS, "now": now_ms, "limit": limit},
             ).fetchall()
             standing = {request_id for _, request_id in _penalties(db, now_ms).values()}
