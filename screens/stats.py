@@ -33,10 +33,11 @@ class Metric:
     unit: str = ""
     decimals: int = 0
     customers_only: bool = False
+    sum_so_far: bool = False  # a sum of what ended: its newest bucket, not over, is partial
 
 
 METRICS = (
-    Metric("attempts", "Attempts", "Attempts"),
+    Metric("attempts", "Attempts", "Attempts", sum_so_far=True),
     Metric("channels", "Channels, peak", "Channels"),
     Metric("asr", "ASR", "ASR", "%", 1),
     Metric("acd", "ACD", "ACD", "s", 1),
@@ -150,7 +151,8 @@ class StatsPane(DataPane):
             unit = f" ({metric.unit})" if metric.unit else ""  # before the period, not after
             title = f"{metric.title}{unit} · {SEGMENTS[snapshot.segment][2]}"
             self.query_one(SeriesPlot).set_series(snapshot.times, {"total": snapshot.values},
-                                                  title=title, tz=self.app.display_tz)
+                                                  title=title, tz=self.app.display_tz,
+                                                  open_last=metric.sum_so_far)
 
     def on_resize(self) -> None:
         self._show_bar()

@@ -31,6 +31,9 @@ PALETTE = (14, 13, 11, 10, 12, 9, 6, 5, 3, 2)
 # Without colour (NO_COLOR), shapes tell the series apart.
 PLAIN_MARKERS = ("+", "x", "o", "*", "#", "@", "%", "=")
 MARKER = "braille"  # the finest resolution plotext has: 2x4 dots per cell
+# The newest bucket of a sum, not over yet (what ended so far in it): drawn in dots, so that its
+# lower value reads as "so far" rather than as traffic falling away.
+OPEN_MARKER, OPEN_NOTE = "dot", "• so far"
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 TIME_STEPS_S = (
@@ -51,6 +54,7 @@ class SeriesData:
     title: str = ""
     unit: str = ""
     tz: tzinfo = UTC
+    open_last: bool = False  # the last bucket is not over (see OPEN_MARKER)
 
 
 def is_total(name: str) -> bool:
@@ -176,11 +180,13 @@ class SeriesPlot(PlotextPlot):
         title: str,
         unit: str = "",
         tz: tzinfo = UTC,
+        open_last: bool = False,
     ) -> None:
-        """Plot `series` (None = no data) against `times` (unix seconds); ignores repeats."""
+        """Plot `series` (None = no data) against `times` (unix seconds); ignores repeats.
+        `open_last`: the last bucket is not over yet, its values only what it holds so far."""
         data = SeriesData(
             tuple(times), tuple((name, tuple(values)) for name, values in series.items()),
-            title, unit, tz,
+            title, unit, tz, open_last,
         )  # fmt: skip
         if data == self._data:
             return
@@ -224,6 +230,8 @@ class SeriesPlot(PlotextPlot):
         that every series keeps its entry."""
         data = self._data
         title = f"{data.title} ({data.unit})" if data.unit else data.title
+        if data.open_last:
+            title += f" · {OPEN_NOTE}"
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(title, style=self.get_component_rich_style("series-plot--title"))
         if len(data.series) < 2:
@@ -289,8 +297,12 @@ class SeriesPlot(PlotextPlot):
         plt.yaxes(True, False)
         for number, name, values in visible:
             color, marker, style = self._look(number, name)
-            for xs, ys in unbroken_runs(data.times, values):
+            closed = values[:-1] + (None,) if data.open_last else values
+            for xs, ys in unbroken_runs(data.times, closed):
                 plt.plot(xs, ys, marker=marker, color=color, style=style)
+            if data.open_last and values[-1] is not None:
+                xs, ys = unbroken_runs(data.times[-2:], values[-2:])[-1]
+                plt.plot(xs, ys, marker=OPEN_MARKER, color=color, style=style)
 
         numbers = [v for _, _, values in visible for v in values if v is not None]
         data_rows = height - 2  # minus the x axis and its labels

@@ -364,6 +364,23 @@ async def test_series_plot_tells_series_apart_by_shape_without_colour(
         assert all(any(marker in line for line in body) for marker in "+xo")
 
 
+async def test_series_plot_draws_a_bucket_not_yet_over_in_dots_and_says_so() -> None:
+    """A sum's newest bucket holds only what ended so far: it is drawn apart (dots), so that its
+    lower value does not read as traffic falling away; the closed buckets as before."""
+    plot = SeriesPlot()
+    values = [100.0] * (len(TIMES) - 1) + [20.0]
+    async with OneWidget(plot, width=60).run_test(size=(60, 14)) as pilot:
+        plot.set_series(TIMES, {"total": values}, title="Attempts")
+        await pilot.pause()
+        header, *closed_body = rendered_text(plot).splitlines()
+        assert "so far" not in header and "•" not in "".join(closed_body)
+        plot.set_series(TIMES, {"total": values}, title="Attempts", open_last=True)
+        await pilot.pause()
+        header, *body = rendered_text(plot).splitlines()
+        assert header.startswith("Attempts · • so far")
+        assert "•" in "".join(body)
+
+
 async def test_series_plot_rejects_misaligned_series() -> None:
     plot = SeriesPlot()
     with pytest.raises(ValueError):
