@@ -291,7 +291,7 @@ class FiringPane(AlertWrites, DataPane):
 RULE_COLUMNS = (
     Col("status", "Status"),
     Col("rule", "Rule"),
-    Col("condition", "Condition"),
+    Col("condition", "Condition", fill=True, keeps_whole=True),  # cut at a word, if at all
     Col("value", "Value (worst)", "right", drop=1),
     Col("fired", "Last fired", drop=2),
     Col("scope", "Applies to", drop=3),

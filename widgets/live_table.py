@@ -25,13 +25,15 @@ Cell = str | Text
 class Col:
     """A column: `drop` 0 is always shown; when the width runs short, higher numbers go first.
     A `fill` column (the last) takes the room the others leave, its texts shortened at a word
-    with "…": a number is shown whole or not at all, never cut into another one."""
+    with "…": a number is shown whole or not at all, never cut into another one. One that
+    `keeps_whole` is shortened only once every column with a `drop` has made room for it."""
 
     key: str
     label: str
     justify: str = "left"
     drop: int = 0
     fill: bool = False
+    keeps_whole: bool = False
 
 
 def shortened(text: Text, width: int) -> Text:
@@ -203,14 +205,16 @@ class LiveTable(DataTable):
         if not self.size.width:
             return False
         room = self.size.width - SCROLLBAR
-        needs = {col: self._width(index, whole=not col.fill) + 2 * self.cell_padding
-                 for index, col in enumerate(self.specs)}
+        needs = {col: self._width(index, whole=not col.fill or col.keeps_whole)
+                 + 2 * self.cell_padding for index, col in enumerate(self.specs)}
         shown = fit_columns(self.specs, needs, room)
         fills = [index for index, col in enumerate(self.specs) if col.fill and col in shown]
         fill_width = 0
         if fills:
             others = sum(needs[c] for c in shown if not c.fill) + 2 * self.cell_padding
             fill_width = max(room - others, self._width(fills[0], whole=False))
+            if self.specs[fills[0]].keeps_whole:  # no wider than its widest text
+                fill_width = min(fill_width, self._width(fills[0]))
         if shown == self._shown and fill_width == self._fill_width:
             return False
         self._fill_width = fill_width

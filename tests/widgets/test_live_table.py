@@ -65,3 +65,25 @@ async def test_rows_gone_by_the_dozen_leave_the_rest_in_order_under_the_cursor()
         assert table.row_count == len(left)
         assert table.highlighted_key == "call50"
         assert "call 50" in row_text(table, table.cursor_row + 1 - round(table.scroll_y))
+
+
+class RulesLikeApp(App):
+    def compose(self) -> ComposeResult:
+        yield LiveTable([Col("rule", "Rule"),
+                         Col("condition", "Condition", fill=True, keeps_whole=True),
+                         Col("value", "Value", drop=1)])
+
+
+async def test_a_column_that_keeps_whole_is_cut_at_a_word_only_when_nothing_else_can_go():
+    """A rule's condition at 80 columns: the Value column goes first, then the condition is
+    shortened at a word with "…" (it was cut inside, "clears at ≤" with its number gone)."""
+    condition = "Consec. failures ≥ 1,000, clears at ≤ 0"
+    for width, shown in ((100, condition), (60, condition), (50, "Consec. failures ≥ 1,000,…")):
+        app = RulesLikeApp()
+        async with app.run_test(size=(width, 6)) as pilot:
+            table = app.query_one(LiveTable)
+            table.set_rows([("down", ("Carrier down", condition, "2,890 Borealis Telecom"))])
+            await pilot.pause()
+            row = row_text(table, 1)
+            assert shown in row
+            assert ("Borealis" in row) == (width == 100)
